@@ -1,0 +1,87 @@
+"""One settings object for every stage: environment (``VERACITY_*``), an optional TOML file, defaults.
+
+Profiles:
+  ``local``  (default) SQLite stores and plain files under the home directory, CPU.
+  ``server`` PostgreSQL, S3, an MLflow tracking server and a Prefect server (see README).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def _toml_path() -> Path:
+    return Path(os.environ.get("VERACITY_CONFIG", "veracity.toml"))
+
+
+class S3Settings(BaseSettings):
+    """Where ``s3://`` URIs go. Credentials come from the environment or the AWS profile only."""
+
+    model_config = SettingsConfigDict(env_prefix="VERACITY_S3_", extra="ignore")
+
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    max_attempts: int = Field(default=8, ge=1, description="botocore retry attempts (standard mode)")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="VERACITY_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    profile: Literal["local", "server"] = "local"
+    home: Path = Path(".veracity")
+    s3: S3Settings = Field(default_factory=S3Settings)
+    # Server profile endpoints (a later issue fills the stack in); None means "derive from home".
+    database_url: str | None = None
+    mlflow_tracking_uri: str | None = None
+    prefect_api_url: str | None = None
+    data_root: str | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Precedence: explicit arguments > environment > TOML file > defaults.
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_toml_path())
+        return (init_settings, env_settings, toml)
+
+    @property
+    def datasets_root(self) -> str:
+        return self.data_root or str(self.home / "datasets")
+
+    @property
+    def db_url(self) -> str:
+        """SQLAlchemy URL of the audit/metadata database."""
+        return self.database_url or f"sqlite:///{(self.home / 'veracity.db').resolve()}"
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reload_settings() -> Settings:
+    """Drop the cached settings (tests change the environment)."""
+    get_settings.cache_clear()
+    return get_settings()

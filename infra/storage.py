@@ -1,0 +1,148 @@
+"""Bytes and parquet at a local path or ``s3://bucket/key``, written atomically.
+
+Local writes go to a temporary file in the same folder and are renamed into place. On S3 a
+single PUT is already atomic per object; datasets make themselves atomic by writing their
+manifest last (see ``worldgen.dataset``).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from infra.settings import get_settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class StorageError(RuntimeError):
+    """A storage location is missing, unreadable or malformed."""
+
+
+@dataclass(frozen=True)
+class S3Location:
+    bucket: str
+    key: str
+
+
+def is_s3(uri: str) -> bool:
+    return uri.startswith("s3://")
+
+
+def parse_s3(uri: str) -> S3Location:
+    rest = uri[len("s3://") :]
+    bucket, _, key = rest.partition("/")
+    if not bucket:
+        raise StorageError(f"{uri!r} has no bucket; use s3://BUCKET/KEY")
+    return S3Location(bucket, key)
+
+
+def join(base: str, *parts: str) -> str:
+    if is_s3(base):
+        return "/".join([base.rstrip("/"), *parts])
+    return str(Path(base, *parts))
+
+
+@lru_cache(maxsize=8)
+def _client(endpoint_url: str | None, region: str, max_attempts: int) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"max_attempts": max_attempts, "mode": "standard"})
+    return boto3.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
+
+
+def s3_client() -> Any:
+    s3 = get_settings().s3
+    return _client(s3.endpoint_url, s3.region, s3.max_attempts)
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    if is_s3(uri):
+        loc = parse_s3(uri)
+        s3_client().put_object(Bucket=loc.bucket, Key=loc.key, Body=data)
+        return
+    path = Path(uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_bytes(uri: str) -> bytes:
+    if is_s3(uri):
+        loc = parse_s3(uri)
+        client = s3_client()
+        try:
+            return bytes(client.get_object(Bucket=loc.bucket, Key=loc.key)["Body"].read())
+        except client.exceptions.NoSuchKey as exc:
+            raise StorageError(f"{uri} does not exist") from exc
+    try:
+        return Path(uri).read_bytes()
+    except FileNotFoundError as exc:
+        raise StorageError(f"{uri} does not exist") from exc
+
+
+def exists(uri: str) -> bool:
+    if is_s3(uri):
+        loc = parse_s3(uri)
+        client = s3_client()
+        try:
+            client.head_object(Bucket=loc.bucket, Key=loc.key)
+        except client.exceptions.ClientError:
+            return False
+        return True
+    return Path(uri).exists()
+
+
+def list_prefix(uri: str) -> list[str]:
+    """Every object/file below ``uri``, as full URIs, sorted."""
+    if is_s3(uri):
+        loc = parse_s3(uri)
+        prefix = loc.key.rstrip("/") + "/" if loc.key else ""
+        out: list[str] = []
+        for page in s3_client().get_paginator("list_objects_v2").paginate(
+            Bucket=loc.bucket, Prefix=prefix
+        ):
+            out += [f"s3://{loc.bucket}/{obj['Key']}" for obj in page.get("Contents", [])]
+        return sorted(out)
+    root = Path(uri)
+    return sorted(str(p) for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def table_to_parquet_bytes(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()
+
+
+def write_parquet(uri: str, frame: pd.DataFrame | pa.Table) -> bytes:
+    """Write a frame as parquet; returns the bytes written (callers hash them)."""
+    table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+    data = table_to_parquet_bytes(table)
+    write_bytes(uri, data)
+    return data
+
+
+def parquet_from_bytes(data: bytes) -> pa.Table:
+    return pq.read_table(io.BytesIO(data))
+
+
+def read_parquet(uri: str) -> pa.Table:
+    return parquet_from_bytes(read_bytes(uri))

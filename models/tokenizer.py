@@ -1,0 +1,139 @@
+"""Word-level tokenizer over a closed vocabulary, fitted on the training corpus.
+
+Normalisation (what ``decode(encode(text))`` gives back): the text is lower-cased, runs of
+whitespace become one space and the ends are stripped. Anything else survives the round trip
+as long as every piece is in the vocabulary.
+
+Pieces: a run of letters is one word; every digit is its own piece ("132" -> 1 3 2, so numbers
+never grow the vocabulary); every other non-space character is its own piece ("-", ".", ","). A
+piece written directly after the previous one, with no space between, is stored in its
+continuation form with a ``##`` prefix (as in WordPiece), which is how decode knows where the
+spaces were: "type2 diabetes" -> type ##2 diabetes; "2024-03-01" -> 2 ##0 ##2 ##4 ##- ##0 ...
+Digits are always in the vocabulary in both forms, so any number can be encoded.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
+
+PAD, DOC, Q, A, END, UNK = "<pad>", "<doc>", "<q>", "<a>", "<end>", "<unk>"
+SPECIALS: tuple[str, ...] = (PAD, DOC, Q, A, END, UNK)
+CONT = "##"
+_PIECE = re.compile(r"[^\W\d_]+|\d|[^\w\s]|_")
+_DIGITS = [str(d) for d in range(10)]
+
+
+class UnknownTokenError(KeyError):
+    """A piece outside the vocabulary was met in strict mode."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__(token)
+        self.token = token
+
+    def __str__(self) -> str:
+        return f"token {self.token!r} is not in the tokenizer vocabulary"
+
+
+class Example(NamedTuple):
+    ids: list[int]
+    answer_start: int  # index of the first answer token (== len(ids) when no answer given)
+
+
+def normalize(text: str) -> str:
+    """The canonical form that encode/decode round-trips: lower-case, single spaces."""
+    return " ".join(text.lower().split())
+
+
+def pieces(text: str) -> list[str]:
+    """Split normalised text into pieces, marking those glued to the previous one."""
+    text = text.lower()
+    out: list[str] = []
+    end = -1
+    for m in _PIECE.finditer(text):
+        glued = m.start() == end
+        out.append(CONT + m.group() if glued else m.group())
+        end = m.end()
+    return out
+
+
+class Tokenizer:
+    def __init__(self, vocab: Sequence[str], strict: bool = False) -> None:
+        if tuple(vocab[: len(SPECIALS)]) != SPECIALS:
+            raise ValueError(f"vocabulary must start with the special tokens {SPECIALS}")
+        if len(set(vocab)) != len(vocab):
+            raise ValueError("vocabulary has duplicate entries")
+        self.vocab: list[str] = list(vocab)
+        self.index: dict[str, int] = {tok: i for i, tok in enumerate(self.vocab)}
+        self.strict = strict
+
+    # ids of the special tokens, for the model and the data pipeline
+    pad_id, doc_id, q_id, a_id, end_id, unk_id = range(len(SPECIALS))
+
+    @classmethod
+    def fit(cls, texts: Iterable[str], min_count: int = 1, strict: bool = False) -> Tokenizer:
+        """Build the vocabulary from a corpus; order is by frequency, then alphabetical."""
+        counts: Counter[str] = Counter()
+        for text in texts:
+            counts.update(pieces(text))
+        always = set(_DIGITS) | {CONT + d for d in _DIGITS}
+        kept = {t for t, c in counts.items() if c >= min_count} | always
+        kept -= set(SPECIALS)
+        ordered = sorted(kept, key=lambda t: (-counts.get(t, 0), t))
+        return cls([*SPECIALS, *ordered], strict=strict)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    def __len__(self) -> int:
+        return len(self.vocab)
+
+    def token_id(self, piece: str) -> int:
+        found = self.index.get(piece)
+        if found is not None:
+            return found
+        if self.strict:
+            raise UnknownTokenError(piece)
+        return self.unk_id
+
+    def encode(self, text: str) -> list[int]:
+        return [self.token_id(p) for p in pieces(text)]
+
+    def decode(self, ids: Iterable[int], skip_special: bool = True) -> str:
+        """Rejoin pieces; ``##`` pieces attach to the previous one without a space.
+
+        With ``skip_special`` the structural tokens (<pad> <doc> <q> <a> <end>) are dropped;
+        <unk> is always written out so a reader can see something was lost.
+        """
+        out: list[str] = []
+        for i in ids:
+            tok = self.vocab[int(i)]
+            if skip_special and tok in SPECIALS and tok != UNK:
+                continue
+            if tok.startswith(CONT) and out:
+                out[-1] += tok[len(CONT) :]
+            else:
+                out.append(tok[len(CONT) :] if tok.startswith(CONT) else tok)
+        return " ".join(out)
+
+    def encode_example(self, document: str, question: str, answer: str | None = None) -> Example:
+        """``<doc> document <q> question <a> answer <end>``; without an answer, ends at <a>."""
+        ids = [self.doc_id, *self.encode(document), self.q_id, *self.encode(question), self.a_id]
+        start = len(ids)
+        if answer is not None:
+            ids += [*self.encode(answer), self.end_id]
+        return Example(ids, start)
+
+    def to_json(self) -> str:
+        return json.dumps({"format": "veracity-word-tokenizer/1", "vocab": self.vocab})
+
+    @classmethod
+    def from_json(cls, text: str, strict: bool = False) -> Tokenizer:
+        data = json.loads(text)
+        if data.get("format") != "veracity-word-tokenizer/1":
+            raise ValueError(f"not a Veracity tokenizer file (format={data.get('format')!r})")
+        return cls(data["vocab"], strict=strict)

@@ -1,0 +1,30 @@
+"""The world model's domains: each module offers ``build() -> WorldSpec`` and ``renderer()``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from importlib import import_module
+
+from worldgen.faults import COMMON_FAULTS, FaultMode
+from worldgen.render import Renderer
+from worldgen.spec import WorldSpec
+
+DOMAIN_NAMES = ("medical", "legal", "financial")
+
+
+@dataclass(frozen=True)
+class Domain:
+    name: str
+    spec: WorldSpec
+    renderer: Renderer
+    faults: dict[str, FaultMode]
+
+
+@cache
+def get_domain(name: str) -> Domain:
+    if name not in DOMAIN_NAMES:
+        raise ValueError(f"unknown domain {name!r}; choose one of {', '.join(DOMAIN_NAMES)}")
+    module = import_module(f"worldgen.domains.{name}")
+    faults = {f.name: f for f in (*module.FAULTS, *COMMON_FAULTS)}
+    return Domain(name, module.build(), module.renderer(), faults)

@@ -1,0 +1,140 @@
+"""Records to documents and question/answer pairs whose answers the world model knows.
+
+A domain declares ``Fact``s (how one field reads as a sentence, in several paraphrases) and
+``Question``s (how to ask, and which stated facts make the answer derivable, by which path).
+For each record the renderer withholds some facts, picks a paraphrase per stated fact,
+shuffles the sentences and asks questions of four kinds:
+
+* ``lookup``    the answer is stated in the document;
+* ``derived``   one world-model rule over two or more stated facts;
+* ``multistep`` two or more rules chained over three or more stated facts;
+* ``unknown``   the answer is withheld and not derivable: the canonical answer is ``unknown``.
+
+The document keeps its *plan* (fact key and paraphrase index, in sentence order) so a
+validator can re-render it from the record and demand exact agreement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+Row = Mapping[str, Any]
+Kind = Literal["lookup", "derived", "multistep", "unknown"]
+UNKNOWN = "unknown"
+KINDS: tuple[Kind, ...] = ("lookup", "derived", "multistep", "unknown")
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One field of a record as a sentence. ``value`` gives its canonical string."""
+
+    key: str
+    templates: tuple[str, ...]
+    value: Callable[[Row], str]
+    withhold_p: float = 0.2
+
+    def sentence(self, row: Row, template: int) -> str:
+        return self.templates[template].format(v=self.value(row))
+
+
+@dataclass(frozen=True)
+class Path:
+    """Stated facts that make a question answerable, and the kind of reasoning that takes."""
+
+    needs: tuple[str, ...]
+    kind: Kind
+
+
+@dataclass(frozen=True)
+class Question:
+    key: str
+    templates: tuple[str, ...]
+    answer: Callable[[Row], str]
+    paths: tuple[Path, ...]
+
+    def kind_given(self, stated: frozenset[str]) -> Kind:
+        """The first path whose facts are all stated decides the kind; none means unknown."""
+        for path in self.paths:
+            if stated.issuperset(path.needs):
+                return path.kind
+        return UNKNOWN
+
+    def expected(self, row: Row, stated: frozenset[str]) -> str:
+        return UNKNOWN if self.kind_given(stated) == UNKNOWN else self.answer(row)
+
+
+@dataclass(frozen=True)
+class Renderer:
+    """A domain's facts and questions, and how many questions of each kind to ask per record."""
+
+    facts: tuple[Fact, ...]
+    questions: tuple[Question, ...]
+    per_kind: Mapping[Kind, int] = field(
+        default_factory=lambda: {"lookup": 1, "derived": 1, "multistep": 2, "unknown": 1}
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_facts", {f.key: f for f in self.facts})
+        object.__setattr__(self, "_questions", {q.key: q for q in self.questions})
+
+    def fact(self, key: str) -> Fact:
+        return self._facts[key]  # type: ignore[attr-defined,no-any-return]
+
+    def question(self, key: str) -> Question:
+        return self._questions[key]  # type: ignore[attr-defined,no-any-return]
+
+    def plan(self, rng: np.random.Generator) -> list[tuple[str, int]]:
+        """Which facts to state, with which paraphrase, in which order."""
+        stated = [
+            (f.key, int(rng.integers(len(f.templates))))
+            for f in self.facts
+            if rng.random() >= f.withhold_p
+        ]
+        order = rng.permutation(len(stated))
+        return [stated[i] for i in order]
+
+    def document(self, row: Row, plan: list[tuple[str, int]]) -> str:
+        return " ".join(self.fact(key).sentence(row, t) for key, t in plan)
+
+    def ask(self, row: Row, stated: frozenset[str], rng: np.random.Generator) -> list[dict[str, str]]:
+        by_kind: dict[Kind, list[Question]] = {k: [] for k in KINDS}
+        for q in self.questions:
+            by_kind[q.kind_given(stated)].append(q)
+        out = []
+        for kind, count in self.per_kind.items():
+            pool = by_kind[kind]
+            for i in rng.permutation(len(pool))[:count]:
+                q = pool[i]
+                text = q.templates[int(rng.integers(len(q.templates)))]
+                out.append({"kind": kind, "key": q.key, "question": text,
+                            "answer": q.expected(row, stated)})
+        return out
+
+
+def encode_plan(plan: list[tuple[str, int]]) -> str:
+    return ";".join(f"{key}:{t}" for key, t in plan)
+
+
+def decode_plan(text: str) -> list[tuple[str, int]]:
+    if not text:
+        return []
+    return [(key, int(t)) for key, t in (part.rsplit(":", 1) for part in text.split(";"))]
+
+
+def render_block(
+    renderer: Renderer, rows: list[dict[str, Any]], rng: np.random.Generator
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Documents and QA pairs for one block of records (rows carry labels, not codes)."""
+    docs, qas = [], []
+    for row in rows:
+        plan = renderer.plan(rng)
+        stated = frozenset(key for key, _ in plan)
+        docs.append({"record_id": row["record_id"], "plan": encode_plan(plan),
+                     "document": renderer.document(row, plan)})
+        for i, qa in enumerate(renderer.ask(row, stated, rng)):
+            qas.append({"qa_id": row["record_id"] * 16 + i, "record_id": row["record_id"], **qa})
+    return docs, qas
