@@ -138,3 +138,42 @@ def render_block(
         for i, qa in enumerate(renderer.ask(row, stated, rng)):
             qas.append({"qa_id": row["record_id"] * 16 + i, "record_id": row["record_id"], **qa})
     return docs, qas
+
+
+def document_mismatches(
+    renderer: Renderer, rows: Mapping[int, Row], documents: list[dict[str, Any]]
+) -> list[int]:
+    """Record ids whose document is not exactly what their record and plan render to."""
+    bad = []
+    for doc in documents:
+        row = rows.get(doc["record_id"])
+        try:
+            ok = row is not None and renderer.document(row, decode_plan(doc["plan"])) == doc["document"]
+        except (KeyError, ValueError, IndexError):
+            ok = False
+        if not ok:
+            bad.append(int(doc["record_id"]))
+    return bad
+
+
+def answer_mismatches(
+    renderer: Renderer,
+    rows: Mapping[int, Row],
+    plans: Mapping[int, str],
+    qas: list[dict[str, Any]],
+) -> list[int]:
+    """Record ids with a QA answer (or kind) that the record and its document do not support."""
+    bad = set()
+    for qa in qas:
+        rid = qa["record_id"]
+        row, plan = rows.get(rid), plans.get(rid)
+        try:
+            question = renderer.question(qa["key"])
+            stated = frozenset(key for key, _ in decode_plan(plan or ""))
+            ok = (row is not None and qa["kind"] == question.kind_given(stated)
+                  and qa["answer"] == question.expected(row, stated))
+        except (KeyError, ValueError):
+            ok = False
+        if not ok:
+            bad.add(int(rid))
+    return sorted(bad)

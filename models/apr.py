@@ -1,0 +1,419 @@
+"""Adaptive Precision Routing (APR) transformer, in one file (in the spirit of nanoGPT).
+
+A decoder-only transformer whose base stack runs every token in bf16. A tiny estimator reads an
+intermediate hidden state and scores "the base prediction here is wrong"; tokens whose score
+passes a threshold are gathered and run through extra refinement layers in fp32 (queries: the
+routed tokens; keys/values: every position of the final base hidden state, causally masked by
+original position), then scattered back. The threshold is per token, never a top-k over the
+sequence, so the decision at position t depends only on tokens <= t and works while generating.
+
+Modes share all code: "dense" routes nothing, "all" routes every token, "random" routes the
+same fraction by a deterministic hash of (position, token), "apr" routes by estimator score.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, cast
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+MODES = ("dense", "apr", "all", "random")
+
+
+@dataclass
+class APRConfig:
+    vocab_size: int = 2048
+    n_layer: int = 6
+    n_head: int = 6
+    d_model: int = 384
+    n_refine: int = 1  # refinement layers (fp32, routed tokens only)
+    probe_layer: int = 3  # estimator reads the residual stream after block `probe_layer` (0-based)
+    max_seq_len: int = 256
+    dropout: float = 0.0
+    route_fraction: float = 0.125  # target fraction of routed tokens
+    warmup_steps: int = 200  # capacity warm-up: routed fraction goes 1.0 -> route_fraction
+    ema_decay: float = 0.95  # EMA of the per-batch score quantile used as training threshold
+    lambda_est: float = 0.5  # weight of the estimator's BCE in the loss
+    estimator_hidden: int = 64  # 0 = linear probe, otherwise a 1-hidden-layer MLP
+    mode: str = "apr"
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.d_model % self.n_head:
+            raise ValueError("d_model must be divisible by n_head")
+        if not 0 <= self.probe_layer < self.n_layer:
+            raise ValueError(f"probe_layer must be in [0, {self.n_layer}), got {self.probe_layer}")
+        if not 0.0 < self.route_fraction <= 1.0:
+            raise ValueError("route_fraction must be in (0, 1]")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class APROutput:
+    base_logits: Tensor  # (B, T, V) bf16, from the base stack
+    logits: Tensor  # (B, T, V) fp32: refined where routed, base elsewhere
+    est_scores: Tensor  # (B, T) fp32 in [0, 1]: estimated P(base prediction is wrong)
+    routed: Tensor  # (B, T) bool
+    loss: Tensor | None = None
+    metrics: dict[str, Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class Generation:
+    tokens: Tensor  # (B, n) generated ids; after the stop token, filled with the stop token
+    scores: Tensor  # (B, n) estimator score at the position that predicted each token
+    routed: Tensor  # (B, n) whether that prediction went through refinement
+
+
+class KVCache:
+    """Keys/values of one attention layer, grown one step at a time while generating."""
+
+    def __init__(self) -> None:
+        self.k: Tensor | None = None
+        self.v: Tensor | None = None
+
+    def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        self.k = k if self.k is None else torch.cat([self.k, k], dim=2)
+        self.v = v if self.v is None else torch.cat([self.v, v], dim=2)
+        return self.k, self.v
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: APRConfig) -> None:
+        super().__init__()
+        self.fc = nn.Linear(cfg.d_model, 4 * cfg.d_model, bias=False)
+        self.proj = nn.Linear(4 * cfg.d_model, cfg.d_model, bias=False)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.drop(self.proj(F.gelu(self.fc(x))))
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: APRConfig) -> None:
+        super().__init__()
+        self.n_head, self.dropout = cfg.n_head, cfg.dropout
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+
+    def forward(self, x: Tensor, cache: KVCache | None = None) -> Tensor:
+        B, T, C = x.shape
+        q, k, v = (t.view(B, T, self.n_head, -1).transpose(1, 2) for t in self.qkv(x).split(C, 2))
+        if cache is not None:
+            k, v = cache.append(k, v)
+        if k.size(2) != T and T != 1:  # prefill must start from an empty cache
+            raise ValueError("multi-token steps are only supported on an empty cache")
+        p = self.dropout if self.training else 0.0
+        # one new token attends to every cached position, so no mask is needed then
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=k.size(2) == T > 1)
+        return self.proj(y.transpose(1, 2).reshape(B, T, C))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: APRConfig) -> None:
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
+        self.attn, self.mlp = CausalSelfAttention(cfg), MLP(cfg)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: Tensor, cache: KVCache | None = None) -> Tensor:
+        x = x + self.drop(self.attn(self.ln1(x), cache))
+        return x + self.mlp(self.ln2(x))
+
+
+class RefineBlock(nn.Module):
+    """Pre-LN block whose queries are routed tokens and keys/values are all positions.
+
+    Keys/values use one shared head (multi-query): they are computed for every position,
+    routed or not, so a full-width projection in fp32 would cost more than the routed work.
+    """
+
+    def __init__(self, cfg: APRConfig) -> None:
+        super().__init__()
+        d, self.n_head = cfg.d_model, cfg.n_head
+        self.head_dim = d // cfg.n_head
+        self.ln_q, self.ln_kv, self.ln2 = (nn.LayerNorm(d) for _ in range(3))
+        self.q = nn.Linear(d, d, bias=False)
+        self.kv = nn.Linear(d, 2 * self.head_dim, bias=False)
+        self.proj = nn.Linear(d, d, bias=False)
+        self.mlp = MLP(cfg)
+
+    def keys_values(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, S, d) base hidden states -> keys and values, each (B, 1, S, head_dim)."""
+        k, v = self.kv(self.ln_kv(h)).unsqueeze(1).split(self.head_dim, dim=-1)
+        return k, v
+
+    def forward(self, x: Tensor, qpos: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        B, M, C = x.shape
+        q = self.q(self.ln_q(x)).view(B, M, self.n_head, -1).transpose(1, 2)
+        # a routed token at original position t sees positions <= t
+        mask = torch.arange(k.size(2), device=x.device) <= qpos.unsqueeze(-1)
+        shape = (B, self.n_head, k.size(2), self.head_dim)
+        y = F.scaled_dot_product_attention(
+            q, k.expand(shape), v.expand(shape), attn_mask=mask.unsqueeze(1)
+        )
+        x = x + self.proj(y.transpose(1, 2).reshape(B, M, C))
+        return x + self.mlp(self.ln2(x))
+
+
+def _hash_uniform(idx: Tensor, pos: Tensor, seed: int) -> Tensor:
+    """Deterministic uniform [0, 1) per (token, position): causal, same with or without cache."""
+    h = (idx.long() * 1_103_515_245 + pos * 12_345_679 + seed * 2_654_435) & 0x7FFFFFFF
+    h = ((h ^ (h >> 15)) * 2_146_121_005) & 0x7FFFFFFF
+    h = ((h ^ (h >> 13)) * 1_597_334_677) & 0x7FFFFFFF
+    return (h ^ (h >> 16)).float() / 2**31
+
+
+class APRTransformer(nn.Module):
+    ema_threshold: Tensor
+    route_threshold: Tensor
+    step: Tensor
+
+    def __init__(self, cfg: APRConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.d_model
+        self.wte = nn.Embedding(cfg.vocab_size, d)
+        self.wpe = nn.Embedding(cfg.max_seq_len, d)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.ln_f = nn.LayerNorm(d)
+        # not tied to wte, so the state_dict has no shared tensors (safetensors-friendly)
+        self.lm_head = nn.Linear(d, cfg.vocab_size, bias=False)
+        h = cfg.estimator_hidden
+        probe: list[nn.Module] = [nn.Linear(d, h), nn.GELU(), nn.Linear(h, 1)] if h else []
+        self.estimator = nn.Sequential(nn.LayerNorm(d), *(probe or [nn.Linear(d, 1)]))
+        self.refine = nn.ModuleList(RefineBlock(cfg) for _ in range(cfg.n_refine))
+        self.ln_r = nn.LayerNorm(d)  # the refined head: ln_r + lm_head, in fp32
+        # -inf: no quantile seen yet, route everything (the warm-up starts at fraction 1.0)
+        self.register_buffer("ema_threshold", torch.tensor(float("-inf")))
+        # NaN: not calibrated; inference then falls back to the training EMA threshold
+        self.register_buffer("route_threshold", torch.tensor(float("nan")))
+        self.register_buffer("step", torch.tensor(0, dtype=torch.long))
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():
+            if name.endswith("proj.weight"):  # GPT-2 scaled init of residual projections
+                nn.init.normal_(p, std=0.02 / math.sqrt(2 * cfg.n_layer))
+        for name, p in self.refine.named_parameters():
+            if name.endswith("proj.weight"):  # zero-init: a fresh refinement path = the base
+                nn.init.zeros_(p)
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear | nn.Embedding):
+            nn.init.normal_(m.weight, std=0.02)
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+    # ---- routing ---------------------------------------------------------------------------
+    def route_target(self) -> float:
+        """Fraction to route now: linear warm-up from 1.0 while training, the target after."""
+        f = self.cfg.route_fraction
+        if not self.training or self.cfg.warmup_steps <= 0:
+            return f
+        w = min(1.0, int(self.step) / self.cfg.warmup_steps)
+        return 1.0 + (f - 1.0) * w
+
+    def threshold(self) -> Tensor:
+        if self.training:
+            return self.ema_threshold
+        return torch.where(self.route_threshold.isnan(), self.ema_threshold, self.route_threshold)
+
+    @torch.no_grad()
+    def calibrate_threshold(self, scores: Tensor, fraction: float | None = None) -> float:
+        """Set the inference threshold so `fraction` of these (validation) scores pass it."""
+        f = self.cfg.route_fraction if fraction is None else fraction
+        q = torch.quantile(scores.detach().float().flatten(), 1.0 - f)
+        self.route_threshold.fill_(q.item())
+        return float(q)
+
+    def scores(self, h_probe: Tensor) -> Tensor:
+        """Estimator logits from the detached probe state (fp32: it is tiny, and a threshold
+        on bf16-rounded scores would tie often)."""
+        with torch.autocast(h_probe.device.type, enabled=False):
+            return self.estimator(h_probe.detach().float()).squeeze(-1)
+
+    def route(self, est_logits: Tensor, idx: Tensor, pos0: int = 0) -> Tensor:
+        """Per-token decision; uses only this token's own score/id/position (causal)."""
+        mode = self.cfg.mode
+        if mode in ("dense", "all"):
+            return torch.full_like(idx, mode == "all", dtype=torch.bool)
+        if mode == "random":
+            pos = torch.arange(pos0, pos0 + idx.size(1), device=idx.device)
+            seed = int(self.step) if self.training else 0
+            return _hash_uniform(idx, pos, seed) < self.route_target()
+        return torch.sigmoid(est_logits) >= self.threshold()
+
+    @torch.no_grad()
+    def _update_threshold(self, est_logits: Tensor, valid: Tensor) -> None:
+        """EMA of the (1 - fraction) score quantile; used from the NEXT batch on, so a batch
+        never routes on statistics of its own future tokens."""
+        s = torch.sigmoid(est_logits[valid]).float()
+        if s.numel() == 0:
+            return
+        q = torch.quantile(s, 1.0 - self.route_target())
+        first = torch.isinf(self.ema_threshold)
+        d = self.cfg.ema_decay
+        self.ema_threshold.copy_(torch.where(first, q, d * self.ema_threshold + (1 - d) * q))
+
+    # ---- the network -----------------------------------------------------------------------
+    def base(
+        self, idx: Tensor, pos0: int = 0, caches: list[KVCache] | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Base stack in bf16 autocast -> (probe state, final residual state, base logits)."""
+        if pos0 + idx.size(1) > self.cfg.max_seq_len:
+            raise ValueError(f"sequence longer than max_seq_len={self.cfg.max_seq_len}")
+        pos = torch.arange(pos0, pos0 + idx.size(1), device=idx.device)
+        with torch.autocast(idx.device.type, dtype=torch.bfloat16):
+            x = self.drop(self.wte(idx) + self.wpe(pos))
+            h_probe = x
+            for i, blk in enumerate(self.blocks):
+                x = blk(x, None if caches is None else caches[i])
+                if i == self.cfg.probe_layer:
+                    h_probe = x
+            logits = self.lm_head(self.ln_f(x))
+        return h_probe, x, logits
+
+    def refined(
+        self, h: Tensor, routed: Tensor, pos0: int = 0, caches: list[KVCache] | None = None
+    ) -> tuple[Tensor, Tensor, Tensor] | None:
+        """fp32 refinement of the routed tokens -> (batch idx, position idx, logits) or None."""
+        B, _, d = h.shape
+        with torch.autocast(h.device.type, enabled=False):
+            hf = h.float()
+            blocks = cast(list[RefineBlock], list(self.refine))
+            kvs = [blk.keys_values(hf) for blk in blocks]
+            if caches is not None:  # every position's K/V is kept: later tokens may need it
+                kvs = [c.append(k, v) for c, (k, v) in zip(caches, kvs, strict=True)]
+            counts = routed.sum(1)
+            M = int(counts.max()) if routed.numel() else 0
+            if M == 0:
+                return None
+            # routed positions first, in original order; rows with fewer are padded and the
+            # padded slots are dropped before the head
+            order = torch.sort((~routed).to(torch.uint8), dim=1, stable=True).indices[:, :M]
+            x = hf.gather(1, order.unsqueeze(-1).expand(B, M, d))
+            for blk, (k, v) in zip(blocks, kvs, strict=True):
+                x = blk(x, order + pos0, k, v)
+            b_idx, slot = (torch.arange(M, device=h.device) < counts.unsqueeze(1)).nonzero(
+                as_tuple=True
+            )
+            logits = self.lm_head(self.ln_r(x[b_idx, slot]))
+        return b_idx, order[b_idx, slot], logits
+
+    def _run(
+        self,
+        idx: Tensor,
+        pos0: int = 0,
+        caches: list[KVCache] | None = None,
+        rcaches: list[KVCache] | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        h_probe, h, base_logits = self.base(idx, pos0, caches)
+        est = self.scores(h_probe)
+        routed = self.route(est, idx, pos0)
+        logits = base_logits.float()
+        if self.cfg.mode != "dense":
+            out = self.refined(h, routed, pos0, rcaches)
+            if out is not None:
+                b_idx, t_idx, ref_logits = out
+                logits = logits.index_put((b_idx, t_idx), ref_logits)
+        return base_logits, logits, est, routed
+
+    def forward(
+        self, idx: Tensor, targets: Tensor | None = None, loss_mask: Tensor | None = None
+    ) -> APROutput:
+        """targets: next-token ids (B, T), negative = ignore; loss_mask: (B, T), 1 = counts."""
+        base_logits, logits, est, routed = self._run(idx)
+        out = APROutput(base_logits, logits, torch.sigmoid(est), routed)
+        if targets is None:
+            out.metrics = {"routed_fraction": routed.float().mean()}
+            return out
+        valid = targets >= 0
+        if loss_mask is not None:
+            valid = valid & loss_mask.bool()
+        if self.training:
+            if self.cfg.mode == "apr":
+                self._update_threshold(est, valid)
+            self.step += 1
+        out.loss, out.metrics = self._loss(out, est, targets, valid)
+        return out
+
+    def _loss(
+        self, out: APROutput, est: Tensor, targets: Tensor, valid: Tensor
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        n = valid.sum().clamp(min=1)
+        t = targets.masked_fill(~valid, -100).flatten()
+        ce_base = F.cross_entropy(out.base_logits.flatten(0, 1).float(), t, reduction="sum") / n
+        ce_final = F.cross_entropy(out.logits.flatten(0, 1), t, reduction="sum") / n
+        with torch.no_grad():  # the estimator's target: is the base argmax wrong here?
+            base_ok = out.base_logits.argmax(-1) == targets
+            final_ok = out.logits.argmax(-1) == targets
+        bce = F.binary_cross_entropy_with_logits(est, (~base_ok).float(), reduction="none")
+        bce = (bce * valid).sum() / n
+        loss = ce_base + ce_final + self.cfg.lambda_est * bce
+
+        def frac(x: Tensor) -> Tensor:
+            return (x & valid).sum() / n
+
+        metrics = {
+            "ce_base": ce_base.detach(),
+            "ce_final": ce_final.detach(),
+            "bce_est": bce.detach(),
+            "base_acc": frac(base_ok),
+            "final_acc": frac(final_ok),
+            "routed_fraction": frac(out.routed),
+            "threshold": self.threshold().detach().clone(),
+        }
+        return loss, metrics
+
+    # ---- generation ------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(
+        self, idx: Tensor, max_new_tokens: int, stop_token: int | None = None
+    ) -> Generation:
+        """Greedy decoding with a KV cache; each new token is routed like in forward()."""
+        caches = [KVCache() for _ in self.blocks]
+        rcaches = [KVCache() for _ in self.refine]
+        B, T0 = idx.shape
+        _, logits, est, routed = self._run(idx, 0, caches, rcaches)
+        done = torch.zeros(B, dtype=torch.bool, device=idx.device)
+        toks, scores, routes = [], [], []
+        for i in range(max_new_tokens):
+            nxt = logits[:, -1].argmax(-1)
+            if stop_token is not None:
+                nxt = nxt.masked_fill(done, stop_token)
+                done = done | (nxt == stop_token)
+            toks.append(nxt)
+            scores.append(torch.sigmoid(est[:, -1]))
+            routes.append(routed[:, -1])
+            if bool(done.all()) or i == max_new_tokens - 1 or T0 + i >= self.cfg.max_seq_len:
+                break
+            _, logits, est, routed = self._run(nxt.unsqueeze(1), T0 + i, caches, rcaches)
+        if not toks:
+            empty = idx.new_zeros((B, 0))
+            return Generation(empty, empty.float(), empty.bool())
+        return Generation(torch.stack(toks, 1), torch.stack(scores, 1), torch.stack(routes, 1))
+
+    # ---- cost model ------------------------------------------------------------------------
+    def flops_per_token(self, routed_fraction: float, seq_len: int | None = None) -> float:
+        """Forward matmul FLOPs per token (2 per multiply-add), causal attention counted at its
+        average context (T + 1) / 2. Training costs ~3x this (forward + backward)."""
+        c = self.cfg
+        d, V, hd = c.d_model, c.vocab_size, c.d_model // c.n_head
+        ctx = ((seq_len or c.max_seq_len) + 1) / 2
+        layer = 24 * d * d + 4 * d * ctx  # qkv + proj + mlp, then QK^T and AV
+        base = c.n_layer * layer + 2 * d * V
+        h = c.estimator_hidden
+        est = 2 * d * h + 2 * h if h else 2 * d
+        if routed_fraction <= 0 or c.mode == "dense":
+            return float(base + est)
+        kv = c.n_refine * 2 * d * 2 * hd  # shared K/V for every position
+        per_routed = c.n_refine * (20 * d * d + 4 * d * ctx) + 2 * d * V
+        return float(base + est + kv + routed_fraction * per_routed)
