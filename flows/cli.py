@@ -1,0 +1,122 @@
+"""The ``veracity`` command. Thin: parse, call a stage, print; user errors are one line, exit 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from infra.settings import get_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Veracity: precision-first language models, from world model to champion.")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class UserError(Exception):
+    """Bad input from the person at the keyboard: reported in one line, never a traceback."""
+
+
+def user_errors(fn: F) -> F:
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from infra.storage import StorageError
+        from worldgen.dataset import DatasetError
+
+        try:
+            return fn(*args, **kwargs)
+        except (UserError, DatasetError, StorageError, ValueError) as exc:
+            typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _domains(domain: str) -> list[str]:
+    from worldgen.domains import DOMAIN_NAMES
+
+    if domain == "all":
+        return list(DOMAIN_NAMES)
+    if domain not in DOMAIN_NAMES:
+        raise UserError(f"--domain must be one of {', '.join(DOMAIN_NAMES)}, all; got {domain!r}")
+    return [domain]
+
+
+def _default_out(seed: int, n: int) -> str:
+    from infra.storage import join
+
+    return join(get_settings().datasets_root, f"ds-seed{seed}-n{n}")
+
+
+@app.command()
+@user_errors
+def generate(
+    domain: Annotated[str, typer.Option(help="medical, legal, financial or all")] = "all",
+    n: Annotated[int, typer.Option(help="records per domain")] = 2000,
+    seed: Annotated[int, typer.Option(help="master seed")] = 0,
+    shards: Annotated[int, typer.Option(help="parquet shards per table (content is identical)")] = 1,
+    out: Annotated[str | None, typer.Option(help="folder or s3://bucket/prefix")] = None,
+) -> None:
+    """Generate a world-model dataset; prints its URI and digest."""
+    from worldgen.dataset import generate as run
+
+    ref = run(_domains(domain), n, seed, out or _default_out(seed, n), shards=shards)
+    typer.echo(f"{ref.uri}\n{ref.digest}")
+
+
+@app.command()
+@user_errors
+def summary(uri: str) -> None:
+    """Print a dataset's manifest summary (domains, sizes, splits, digest)."""
+    typer.echo(describe(uri))
+
+
+def describe(uri: str) -> str:
+    from worldgen.dataset import read_manifest
+
+    m = read_manifest(uri)
+    lines = [f"dataset {uri}", f"digest  {m['digest']}", f"seed    {m['seed']}",
+             f"{'domain':<10} {'records':>8} {'docs':>8} {'qa':>8}  splits (train/validation/test)"]
+    for name, info in m["domains"].items():
+        s = info["splits"]
+        lines.append(f"{name:<10} {info['rows']['records']:>8} {info['rows']['documents']:>8} "
+                     f"{info['rows']['qa']:>8}  {s.get('train', 0)}/{s.get('validation', 0)}/{s.get('test', 0)}")
+    return "\n".join(lines)
+
+
+@app.command()
+@user_errors
+def run(
+    n: Annotated[int, typer.Option(help="records per domain")] = 2000,
+    seed: Annotated[int, typer.Option(help="master seed")] = 0,
+) -> None:
+    """The main job (grows with the pipeline): generate a dataset and summarise it."""
+    from worldgen.dataset import generate as gen
+
+    out = _default_out(seed, n)
+    from infra import storage
+
+    if storage.exists(storage.join(out, "manifest.json")):
+        typer.echo(f"reusing {out} (same seed and size give the same dataset)")
+    else:
+        gen(_domains("all"), n, seed, out)
+    typer.echo(describe(out))
+
+
+@app.command()
+def settings() -> None:
+    """Show the settings in force (profile, home, stores). Credentials are never printed."""
+    s = get_settings()
+    shown = {"profile": s.profile, "home": str(s.home), "datasets": s.datasets_root,
+             "database": s.db_url, "mlflow": s.tracking_uri, "s3_endpoint": s.s3.endpoint_url}
+    json.dump(shown, sys.stdout, indent=2)
+    typer.echo()
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()

@@ -1,0 +1,36 @@
+"""The command line as a person meets it: one-line errors, exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from flows.cli import app
+
+runner = CliRunner()
+
+
+def test_generate_prints_uri_and_digest(tmp_path: Path) -> None:
+    out = str(tmp_path / "d")
+    result = runner.invoke(app, ["generate", "--domain", "medical", "--n", "50", "--out", out])
+    assert result.exit_code == 0, result.output
+    uri, digest = result.output.split()
+    assert uri == out and len(digest) == 64
+
+
+def test_bad_domain_is_one_line_no_traceback() -> None:
+    result = runner.invoke(app, ["generate", "--domain", "astro", "--n", "5"])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert result.output.strip().count("\n") == 0 and "--domain must be one of" in result.output
+
+
+def test_bad_size_is_named() -> None:
+    result = runner.invoke(app, ["generate", "--n", "0"])
+    assert result.exit_code == 2 and "--n must be between" in result.output
+
+
+def test_summary_of_missing_dataset(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["summary", str(tmp_path / "nope")])
+    assert result.exit_code == 2 and "manifest.json is missing" in result.output
