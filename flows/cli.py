@@ -30,7 +30,7 @@ def user_errors(fn: F) -> F:
 
         try:
             return fn(*args, **kwargs)
-        except (UserError, DatasetError, StorageError, ValueError) as exc:
+        except (UserError, DatasetError, StorageError, ValueError, KeyError) as exc:
             typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
             raise typer.Exit(2) from None
 
@@ -106,6 +106,38 @@ def run(
     else:
         gen(_domains("all"), n, seed, out)
     typer.echo(describe(out))
+
+
+@app.command()
+@user_errors
+def train(
+    uri: str,
+    mode: Annotated[str, typer.Option(help="dense, apr, all or random")] = "apr",
+    devices: Annotated[int, typer.Option(help="devices (CPU processes or GPUs)")] = 1,
+    strategy: Annotated[str, typer.Option(help="auto or ddp")] = "auto",
+    max_steps: Annotated[int, typer.Option(help="optimizer steps")] = 300,
+    precision: Annotated[str, typer.Option(help="Lightning precision: 32-true, bf16-mixed")] = "32-true",
+    batch_size: Annotated[int, typer.Option(help="examples per device per step")] = 32,
+    seed: Annotated[int, typer.Option(help="training seed")] = 0,
+    out: Annotated[str | None, typer.Option(help="run directory")] = None,
+    resume: Annotated[bool, typer.Option(help="continue from the run's last checkpoint")] = False,
+    tiny: Annotated[bool, typer.Option(help="a 2-layer, 64-wide model (smoke tests)")] = False,
+) -> None:
+    """Fine-tune the APR transformer on a validated dataset's QA pairs."""
+    from models.train import TrainConfig
+    from models.train import train as run_training
+
+    model = {"n_layer": 2, "n_head": 2, "d_model": 64, "probe_layer": 0, "warmup_steps": 5} if tiny else {}
+    config = TrainConfig(mode=mode, devices=devices, strategy=strategy, max_steps=max_steps,
+                         precision=precision, batch_size=batch_size, seed=seed, out=out,
+                         resume=resume, model=model,
+                         checkpoint_every=max(1, min(50, max_steps // 4)))
+    result = run_training(uri, config)
+    typer.echo(f"model  {result.model_dir}\nsteps  {result.steps}\n"
+               f"val    base_acc={result.metrics.get('val/base_acc', float('nan')):.3f} "
+               f"final_acc={result.metrics.get('val/final_acc', float('nan')):.3f} "
+               f"routed={result.metrics.get('val/routed_fraction', float('nan')):.3f} "
+               f"auroc={result.metrics.get('val/estimator_auroc', float('nan')):.3f}")
 
 
 @app.command()

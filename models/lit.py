@@ -1,0 +1,164 @@
+"""Lightning wrappers: the QA data of a world-model dataset, and the APR model's training loop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from models.apr import APRConfig, APRTransformer
+from models.tokenizer import Tokenizer, UnknownTokenError
+from worldgen.dataset import load_qa
+
+
+class TrainingInputError(ValueError):
+    """The data cannot be trained on as asked (missing split, unknown token, too long)."""
+
+
+@dataclass(frozen=True)
+class Encoded:
+    ids: list[int]
+    answer_start: int
+
+
+class QADataset(Dataset[Encoded]):
+    def __init__(self, examples: list[Encoded]) -> None:
+        self.examples = examples
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> Encoded:
+        return self.examples[i]
+
+
+def encode_split(uri: str, split: str, tokenizer: Tokenizer, max_len: int) -> list[Encoded]:
+    frame = load_qa(uri, split)
+    out = []
+    for doc, question, answer in zip(frame["document"], frame["question"], frame["answer"], strict=True):
+        try:
+            ex = tokenizer.encode_example(doc, question, answer)
+        except UnknownTokenError as exc:
+            raise TrainingInputError(f"{split} split: {exc}; it never occurs in the training text") from None
+        if len(ex.ids) > max_len + 1:
+            raise TrainingInputError(
+                f"{split} split has an example of {len(ex.ids)} tokens, over max_seq_len {max_len}; "
+                "raise --max-seq-len"
+            )
+        out.append(Encoded(ex.ids, ex.answer_start))
+    return out
+
+
+def collate(batch: list[Encoded], pad_id: int, answer_only: bool) -> dict[str, Tensor]:
+    """Inputs are ids[:-1], targets ids[1:]; padding and (optionally) non-answer targets -> -1."""
+    width = max(len(e.ids) for e in batch) - 1
+    idx = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    targets = torch.full((len(batch), width), -1, dtype=torch.long)
+    answer = torch.zeros((len(batch), width), dtype=torch.bool)
+    for row, e in enumerate(batch):
+        ids = torch.tensor(e.ids, dtype=torch.long)
+        n = len(e.ids) - 1
+        idx[row, :n] = ids[:-1]
+        targets[row, :n] = ids[1:]
+        answer[row, e.answer_start - 1 : n] = True  # positions that predict answer tokens
+    mask = answer if answer_only else targets >= 0
+    return {"idx": idx, "targets": targets, "loss_mask": mask, "answer_mask": answer}
+
+
+class QADataModule(L.LightningDataModule):
+    """Train and validation QA of a dataset, tokenized with a vocabulary fitted on train only."""
+
+    def __init__(self, uri: str, max_seq_len: int, batch_size: int = 32, answer_only: bool = True,
+                 tokenizer: Tokenizer | None = None) -> None:
+        super().__init__()
+        self.uri, self.max_seq_len, self.batch_size = uri, max_seq_len, batch_size
+        self.answer_only = answer_only
+        self.tokenizer = tokenizer
+        self.train_set: QADataset | None = None
+        self.val_set: QADataset | None = None
+
+    def prepare_tokenizer(self) -> Tokenizer:
+        if self.tokenizer is None:
+            train = load_qa(self.uri, "train")
+            texts = [*train["document"], *train["question"], *train["answer"]]
+            self.tokenizer = Tokenizer.fit(texts, strict=True)
+        return self.tokenizer
+
+    def setup(self, stage: str | None = None) -> None:
+        tok = self.prepare_tokenizer()
+        self.train_set = QADataset(encode_split(self.uri, "train", tok, self.max_seq_len))
+        self.val_set = QADataset(encode_split(self.uri, "validation", tok, self.max_seq_len))
+
+    def _loader(self, data: QADataset | None, shuffle: bool) -> DataLoader[Any]:
+        assert data is not None and self.tokenizer is not None, "call setup() first"
+        pad, answer_only = self.tokenizer.pad_id, self.answer_only
+        return DataLoader(data, batch_size=self.batch_size, shuffle=shuffle, num_workers=0,
+                          collate_fn=lambda b: collate(b, pad, answer_only))
+
+    def train_dataloader(self) -> DataLoader[Any]:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader[Any]:
+        return self._loader(self.val_set, shuffle=False)
+
+
+def binary_auroc(scores: Tensor, labels: Tensor) -> float:
+    """Rank-based AUROC (Mann-Whitney U); NaN when only one class is present."""
+    pos, neg = int(labels.sum()), int((~labels).sum())
+    if pos == 0 or neg == 0:
+        return float("nan")
+    ranks = torch.empty_like(scores, dtype=torch.float64)
+    ranks[scores.argsort()] = torch.arange(1, len(scores) + 1, dtype=torch.float64)
+    return float((ranks[labels].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+class APRModule(L.LightningModule):
+    def __init__(self, config: dict[str, Any], lr: float = 1e-3, warmup: int = 50,
+                 max_steps: int = 1000) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = APRTransformer(APRConfig(**config))
+        self._val_scores: list[Tensor] = []
+        self._val_wrong: list[Tensor] = []
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        out = self.model(batch["idx"], batch["targets"], batch["loss_mask"])
+        assert out.loss is not None
+        self.log("train/loss", out.loss, prog_bar=True)
+        for name in ("base_acc", "final_acc", "routed_fraction"):
+            self.log(f"train/{name}", out.metrics[name])
+        return out.loss
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        out = self.model(batch["idx"], batch["targets"], batch["loss_mask"])
+        assert out.loss is not None
+        for name, value in (("loss", out.loss), *out.metrics.items()):
+            self.log(f"val/{name}", value, sync_dist=True)
+        valid = batch["loss_mask"] & (batch["targets"] >= 0)
+        wrong = out.base_logits.argmax(-1) != batch["targets"]
+        self._val_scores.append(out.est_scores[valid].float().cpu())
+        self._val_wrong.append(wrong[valid].cpu())
+
+    def on_validation_epoch_end(self) -> None:
+        if self._val_scores:
+            auroc = binary_auroc(torch.cat(self._val_scores), torch.cat(self._val_wrong))
+            self.log("val/estimator_auroc", auroc)
+        self._val_scores.clear()
+        self._val_wrong.clear()
+
+    def configure_optimizers(self) -> Any:
+        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams["lr"], weight_decay=0.01)
+        warmup, total = self.hparams["warmup"], max(1, self.hparams["max_steps"])
+
+        def schedule(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            return 0.1 + 0.9 * 0.5 * (1 + torch.cos(torch.tensor(progress * torch.pi)).item())
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

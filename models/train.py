@@ -1,0 +1,196 @@
+"""Training entry point: ``train(dataset_uri, config) -> TrainResult``.
+
+One device trains in the caller's process. Several devices (or ``strategy="ddp"``) train in a
+child process running ``python -m models.train``, which Lightning re-executes once per extra
+rank; the caller never hosts DDP itself. Only rank 0 writes the exported model.
+
+A finished run's model directory holds weights as safetensors plus plain JSON (config,
+tokenizer, calibrated routing threshold): loading it never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from infra.settings import get_settings
+from models.apr import MODES, APRConfig, APRTransformer
+from models.lit import APRModule, QADataModule, TrainingInputError
+from models.tokenizer import Tokenizer
+from worldgen.dataset import read_manifest
+
+# Sized for 2 CPU cores: a run of a few hundred steps takes minutes.
+DEFAULT_MODEL: dict[str, Any] = {"n_layer": 4, "n_head": 4, "d_model": 256, "n_refine": 1,
+                                 "probe_layer": 1, "max_seq_len": 256, "warmup_steps": 100}
+
+
+@dataclass
+class TrainConfig:
+    mode: str = "apr"
+    devices: int = 1
+    strategy: str = "auto"
+    max_steps: int = 300
+    precision: str = "32-true"
+    batch_size: int = 32
+    lr: float = 1e-3
+    seed: int = 0
+    answer_only: bool = True
+    val_check_interval: int = 100
+    checkpoint_every: int = 50
+    resume: bool = False
+    out: str | None = None
+    model: dict[str, Any] = field(default_factory=dict)
+
+    def check(self) -> None:
+        if self.mode not in MODES:
+            raise TrainingInputError(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.strategy not in ("auto", "ddp"):
+            raise TrainingInputError(f"--strategy must be auto or ddp, got {self.strategy!r}")
+        if self.devices < 1 or self.max_steps < 1 or self.batch_size < 1:
+            raise TrainingInputError("--devices, --max-steps and --batch-size must be >= 1")
+        if self.precision not in ("32-true", "bf16-mixed", "16-mixed"):
+            raise TrainingInputError(f"--precision must be 32-true, bf16-mixed or 16-mixed, got {self.precision!r}")
+
+    def model_config(self, vocab_size: int) -> dict[str, Any]:
+        return {**DEFAULT_MODEL, **self.model, "vocab_size": vocab_size, "mode": self.mode}
+
+
+@dataclass
+class TrainResult:
+    model_dir: str
+    run_dir: str
+    steps: int
+    dataset_uri: str
+    dataset_digest: str
+    metrics: dict[str, float]
+    route_threshold: float
+
+
+def run_dir_for(dataset_uri: str, config: TrainConfig) -> Path:
+    if config.out:
+        return Path(config.out)
+    digest = read_manifest(dataset_uri)["digest"]
+    return get_settings().home / "runs" / f"{digest[:12]}-{config.mode}-s{config.seed}"
+
+
+def check_dataset(uri: str) -> str:
+    """The dataset must exist and must not have been rejected by the validation gate."""
+    digest: str = read_manifest(uri)["digest"]
+    sidecar = Path(uri) / "validation.json"
+    if not uri.startswith("s3://") and sidecar.exists():
+        status = json.loads(sidecar.read_text()).get("status")
+        if status == "rejected":
+            raise TrainingInputError(f"{uri} failed validation (see {sidecar}); fix the data and regenerate")
+    return digest
+
+
+def train(dataset_uri: str, config: TrainConfig) -> TrainResult:
+    config.check()
+    digest = check_dataset(dataset_uri)
+    run_dir = run_dir_for(dataset_uri, config)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if config.devices > 1 or config.strategy == "ddp":
+        return _train_in_child(dataset_uri, config, run_dir)
+    return _fit(dataset_uri, digest, config, run_dir)
+
+
+def _train_in_child(uri: str, config: TrainConfig, run_dir: Path) -> TrainResult:
+    spec = run_dir / "train_request.json"
+    spec.write_text(json.dumps({"dataset_uri": uri, "config": asdict(config)}))
+    proc = subprocess.run([sys.executable, "-m", "models.train", str(spec)], env=os.environ.copy())
+    result = run_dir / "result.json"
+    if proc.returncode != 0 or not result.exists():
+        raise RuntimeError(f"distributed training failed (exit {proc.returncode}); logs above, run dir {run_dir}")
+    return TrainResult(**json.loads(result.read_text()))
+
+
+def _fit(uri: str, digest: str, config: TrainConfig, run_dir: Path) -> TrainResult:
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // config.devices))
+    tokenizer_file = run_dir / "tokenizer.json"
+    tok = Tokenizer.from_json(tokenizer_file.read_text(), strict=True) if config.resume and tokenizer_file.exists() else None
+    data = QADataModule(uri, DEFAULT_MODEL["max_seq_len"] if "max_seq_len" not in config.model
+                        else config.model["max_seq_len"], config.batch_size, config.answer_only, tok)
+    tok = data.prepare_tokenizer()
+    tokenizer_file.write_text(tok.to_json())
+    module = APRModule(config.model_config(tok.vocab_size), lr=config.lr, max_steps=config.max_steps)
+    ckpt_dir = run_dir / "checkpoints"
+    checkpoints = ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0,
+                                  every_n_train_steps=config.checkpoint_every)
+    trainer = L.Trainer(
+        accelerator="auto", devices=config.devices, strategy=config.strategy,
+        precision=config.precision,  # type: ignore[arg-type]
+        max_steps=config.max_steps, val_check_interval=min(config.val_check_interval, config.max_steps),
+        check_val_every_n_epoch=None, callbacks=[checkpoints], default_root_dir=str(run_dir),
+        logger=False, enable_progress_bar=sys.stderr.isatty(), enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    last = ckpt_dir / "last.ckpt"
+    trainer.fit(module, datamodule=data, ckpt_path=str(last) if config.resume and last.exists() else None)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    if not trainer.is_global_zero:
+        return TrainResult("", str(run_dir), trainer.global_step, uri, digest, metrics, float("nan"))
+    model = module.model.cpu().eval()
+    threshold = calibrate(model, data)
+    model_dir = export(model, tok, run_dir / "model", threshold, uri, digest, config)
+    result = TrainResult(str(model_dir), str(run_dir), trainer.global_step, uri, digest, metrics, threshold)
+    (run_dir / "result.json").write_text(json.dumps(asdict(result), indent=2))
+    return result
+
+
+@torch.no_grad()
+def calibrate(model: APRTransformer, data: QADataModule) -> float:
+    """Inference threshold: the score quantile that routes the target fraction of validation tokens."""
+    scores = []
+    for batch in data.val_dataloader():
+        out = model(batch["idx"])
+        scores.append(out.est_scores[batch["targets"] >= 0])
+    return model.calibrate_threshold(torch.cat(scores))
+
+
+def export(model: APRTransformer, tok: Tokenizer, model_dir: Path, threshold: float, uri: str,
+           digest: str, config: TrainConfig) -> Path:
+    from safetensors.torch import save_file
+
+    model_dir.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(model_dir / "model.safetensors"))
+    (model_dir / "config.json").write_text(json.dumps(model.cfg.to_dict(), indent=2))
+    (model_dir / "tokenizer.json").write_text(tok.to_json())
+    (model_dir / "routing.json").write_text(json.dumps(
+        {"route_threshold": threshold, "route_fraction": model.cfg.route_fraction}, indent=2))
+    (model_dir / "lineage.json").write_text(json.dumps(
+        {"dataset_uri": uri, "dataset_digest": digest, "train_config": asdict(config)}, indent=2))
+    return model_dir
+
+
+def load_model(model_dir: str | Path) -> tuple[APRTransformer, Tokenizer]:
+    """Weights from safetensors and JSON only; nothing is unpickled."""
+    from safetensors.torch import load_file
+
+    path = Path(model_dir)
+    model = APRTransformer(APRConfig(**json.loads((path / "config.json").read_text())))
+    model.load_state_dict(load_file(str(path / "model.safetensors")))
+    return model.eval(), Tokenizer.from_json((path / "tokenizer.json").read_text())
+
+
+def main(argv: list[str]) -> None:
+    """Child-process entry (and what Lightning re-executes for each extra DDP rank)."""
+    request = json.loads(Path(argv[0]).read_text())
+    config = TrainConfig(**request["config"])
+    uri = request["dataset_uri"]
+    _fit(uri, check_dataset(uri), config, run_dir_for(uri, config))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,88 @@
+"""Lightning training on a real (small) world-model dataset: one device, DDP on CPU, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+from models.lit import TrainingInputError
+from models.train import TrainConfig, load_model, train
+from worldgen import dataset as ds
+
+TINY = {"n_layer": 2, "n_head": 2, "d_model": 64, "probe_layer": 0, "warmup_steps": 5}
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> ds.DatasetRef:
+    return ds.generate(["medical"], 300, 2, str(tmp_path_factory.mktemp("d") / "m"))
+
+
+def test_trains_and_exports_weights_only_model(small: ds.DatasetRef, tmp_path: Path) -> None:
+    result = train(small.uri, TrainConfig(max_steps=12, batch_size=8, val_check_interval=6,
+                                          out=str(tmp_path / "run"), model=TINY))
+    assert result.steps == 12 and result.dataset_digest == small.digest
+    files = {p.name for p in Path(result.model_dir).iterdir()}
+    assert {"model.safetensors", "config.json", "tokenizer.json", "routing.json"} <= files
+    model, tok = load_model(result.model_dir)
+    assert float(model.route_threshold) == pytest.approx(result.route_threshold)
+    assert 0.0 <= result.metrics["val/estimator_auroc"] <= 1.0
+    assert tok.vocab_size == model.cfg.vocab_size
+
+
+def test_rejected_dataset_is_refused(small: ds.DatasetRef, tmp_path: Path) -> None:
+    copy = tmp_path / "rejected"
+    subprocess.run(["cp", "-r", small.uri, str(copy)], check=True)
+    (copy / "validation.json").write_text(json.dumps({"status": "rejected"}))
+    with pytest.raises(TrainingInputError, match="failed validation"):
+        train(str(copy), TrainConfig(max_steps=1, model=TINY))
+
+
+def test_bad_mode_is_one_line_error(small: ds.DatasetRef) -> None:
+    result = CliRunner().invoke(app, ["train", small.uri, "--mode", "sparse"])
+    assert result.exit_code == 2 and "--mode must be one of" in result.output
+    assert "Traceback" not in result.output
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-c", "from flows.cli import app; app()", *args]
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_gives_one_checkpoint(small: ds.DatasetRef, tmp_path: Path) -> None:
+    out = tmp_path / "ddp"
+    proc = subprocess.run(_cli("train", small.uri, "--devices", "2", "--strategy", "ddp", "--max-steps", "6",
+                               "--batch-size", "4", "--tiny", "--out", str(out)),
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "steps  6" in proc.stdout
+    assert list(out.rglob("model.safetensors")) == [out / "model" / "model.safetensors"]
+
+
+@pytest.mark.slow
+def test_resume_after_kill_reaches_the_same_step_count(small: ds.DatasetRef, tmp_path: Path) -> None:
+    out = tmp_path / "crash"
+    args = _cli("train", small.uri, "--max-steps", "400", "--batch-size", "4", "--tiny", "--out", str(out))
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    last = out / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while not last.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert last.exists(), "training never wrote a checkpoint"
+    assert not (out / "result.json").exists(), "training finished before it could be killed"
+    done = subprocess.run([*args, "--resume"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Restoring states from the checkpoint" in done.stderr  # resumed, not restarted
+    assert json.loads((out / "result.json").read_text())["steps"] == 400
