@@ -146,7 +146,7 @@ class APRModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         if self._val_scores:
             auroc = binary_auroc(torch.cat(self._val_scores), torch.cat(self._val_wrong))
-            self.log("val/estimator_auroc", auroc)
+            self.log("val/estimator_auroc", auroc, sync_dist=True)
         self._val_scores.clear()
         self._val_wrong.clear()
 
