@@ -370,4 +370,108 @@ def renderer() -> Renderer:
                  _paths((("bmi", "smoker"), "derived"))),
     )
     return Renderer(facts, lookups + derived)
-FAULTS: tuple = ()
+
+
+# --- fault modes ---------------------------------------------------------------------------
+
+import pandas as pd  # noqa: E402
+
+from worldgen.faults import FaultMode, Tables, pick, record_ids  # noqa: E402
+
+
+def _set(frame: pd.DataFrame, name: str, rows: np.ndarray, values: object) -> None:
+    """Set one column's values at row positions (on a copy: frames read from parquet may be
+    read-only), then put the column back."""
+    column = frame[name].copy(deep=True)
+    column.iloc[rows] = values
+    frame[name] = column
+
+
+def _is_label(frame: pd.DataFrame, name: str, label: str) -> np.ndarray:
+    return (frame[name] == label).to_numpy()
+
+
+def _bp_swapped(t: Tables, rng: np.random.Generator, n: int) -> np.ndarray:
+    f = t["records"]
+    rows = pick(rng, np.ones(len(f), dtype=bool), n)
+    sbp, dbp = f["sbp"].to_numpy()[rows], f["dbp"].to_numpy()[rows]
+    _set(f, "sbp", rows, dbp)
+    _set(f, "dbp", rows, sbp)
+    return record_ids(f, rows)
+
+
+def _encounter_before_birth(t: Tables, rng: np.random.Generator, n: int) -> np.ndarray:
+    f = t["records"]
+    rows = pick(rng, np.ones(len(f), dtype=bool), n)
+    # Born the day after the visit: still inside the birth-date domain (encounter dates end a
+    # day before its upper bound), but after the encounter and at a negative age.
+    born = f["encounter_date"].to_numpy()[rows] + np.timedelta64(1, "D")
+    _set(f, "birth_date", rows, born)
+    return record_ids(f, rows)
+
+
+def _diagnosis_swapped(t: Tables, rng: np.random.Generator, n: int) -> np.ndarray:
+    f = t["records"]
+    # A healthy patient (no drug, no complication, HbA1c <= 5.6) swaps diagnoses with a
+    # diabetic on insulin without complications: the first is now a "diabetic" with a normal
+    # HbA1c, the second a "healthy" patient on insulin. Nothing else changes.
+    healthy = _is_label(f, "diagnosis", "healthy")
+    diabetic = (_is_label(f, "diagnosis", "type 2 diabetes") & _is_label(f, "medication", "insulin")
+                & _is_label(f, "complication", "none"))
+    pairs = max(1, n // 2)
+    a, b = pick(rng, healthy, pairs), pick(rng, diabetic, pairs)
+    _set(f, "diagnosis", a, "type 2 diabetes")
+    _set(f, "diagnosis", b, "healthy")
+    return np.unique(np.r_[record_ids(f, a), record_ids(f, b)])
+
+
+def _egfr_off(t: Tables, rng: np.random.Generator, n: int) -> np.ndarray:
+    f = t["records"]
+    egfr = f["egfr"].to_numpy()
+    rows = pick(rng, egfr <= 190, n)
+    # Raised, so no drug floor is newly crossed; still inside the 1-200 domain.
+    _set(f, "egfr", rows, egfr[rows] + rng.integers(1, 11, len(rows)))
+    return record_ids(f, rows)
+
+
+def _glucose_drift(t: Tables, rng: np.random.Generator, n: int) -> np.ndarray:
+    f = t["records"]
+    glucose = f["glucose"].to_numpy()
+    rows = pick(rng, glucose <= 360, n)
+    # Sampled glucose sits within 13 mg/dL of ADAG; +30..40 puts it beyond the 15 mg/dL band.
+    _set(f, "glucose", rows, glucose[rows] + rng.integers(30, 41, len(rows)))
+    return record_ids(f, rows)
+
+
+def _medication_below_floor(t: Tables, rng: np.random.Generator, n: int) -> np.ndarray:
+    f = t["records"]
+    indicated = _is_label(f, "diagnosis", "type 2 diabetes") | _is_label(
+        f, "diagnosis", "chronic kidney disease")
+    rows = pick(rng, indicated & (f["egfr"].to_numpy() < EGFR_FLOOR["empagliflozin"]), n)
+    _set(f, "medication", rows, "empagliflozin")
+    return record_ids(f, rows)
+
+
+def _complication_without_parent(t: Tables, rng: np.random.Generator, n: int) -> np.ndarray:
+    f = t["records"]
+    rows = pick(rng, _is_label(f, "diagnosis", "healthy"), n)
+    _set(f, "complication", rows, "retinopathy")
+    return record_ids(f, rows)
+
+
+FAULTS: tuple[FaultMode, ...] = (
+    FaultMode("bp_swapped", "systolic and diastolic pressure swapped", ("bp_ordered",),
+              _bp_swapped),
+    FaultMode("encounter_before_birth", "date of birth after the encounter",
+              ("dates_ordered", "age_matches_dates"), _encounter_before_birth),
+    FaultMode("diagnosis_swapped", "diagnoses of a healthy and a diabetic patient swapped",
+              ("medication_allowed", "diabetes_hba1c"), _diagnosis_swapped),
+    FaultMode("egfr_off", "recorded eGFR disagrees with CKD-EPI 2021", ("egfr_ckd_epi",),
+              _egfr_off),
+    FaultMode("glucose_drift", "mean glucose drifted away from ADAG(HbA1c)", ("glucose_adag",),
+              _glucose_drift),
+    FaultMode("medication_below_floor", "empagliflozin given below its eGFR floor of 20",
+              ("medication_egfr_floor",), _medication_below_floor),
+    FaultMode("complication_without_parent", "retinopathy recorded for a healthy patient",
+              ("complication_has_parent",), _complication_without_parent),
+)
