@@ -14,11 +14,11 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from worldgen import frames  # noqa: E402
-from worldgen.domains import DOMAIN_NAMES, get_domain  # noqa: E402
-from worldgen.render import render_block  # noqa: E402
+from worldgen import frames
+from worldgen.domains import DOMAIN_NAMES, get_domain
+from worldgen.render import render_block
 
 N = 1_000_000
 RENDER_N = 5_000
@@ -52,7 +52,9 @@ def render_per_s(name: str) -> float:
     dom = get_domain(name)
     records = frames.to_frame(dom.spec, dom.spec.sample(RENDER_N, np.random.default_rng(1)))
     rng = np.random.default_rng(2)
-    return RENDER_N / median_time(lambda: render_block(dom.renderer, frames.to_rows(records, dom.spec), rng))
+    return RENDER_N / median_time(
+        lambda: render_block(dom.renderer, frames.to_rows(records, dom.spec), rng)
+    )
 
 
 def pgmpy_medical_per_s() -> float:
@@ -71,13 +73,18 @@ def pgmpy_medical_per_s() -> float:
     data = {}
     for v in causal:
         x = cols[v.name]
-        data[v.name] = x.astype(int) if v.domain.dtype in ("category", "bool") else pd.qcut(
-            x, 3, labels=False, duplicates="drop").astype(int)
+        data[v.name] = (
+            x.astype(int)
+            if v.domain.dtype in ("category", "bool")
+            else pd.qcut(x, 3, labels=False, duplicates="drop").astype(int)
+        )
     frame = pd.DataFrame(data)
     model = DiscreteBayesianNetwork([(p, v.name) for v in causal for p in v.parents])
     model.fit(frame, estimator=MaximumLikelihoodEstimator)
     sampler = BayesianModelSampling(model)
-    return PGMPY_N / median_time(lambda: sampler.forward_sample(size=PGMPY_N, show_progress=False), 1)
+    return PGMPY_N / median_time(
+        lambda: sampler.forward_sample(size=PGMPY_N, show_progress=False), 1
+    )
 
 
 def main() -> None:

@@ -12,8 +12,11 @@ import typer
 
 from infra.settings import get_settings
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Veracity: precision-first language models, from world model to champion.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Veracity: precision-first language models, from world model to champion.",
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -59,7 +62,9 @@ def generate(
     domain: Annotated[str, typer.Option(help="medical, legal, financial or all")] = "all",
     n: Annotated[int, typer.Option(help="records per domain")] = 2000,
     seed: Annotated[int, typer.Option(help="master seed")] = 0,
-    shards: Annotated[int, typer.Option(help="parquet shards per table (content is identical)")] = 1,
+    shards: Annotated[
+        int, typer.Option(help="parquet shards per table (content is identical)")
+    ] = 1,
     out: Annotated[str | None, typer.Option(help="folder or s3://bucket/prefix")] = None,
 ) -> None:
     """Generate a world-model dataset; prints its URI and digest."""
@@ -80,12 +85,18 @@ def describe(uri: str) -> str:
     from worldgen.dataset import read_manifest
 
     m = read_manifest(uri)
-    lines = [f"dataset {uri}", f"digest  {m['digest']}", f"seed    {m['seed']}",
-             f"{'domain':<10} {'records':>8} {'docs':>8} {'qa':>8}  splits (train/validation/test)"]
+    lines = [
+        f"dataset {uri}",
+        f"digest  {m['digest']}",
+        f"seed    {m['seed']}",
+        f"{'domain':<10} {'records':>8} {'docs':>8} {'qa':>8}  splits (train/validation/test)",
+    ]
     for name, info in m["domains"].items():
         s = info["splits"]
-        lines.append(f"{name:<10} {info['rows']['records']:>8} {info['rows']['documents']:>8} "
-                     f"{info['rows']['qa']:>8}  {s.get('train', 0)}/{s.get('validation', 0)}/{s.get('test', 0)}")
+        lines.append(
+            f"{name:<10} {info['rows']['records']:>8} {info['rows']['documents']:>8} "
+            f"{info['rows']['qa']:>8}  {s.get('train', 0)}/{s.get('validation', 0)}/{s.get('test', 0)}"
+        )
     return "\n".join(lines)
 
 
@@ -116,7 +127,9 @@ def train(
     devices: Annotated[int, typer.Option(help="devices (CPU processes or GPUs)")] = 1,
     strategy: Annotated[str, typer.Option(help="auto or ddp")] = "auto",
     max_steps: Annotated[int, typer.Option(help="optimizer steps")] = 300,
-    precision: Annotated[str, typer.Option(help="Lightning precision: 32-true, bf16-mixed")] = "32-true",
+    precision: Annotated[
+        str, typer.Option(help="Lightning precision: 32-true, bf16-mixed")
+    ] = "32-true",
     batch_size: Annotated[int, typer.Option(help="examples per device per step")] = 32,
     seed: Annotated[int, typer.Option(help="training seed")] = 0,
     out: Annotated[str | None, typer.Option(help="run directory")] = None,
@@ -127,25 +140,46 @@ def train(
     from models.train import TrainConfig
     from models.train import train as run_training
 
-    model = {"n_layer": 2, "n_head": 2, "d_model": 64, "probe_layer": 0, "warmup_steps": 5} if tiny else {}
-    config = TrainConfig(mode=mode, devices=devices, strategy=strategy, max_steps=max_steps,
-                         precision=precision, batch_size=batch_size, seed=seed, out=out,
-                         resume=resume, model=model,
-                         checkpoint_every=max(1, min(50, max_steps // 4)))
+    model = (
+        {"n_layer": 2, "n_head": 2, "d_model": 64, "probe_layer": 0, "warmup_steps": 5}
+        if tiny
+        else {}
+    )
+    config = TrainConfig(
+        mode=mode,
+        devices=devices,
+        strategy=strategy,
+        max_steps=max_steps,
+        precision=precision,
+        batch_size=batch_size,
+        seed=seed,
+        out=out,
+        resume=resume,
+        model=model,
+        checkpoint_every=max(1, min(50, max_steps // 4)),
+    )
     result = run_training(uri, config)
-    typer.echo(f"model  {result.model_dir}\nsteps  {result.steps}\n"
-               f"val    base_acc={result.metrics.get('val/base_acc', float('nan')):.3f} "
-               f"final_acc={result.metrics.get('val/final_acc', float('nan')):.3f} "
-               f"routed={result.metrics.get('val/routed_fraction', float('nan')):.3f} "
-               f"auroc={result.metrics.get('val/estimator_auroc', float('nan')):.3f}")
+    typer.echo(
+        f"model  {result.model_dir}\nsteps  {result.steps}\n"
+        f"val    base_acc={result.metrics.get('val/base_acc', float('nan')):.3f} "
+        f"final_acc={result.metrics.get('val/final_acc', float('nan')):.3f} "
+        f"routed={result.metrics.get('val/routed_fraction', float('nan')):.3f} "
+        f"auroc={result.metrics.get('val/estimator_auroc', float('nan')):.3f}"
+    )
 
 
 @app.command()
 def settings() -> None:
     """Show the settings in force (profile, home, stores). Credentials are never printed."""
     s = get_settings()
-    shown = {"profile": s.profile, "home": str(s.home), "datasets": s.datasets_root,
-             "database": s.db_url, "mlflow": s.tracking_uri, "s3_endpoint": s.s3.endpoint_url}
+    shown = {
+        "profile": s.profile,
+        "home": str(s.home),
+        "datasets": s.datasets_root,
+        "database": s.db_url,
+        "mlflow": s.tracking_uri,
+        "s3_endpoint": s.s3.endpoint_url,
+    }
     json.dump(shown, sys.stdout, indent=2)
     typer.echo()
 

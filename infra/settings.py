@@ -32,7 +32,9 @@ class S3Settings(BaseSettings):
 
     endpoint_url: str | None = None
     region: str = "us-east-1"
-    max_attempts: int = Field(default=8, ge=1, description="botocore retry attempts (standard mode)")
+    max_attempts: int = Field(
+        default=8, ge=1, description="botocore retry attempts (standard mode)"
+    )
 
 
 class Settings(BaseSettings):

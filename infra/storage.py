@@ -117,8 +117,8 @@ def list_prefix(uri: str) -> list[str]:
         loc = parse_s3(uri)
         prefix = loc.key.rstrip("/") + "/" if loc.key else ""
         out: list[str] = []
-        for page in s3_client().get_paginator("list_objects_v2").paginate(
-            Bucket=loc.bucket, Prefix=prefix
+        for page in (
+            s3_client().get_paginator("list_objects_v2").paginate(Bucket=loc.bucket, Prefix=prefix)
         ):
             out += [f"s3://{loc.bucket}/{obj['Key']}" for obj in page.get("Contents", [])]
         return sorted(out)
@@ -134,7 +134,9 @@ def table_to_parquet_bytes(table: pa.Table) -> bytes:
 
 def write_parquet(uri: str, frame: pd.DataFrame | pa.Table) -> bytes:
     """Write a frame as parquet; returns the bytes written (callers hash them)."""
-    table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+    table = (
+        frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+    )
     data = table_to_parquet_bytes(table)
     write_bytes(uri, data)
     return data

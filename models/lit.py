@@ -39,11 +39,15 @@ class QADataset(Dataset[Encoded]):
 def encode_split(uri: str, split: str, tokenizer: Tokenizer, max_len: int) -> list[Encoded]:
     frame = load_qa(uri, split)
     out = []
-    for doc, question, answer in zip(frame["document"], frame["question"], frame["answer"], strict=True):
+    for doc, question, answer in zip(
+        frame["document"], frame["question"], frame["answer"], strict=True
+    ):
         try:
             ex = tokenizer.encode_example(doc, question, answer)
         except UnknownTokenError as exc:
-            raise TrainingInputError(f"{split} split: {exc}; it never occurs in the training text") from None
+            raise TrainingInputError(
+                f"{split} split: {exc}; it never occurs in the training text"
+            ) from None
         if len(ex.ids) > max_len + 1:
             raise TrainingInputError(
                 f"{split} split has an example of {len(ex.ids)} tokens, over max_seq_len {max_len}; "
@@ -72,8 +76,14 @@ def collate(batch: list[Encoded], pad_id: int, answer_only: bool) -> dict[str, T
 class QADataModule(L.LightningDataModule):
     """Train and validation QA of a dataset, tokenized with a vocabulary fitted on train only."""
 
-    def __init__(self, uri: str, max_seq_len: int, batch_size: int = 32, answer_only: bool = True,
-                 tokenizer: Tokenizer | None = None) -> None:
+    def __init__(
+        self,
+        uri: str,
+        max_seq_len: int,
+        batch_size: int = 32,
+        answer_only: bool = True,
+        tokenizer: Tokenizer | None = None,
+    ) -> None:
         super().__init__()
         self.uri, self.max_seq_len, self.batch_size = uri, max_seq_len, batch_size
         self.answer_only = answer_only
@@ -96,8 +106,13 @@ class QADataModule(L.LightningDataModule):
     def _loader(self, data: QADataset | None, shuffle: bool) -> DataLoader[Any]:
         assert data is not None and self.tokenizer is not None, "call setup() first"
         pad, answer_only = self.tokenizer.pad_id, self.answer_only
-        return DataLoader(data, batch_size=self.batch_size, shuffle=shuffle, num_workers=0,
-                          collate_fn=lambda b: collate(b, pad, answer_only))
+        return DataLoader(
+            data,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=0,
+            collate_fn=lambda b: collate(b, pad, answer_only),
+        )
 
     def train_dataloader(self) -> DataLoader[Any]:
         return self._loader(self.train_set, shuffle=True)
@@ -117,8 +132,9 @@ def binary_auroc(scores: Tensor, labels: Tensor) -> float:
 
 
 class APRModule(L.LightningModule):
-    def __init__(self, config: dict[str, Any], lr: float = 1e-3, warmup: int = 50,
-                 max_steps: int = 1000) -> None:
+    def __init__(
+        self, config: dict[str, Any], lr: float = 1e-3, warmup: int = 50, max_steps: int = 1000
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.model = APRTransformer(APRConfig(**config))

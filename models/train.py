@@ -27,8 +27,15 @@ from models.tokenizer import Tokenizer
 from worldgen.dataset import read_manifest
 
 # Sized for 2 CPU cores: a run of a few hundred steps takes minutes.
-DEFAULT_MODEL: dict[str, Any] = {"n_layer": 4, "n_head": 4, "d_model": 256, "n_refine": 1,
-                                 "probe_layer": 1, "max_seq_len": 256, "warmup_steps": 100}
+DEFAULT_MODEL: dict[str, Any] = {
+    "n_layer": 4,
+    "n_head": 4,
+    "d_model": 256,
+    "n_refine": 1,
+    "probe_layer": 1,
+    "max_seq_len": 256,
+    "warmup_steps": 100,
+}
 
 
 @dataclass
@@ -56,7 +63,9 @@ class TrainConfig:
         if self.devices < 1 or self.max_steps < 1 or self.batch_size < 1:
             raise TrainingInputError("--devices, --max-steps and --batch-size must be >= 1")
         if self.precision not in ("32-true", "bf16-mixed", "16-mixed"):
-            raise TrainingInputError(f"--precision must be 32-true, bf16-mixed or 16-mixed, got {self.precision!r}")
+            raise TrainingInputError(
+                f"--precision must be 32-true, bf16-mixed or 16-mixed, got {self.precision!r}"
+            )
 
     def model_config(self, vocab_size: int) -> dict[str, Any]:
         return {**DEFAULT_MODEL, **self.model, "vocab_size": vocab_size, "mode": self.mode}
@@ -87,7 +96,9 @@ def check_dataset(uri: str) -> str:
     if not uri.startswith("s3://") and sidecar.exists():
         status = json.loads(sidecar.read_text()).get("status")
         if status == "rejected":
-            raise TrainingInputError(f"{uri} failed validation (see {sidecar}); fix the data and regenerate")
+            raise TrainingInputError(
+                f"{uri} failed validation (see {sidecar}); fix the data and regenerate"
+            )
     return digest
 
 
@@ -107,7 +118,9 @@ def _train_in_child(uri: str, config: TrainConfig, run_dir: Path) -> TrainResult
     proc = subprocess.run([sys.executable, "-m", "models.train", str(spec)], env=os.environ.copy())
     result = run_dir / "result.json"
     if proc.returncode != 0 or not result.exists():
-        raise RuntimeError(f"distributed training failed (exit {proc.returncode}); logs above, run dir {run_dir}")
+        raise RuntimeError(
+            f"distributed training failed (exit {proc.returncode}); logs above, run dir {run_dir}"
+        )
     return TrainResult(**json.loads(result.read_text()))
 
 
@@ -118,32 +131,59 @@ def _fit(uri: str, digest: str, config: TrainConfig, run_dir: Path) -> TrainResu
     L.seed_everything(config.seed, workers=True, verbose=False)
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // config.devices))
     tokenizer_file = run_dir / "tokenizer.json"
-    tok = Tokenizer.from_json(tokenizer_file.read_text(), strict=True) if config.resume and tokenizer_file.exists() else None
-    data = QADataModule(uri, DEFAULT_MODEL["max_seq_len"] if "max_seq_len" not in config.model
-                        else config.model["max_seq_len"], config.batch_size, config.answer_only, tok)
+    tok = (
+        Tokenizer.from_json(tokenizer_file.read_text(), strict=True)
+        if config.resume and tokenizer_file.exists()
+        else None
+    )
+    data = QADataModule(
+        uri,
+        DEFAULT_MODEL["max_seq_len"]
+        if "max_seq_len" not in config.model
+        else config.model["max_seq_len"],
+        config.batch_size,
+        config.answer_only,
+        tok,
+    )
     tok = data.prepare_tokenizer()
     tokenizer_file.write_text(tok.to_json())
-    module = APRModule(config.model_config(tok.vocab_size), lr=config.lr, max_steps=config.max_steps)
+    module = APRModule(
+        config.model_config(tok.vocab_size), lr=config.lr, max_steps=config.max_steps
+    )
     ckpt_dir = run_dir / "checkpoints"
-    checkpoints = ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0,
-                                  every_n_train_steps=config.checkpoint_every)
+    checkpoints = ModelCheckpoint(
+        dirpath=ckpt_dir, save_last=True, save_top_k=0, every_n_train_steps=config.checkpoint_every
+    )
     trainer = L.Trainer(
-        accelerator="auto", devices=config.devices, strategy=config.strategy,
+        accelerator="auto",
+        devices=config.devices,
+        strategy=config.strategy,
         precision=config.precision,  # type: ignore[arg-type]
-        max_steps=config.max_steps, val_check_interval=min(config.val_check_interval, config.max_steps),
-        check_val_every_n_epoch=None, callbacks=[checkpoints], default_root_dir=str(run_dir),
-        logger=False, enable_progress_bar=sys.stderr.isatty(), enable_model_summary=False,
+        max_steps=config.max_steps,
+        val_check_interval=min(config.val_check_interval, config.max_steps),
+        check_val_every_n_epoch=None,
+        callbacks=[checkpoints],
+        default_root_dir=str(run_dir),
+        logger=False,
+        enable_progress_bar=sys.stderr.isatty(),
+        enable_model_summary=False,
         num_sanity_val_steps=0,
     )
     last = ckpt_dir / "last.ckpt"
-    trainer.fit(module, datamodule=data, ckpt_path=str(last) if config.resume and last.exists() else None)
+    trainer.fit(
+        module, datamodule=data, ckpt_path=str(last) if config.resume and last.exists() else None
+    )
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     if not trainer.is_global_zero:
-        return TrainResult("", str(run_dir), trainer.global_step, uri, digest, metrics, float("nan"))
+        return TrainResult(
+            "", str(run_dir), trainer.global_step, uri, digest, metrics, float("nan")
+        )
     model = module.model.cpu().eval()
     threshold = calibrate(model, data)
     model_dir = export(model, tok, run_dir / "model", threshold, uri, digest, config)
-    result = TrainResult(str(model_dir), str(run_dir), trainer.global_step, uri, digest, metrics, threshold)
+    result = TrainResult(
+        str(model_dir), str(run_dir), trainer.global_step, uri, digest, metrics, threshold
+    )
     (run_dir / "result.json").write_text(json.dumps(asdict(result), indent=2))
     return result
 
@@ -158,8 +198,15 @@ def calibrate(model: APRTransformer, data: QADataModule) -> float:
     return model.calibrate_threshold(torch.cat(scores))
 
 
-def export(model: APRTransformer, tok: Tokenizer, model_dir: Path, threshold: float, uri: str,
-           digest: str, config: TrainConfig) -> Path:
+def export(
+    model: APRTransformer,
+    tok: Tokenizer,
+    model_dir: Path,
+    threshold: float,
+    uri: str,
+    digest: str,
+    config: TrainConfig,
+) -> Path:
     from safetensors.torch import save_file
 
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -167,10 +214,16 @@ def export(model: APRTransformer, tok: Tokenizer, model_dir: Path, threshold: fl
     save_file(state, str(model_dir / "model.safetensors"))
     (model_dir / "config.json").write_text(json.dumps(model.cfg.to_dict(), indent=2))
     (model_dir / "tokenizer.json").write_text(tok.to_json())
-    (model_dir / "routing.json").write_text(json.dumps(
-        {"route_threshold": threshold, "route_fraction": model.cfg.route_fraction}, indent=2))
-    (model_dir / "lineage.json").write_text(json.dumps(
-        {"dataset_uri": uri, "dataset_digest": digest, "train_config": asdict(config)}, indent=2))
+    (model_dir / "routing.json").write_text(
+        json.dumps(
+            {"route_threshold": threshold, "route_fraction": model.cfg.route_fraction}, indent=2
+        )
+    )
+    (model_dir / "lineage.json").write_text(
+        json.dumps(
+            {"dataset_uri": uri, "dataset_digest": digest, "train_config": asdict(config)}, indent=2
+        )
+    )
     return model_dir
 
 

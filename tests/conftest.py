@@ -60,8 +60,12 @@ def s3_bucket(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
     import boto3
 
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "us-east-1", "VERACITY_S3__ENDPOINT_URL": s3_server}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "VERACITY_S3__ENDPOINT_URL": s3_server,
+    }.items():
         monkeypatch.setenv(key, value)
     reload_settings()
     bucket = f"veracity-{uuid.uuid4().hex[:8]}"

@@ -76,7 +76,9 @@ def assign_split(entity_ids: np.ndarray, seed: int) -> np.ndarray:
 # --- generation --------------------------------------------------------------------------
 
 
-def block_rngs(domain: str, seed: int, block: int) -> tuple[np.random.Generator, np.random.Generator]:
+def block_rngs(
+    domain: str, seed: int, block: int
+) -> tuple[np.random.Generator, np.random.Generator]:
     """Independent streams for sampling and rendering one block, stable under any sharding."""
     child = np.random.SeedSequence([seed, DOMAIN_NAMES.index(domain)], spawn_key=(block,))
     sample_seq, render_seq = child.spawn(2)
@@ -97,7 +99,9 @@ def generate_block(domain: str, n: int, seed: int, block: int) -> dict[str, pd.D
     split = assign_split(cols[dom.spec.entity], seed)
     records["split"] = split
     docs, qas = render_block(dom.renderer, frames.to_rows(records, dom.spec), render_rng)
-    keys = records[["record_id", dom.spec.entity, "split"]].rename(columns={dom.spec.entity: "entity_id"})
+    keys = records[["record_id", dom.spec.entity, "split"]].rename(
+        columns={dom.spec.entity: "entity_id"}
+    )
     documents = keys.merge(pd.DataFrame(docs), on="record_id")
     qa = keys.merge(pd.DataFrame(qas), on="record_id")
     return {"records": records, "documents": documents, "qa": qa}
@@ -124,7 +128,8 @@ def shard_plans(domain: str, n: int, seed: int, shards: int) -> list[Plan]:
     n_blocks = -(-n // BLOCK)
     edges = np.linspace(0, n_blocks, min(shards, n_blocks) + 1).astype(int)
     return [
-        Plan(domain, n, seed, tuple(range(edges[i], edges[i + 1])), i) for i in range(len(edges) - 1)
+        Plan(domain, n, seed, tuple(range(edges[i], edges[i + 1])), i)
+        for i in range(len(edges) - 1)
     ]
 
 
@@ -136,28 +141,50 @@ def run_plan(plan: Plan, out: str) -> dict[str, Any]:
         frame = pd.concat([b[table] for b in blocks], ignore_index=True)
         rel = f"{plan.domain}/{table}/part-{plan.shard:05d}.parquet"
         data = storage.write_parquet(storage.join(out, rel), frame)
-        files[rel] = {"sha256": hashlib.sha256(data).hexdigest(), "rows": len(frame), "bytes": len(data)}
+        files[rel] = {
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "rows": len(frame),
+            "bytes": len(data),
+        }
     splits = pd.concat([b["records"]["split"] for b in blocks]).value_counts().to_dict()
-    return {"files": files, "blocks": {b: block_digest(t) for b, t in zip(plan.blocks, blocks, strict=True)},
-            "splits": {str(k): int(v) for k, v in splits.items()},
-            "schema": {t: {c: str(d) for c, d in blocks[0][t].dtypes.items()} for t in TABLES}}
+    return {
+        "files": files,
+        "blocks": {b: block_digest(t) for b, t in zip(plan.blocks, blocks, strict=True)},
+        "splits": {str(k): int(v) for k, v in splits.items()},
+        "schema": {t: {c: str(d) for c, d in blocks[0][t].dtypes.items()} for t in TABLES},
+    }
 
 
 Mapper = Callable[[Callable[[Plan], dict[str, Any]], Iterable[Plan]], Iterator[dict[str, Any]]]
 
 
 def generate(
-    domains: Iterable[str], n: int, seed: int, out: str, shards: int = 1, mapper: Mapper | None = None
+    domains: Iterable[str],
+    n: int,
+    seed: int,
+    out: str,
+    shards: int = 1,
+    mapper: Mapper | None = None,
 ) -> DatasetRef:
     """Generate ``n`` records per domain into ``out``; ``mapper`` may run shards in parallel."""
     domains = list(domains)
     check_arguments(domains, n, seed, shards, out)
     if storage.exists(storage.join(out, "manifest.json")):
-        raise DatasetError(f"{out} already holds a dataset; choose a new --out (datasets are never overwritten)")
+        raise DatasetError(
+            f"{out} already holds a dataset; choose a new --out (datasets are never overwritten)"
+        )
     plans = [p for d in domains for p in shard_plans(d, n, seed, shards)]
     results = list((mapper or map)(lambda p: run_plan(p, out), plans))
-    manifest: dict[str, Any] = {"format": FORMAT, "seed": seed, "n_per_domain": n, "block": BLOCK,
-                                "shards": shards, "status": "generated", "domains": {}, "files": {}}
+    manifest: dict[str, Any] = {
+        "format": FORMAT,
+        "seed": seed,
+        "n_per_domain": n,
+        "block": BLOCK,
+        "shards": shards,
+        "status": "generated",
+        "domains": {},
+        "files": {},
+    }
     for domain in domains:
         mine = [r for p, r in zip(plans, results, strict=True) if p.domain == domain]
         splits: dict[str, int] = {}
@@ -165,11 +192,20 @@ def generate(
             for k, v in r["splits"].items():
                 splits[k] = splits.get(k, 0) + v
         manifest["domains"][domain] = {
-            "spec_hash": get_domain(domain).spec.spec_hash, "records": n, "splits": splits,
+            "spec_hash": get_domain(domain).spec.spec_hash,
+            "records": n,
+            "splits": splits,
             "schema": mine[0]["schema"],
             "blocks": [r["blocks"][b] for r in mine for b in sorted(r["blocks"])],
-            "rows": {t: sum(f["rows"] for r in mine for rel, f in r["files"].items()
-                            if rel.startswith(f"{domain}/{t}/")) for t in TABLES},
+            "rows": {
+                t: sum(
+                    f["rows"]
+                    for r in mine
+                    for rel, f in r["files"].items()
+                    if rel.startswith(f"{domain}/{t}/")
+                )
+                for t in TABLES
+            },
         }
         for r in mine:
             manifest["files"].update(r["files"])
@@ -179,7 +215,9 @@ def generate(
 
 
 def dataset_digest(manifest: dict[str, Any]) -> str:
-    h = hashlib.sha256(f"format={FORMAT};seed={manifest['seed']};n={manifest['n_per_domain']}".encode())
+    h = hashlib.sha256(
+        f"format={FORMAT};seed={manifest['seed']};n={manifest['n_per_domain']}".encode()
+    )
     for domain in sorted(manifest["domains"]):
         info = manifest["domains"][domain]
         h.update(f"|{domain}:{info['spec_hash']}:".encode())
@@ -189,12 +227,14 @@ def dataset_digest(manifest: dict[str, Any]) -> str:
 
 def write_manifest(out: str, manifest: dict[str, Any]) -> None:
     # Written last: a reader that finds a manifest finds every file it lists.
-    storage.write_bytes(storage.join(out, "manifest.json"),
-                        json.dumps(manifest, indent=2, sort_keys=True).encode())
+    storage.write_bytes(
+        storage.join(out, "manifest.json"), json.dumps(manifest, indent=2, sort_keys=True).encode()
+    )
 
 
-def write_variant(source: str, domain: str, tables: dict[str, pd.DataFrame], out: str,
-                  note: dict[str, Any]) -> DatasetRef:
+def write_variant(
+    source: str, domain: str, tables: dict[str, pd.DataFrame], out: str, note: dict[str, Any]
+) -> DatasetRef:
     """A new dataset: ``source`` with ``domain``'s tables replaced (one shard), others copied."""
     manifest = read_manifest(source)
     if storage.exists(storage.join(out, "manifest.json")):
@@ -202,13 +242,18 @@ def write_variant(source: str, domain: str, tables: dict[str, pd.DataFrame], out
     files = {}
     for rel, info in manifest["files"].items():
         if not rel.startswith(f"{domain}/"):
-            storage.write_bytes(storage.join(out, rel), storage.read_bytes(storage.join(source, rel)))
+            storage.write_bytes(
+                storage.join(out, rel), storage.read_bytes(storage.join(source, rel))
+            )
             files[rel] = info
     for table in TABLES:
         rel = f"{domain}/{table}/part-00000.parquet"
         data = storage.write_parquet(storage.join(out, rel), tables[table])
-        files[rel] = {"sha256": hashlib.sha256(data).hexdigest(), "rows": len(tables[table]),
-                      "bytes": len(data)}
+        files[rel] = {
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "rows": len(tables[table]),
+            "bytes": len(data),
+        }
     block_of = {t: tables[t]["record_id"].to_numpy() // BLOCK for t in TABLES}
     blocks = sorted(set(block_of["records"].tolist()))
     manifest["domains"][domain]["blocks"] = [
@@ -225,9 +270,13 @@ def write_variant(source: str, domain: str, tables: dict[str, pd.DataFrame], out
 
 def read_manifest(uri: str) -> dict[str, Any]:
     try:
-        manifest: dict[str, Any] = json.loads(storage.read_bytes(storage.join(uri, "manifest.json")))
+        manifest: dict[str, Any] = json.loads(
+            storage.read_bytes(storage.join(uri, "manifest.json"))
+        )
     except storage.StorageError as exc:
-        raise DatasetError(f"no dataset at {uri}: manifest.json is missing (run `veracity generate`)") from exc
+        raise DatasetError(
+            f"no dataset at {uri}: manifest.json is missing (run `veracity generate`)"
+        ) from exc
     except json.JSONDecodeError as exc:
         raise DatasetError(f"{uri}/manifest.json is not valid JSON: {exc}") from exc
     if manifest.get("format") != FORMAT:
@@ -243,7 +292,9 @@ def load_table(uri: str, domain: str, table: str, verify: bool = True) -> pd.Dat
     """One table of one domain, every shard concatenated in order, file hashes verified."""
     manifest = read_manifest(uri)
     if domain not in manifest["domains"]:
-        raise DatasetError(f"{uri} has no domain {domain!r}; it has {', '.join(manifest['domains'])}")
+        raise DatasetError(
+            f"{uri} has no domain {domain!r}; it has {', '.join(manifest['domains'])}"
+        )
     rels = sorted(rel for rel in manifest["files"] if rel.startswith(f"{domain}/{table}/"))
     if not rels:
         raise DatasetError(f"{uri}: no {table} files for {domain}")
@@ -254,13 +305,17 @@ def load_table(uri: str, domain: str, table: str, verify: bool = True) -> pd.Dat
             expected = manifest["files"][rel]["sha256"]
             actual = hashlib.sha256(data).hexdigest()
             if actual != expected:
-                raise DatasetError(f"{uri}/{rel} was modified after it was written "
-                                   f"(sha256 {actual[:12]} != manifest {expected[:12]}); regenerate it")
+                raise DatasetError(
+                    f"{uri}/{rel} was modified after it was written "
+                    f"(sha256 {actual[:12]} != manifest {expected[:12]}); regenerate it"
+                )
         parts.append(storage.parquet_from_bytes(data).to_pandas())
     return pd.concat(parts, ignore_index=True)
 
 
-def load_qa(uri: str, split: str | None = None, domains: Iterable[str] | None = None) -> pd.DataFrame:
+def load_qa(
+    uri: str, split: str | None = None, domains: Iterable[str] | None = None
+) -> pd.DataFrame:
     """QA pairs joined with their documents: what training and evaluation read."""
     manifest = read_manifest(uri)
     frames_: list[pd.DataFrame] = []
@@ -284,7 +339,9 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9._\-/:]+$")
 def check_arguments(domains: list[str], n: int, seed: int, shards: int, out: str) -> None:
     for d in domains:
         if d not in DOMAIN_NAMES:
-            raise DatasetError(f"unknown domain {d!r}; choose from {', '.join(DOMAIN_NAMES)} or all")
+            raise DatasetError(
+                f"unknown domain {d!r}; choose from {', '.join(DOMAIN_NAMES)} or all"
+            )
     if not 1 <= n <= MAX_RECORDS:
         raise DatasetError(f"--n must be between 1 and {MAX_RECORDS:,}, got {n}")
     if seed < 0:
@@ -292,4 +349,6 @@ def check_arguments(domains: list[str], n: int, seed: int, shards: int, out: str
     if shards < 1:
         raise DatasetError(f"--shards must be >= 1, got {shards}")
     if not out or ".." in out.split("/") or not _SAFE_NAME.match(out):
-        raise DatasetError(f"--out {out!r} is not a safe path or s3:// URI (letters, digits, ._-/ only, no '..')")
+        raise DatasetError(
+            f"--out {out!r} is not a safe path or s3:// URI (letters, digits, ._-/ only, no '..')"
+        )

@@ -61,16 +61,23 @@ def _sentence_digit_changed(t: Tables, rng: np.random.Generator, n: int) -> np.n
     for r in rows:
         digits = [i for i, ch in enumerate(text[r]) if ch.isdigit()]
         i = digits[int(rng.integers(len(digits)))]
-        text[r] = text[r][:i] + str((int(text[r][i]) + 1 + int(rng.integers(8))) % 10) + text[r][i + 1 :]
+        text[r] = (
+            text[r][:i] + str((int(text[r][i]) + 1 + int(rng.integers(8))) % 10) + text[r][i + 1 :]
+        )
     t["documents"] = docs.assign(document=text)
     return record_ids(docs, rows)
 
 
 COMMON_FAULTS = (
-    FaultMode("qa_answer_wrong", "a QA answer disagrees with its record", (ANSWER_CHECK,),
-              _wrong_answer),
-    FaultMode("document_sentence_wrong", "one digit in a document sentence disagrees with its record",
-              (DOCUMENT_CHECK,), _sentence_digit_changed),
+    FaultMode(
+        "qa_answer_wrong", "a QA answer disagrees with its record", (ANSWER_CHECK,), _wrong_answer
+    ),
+    FaultMode(
+        "document_sentence_wrong",
+        "one digit in a document sentence disagrees with its record",
+        (DOCUMENT_CHECK,),
+        _sentence_digit_changed,
+    ),
 )
 
 
@@ -84,14 +91,18 @@ class Injected:
     ids: np.ndarray
 
 
-def inject_faults(dataset: str, domain: str, mode: str, rate: float, seed: int, out: str) -> Injected:
+def inject_faults(
+    dataset: str, domain: str, mode: str, rate: float, seed: int, out: str
+) -> Injected:
     """Write a copy of ``dataset`` with fault ``mode`` injected into ``rate`` of ``domain``'s records."""
     from worldgen import dataset as ds
     from worldgen.domains import get_domain
 
     faults = get_domain(domain).faults
     if mode not in faults:
-        raise ValueError(f"unknown fault mode {mode!r} for {domain}; choose from {', '.join(faults)}")
+        raise ValueError(
+            f"unknown fault mode {mode!r} for {domain}; choose from {', '.join(faults)}"
+        )
     if not 0 < rate <= 0.5:
         raise ValueError(f"rate must be in (0, 0.5], got {rate}")
     tables = {t: ds.load_table(dataset, domain, t) for t in ds.TABLES}

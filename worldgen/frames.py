@@ -21,7 +21,9 @@ def to_frame(spec: WorldSpec, cols: Columns) -> pd.DataFrame:
     for var in spec.variables:
         values = cols[var.name]
         if var.domain.dtype == "category":
-            data[var.name] = pd.Categorical.from_codes(values, categories=list(spec.categories(var.name)))
+            data[var.name] = pd.Categorical.from_codes(
+                values, categories=list(spec.categories(var.name))
+            )
         elif var.domain.dtype == "date":
             data[var.name] = (EPOCH + values.astype("timedelta64[D]")).astype("datetime64[s]")
         else:
@@ -36,7 +38,9 @@ def to_columns(spec: WorldSpec, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         series = frame[var.name]
         if var.domain.dtype == "category":
             cats = list(spec.categories(var.name))
-            cols[var.name] = pd.Categorical(series.astype(str), categories=cats).codes.astype(np.int16)
+            cols[var.name] = pd.Categorical(series.astype(str), categories=cats).codes.astype(
+                np.int16
+            )
         elif var.domain.dtype == "date":
             days = series.to_numpy().astype("datetime64[D]") - EPOCH
             cols[var.name] = days.astype(np.int32)

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 
 Row = Mapping[str, Any]
 Kind = Literal["lookup", "derived", "multistep", "unknown"]
-UNKNOWN = "unknown"
+UNKNOWN: Final = "unknown"
 KINDS: tuple[Kind, ...] = ("lookup", "derived", "multistep", "unknown")
 
 
@@ -82,10 +82,10 @@ class Renderer:
         object.__setattr__(self, "_questions", {q.key: q for q in self.questions})
 
     def fact(self, key: str) -> Fact:
-        return self._facts[key]  # type: ignore[attr-defined,no-any-return]
+        return self._facts[key]  # type: ignore[attr-defined]
 
     def question(self, key: str) -> Question:
-        return self._questions[key]  # type: ignore[attr-defined,no-any-return]
+        return self._questions[key]  # type: ignore[attr-defined]
 
     def plan(self, rng: np.random.Generator) -> list[tuple[str, int]]:
         """Which facts to state, with which paraphrase, in which order."""
@@ -100,7 +100,9 @@ class Renderer:
     def document(self, row: Row, plan: list[tuple[str, int]]) -> str:
         return " ".join(self.fact(key).sentence(row, t) for key, t in plan)
 
-    def ask(self, row: Row, stated: frozenset[str], rng: np.random.Generator) -> list[dict[str, str]]:
+    def ask(
+        self, row: Row, stated: frozenset[str], rng: np.random.Generator
+    ) -> list[dict[str, str]]:
         by_kind: dict[Kind, list[Question]] = {k: [] for k in KINDS}
         for q in self.questions:
             by_kind[q.kind_given(stated)].append(q)
@@ -110,8 +112,14 @@ class Renderer:
             for i in rng.permutation(len(pool))[:count]:
                 q = pool[i]
                 text = q.templates[int(rng.integers(len(q.templates)))]
-                out.append({"kind": kind, "key": q.key, "question": text,
-                            "answer": q.expected(row, stated)})
+                out.append(
+                    {
+                        "kind": kind,
+                        "key": q.key,
+                        "question": text,
+                        "answer": q.expected(row, stated),
+                    }
+                )
         return out
 
 
@@ -133,8 +141,13 @@ def render_block(
     for row in rows:
         plan = renderer.plan(rng)
         stated = frozenset(key for key, _ in plan)
-        docs.append({"record_id": row["record_id"], "plan": encode_plan(plan),
-                     "document": renderer.document(row, plan)})
+        docs.append(
+            {
+                "record_id": row["record_id"],
+                "plan": encode_plan(plan),
+                "document": renderer.document(row, plan),
+            }
+        )
         for i, qa in enumerate(renderer.ask(row, stated, rng)):
             qas.append({"qa_id": row["record_id"] * 16 + i, "record_id": row["record_id"], **qa})
     return docs, qas
@@ -148,7 +161,10 @@ def document_mismatches(
     for doc in documents:
         row = rows.get(doc["record_id"])
         try:
-            ok = row is not None and renderer.document(row, decode_plan(doc["plan"])) == doc["document"]
+            ok = (
+                row is not None
+                and renderer.document(row, decode_plan(doc["plan"])) == doc["document"]
+            )
         except (KeyError, ValueError, IndexError):
             ok = False
         if not ok:
@@ -170,8 +186,11 @@ def answer_mismatches(
         try:
             question = renderer.question(qa["key"])
             stated = frozenset(key for key, _ in decode_plan(plan or ""))
-            ok = (row is not None and qa["kind"] == question.kind_given(stated)
-                  and qa["answer"] == question.expected(row, stated))
+            ok = (
+                row is not None
+                and qa["kind"] == question.kind_given(stated)
+                and qa["answer"] == question.expected(row, stated)
+            )
         except (KeyError, ValueError):
             ok = False
         if not ok:

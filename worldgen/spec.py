@@ -180,9 +180,19 @@ class Unique:
     columns: tuple[str, ...]
 
     def holds(self, c: Columns) -> np.ndarray:
-        keys = np.stack([np.asarray(c[name], dtype=np.int64) for name in self.columns], axis=1)
-        _, inverse, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
-        return np.asarray(counts[inverse.ravel()] == 1)
+        # Sort once and compare neighbours: ~10x faster than np.unique(axis=0).
+        keys = [np.asarray(c[name], dtype=np.int64) for name in self.columns]
+        order = np.lexsort(keys[::-1])
+        same = np.ones(max(len(order) - 1, 0), dtype=bool)
+        for k in keys:
+            s = k[order]
+            same &= s[1:] == s[:-1]
+        dup = np.zeros(len(order), dtype=bool)
+        dup[1:] |= same
+        dup[:-1] |= same
+        ok = np.empty(len(order), dtype=bool)
+        ok[order] = ~dup
+        return ok
 
 
 @dataclass(frozen=True)
@@ -254,12 +264,20 @@ class IdScheme:
             raise AssertionError("id columns are made by IdScheme.make, not sampled")
 
         ids = VarDomain("int64", low=0, unit="id")
-        out = [Variable(self.record, (), given, ids, "global record index"),
-               Variable(self.entity, (), given, ids, "entity the record belongs to")]
+        out = [
+            Variable(self.record, (), given, ids, "global record index"),
+            Variable(self.entity, (), given, ids, "entity the record belongs to"),
+        ]
         if self.period is not None:
-            out.append(Variable(self.period, (), given,
-                                VarDomain("int64", 0, self.per_entity - 1, unit="period"),
-                                "period index within the entity"))
+            out.append(
+                Variable(
+                    self.period,
+                    (),
+                    given,
+                    VarDomain("int64", 0, self.per_entity - 1, unit="period"),
+                    "period index within the entity",
+                )
+            )
         return out
 
 
@@ -366,7 +384,9 @@ def _source(fn: Callable[..., object]) -> str:
 
 def _rule_fingerprint(rule: Rule) -> str:
     if isinstance(rule, Recomputed):
-        return repr((type(rule).__name__, rule.column, rule.inputs, rule.tolerance)) + _source(rule.fn)
+        return repr((type(rule).__name__, rule.column, rule.inputs, rule.tolerance)) + _source(
+            rule.fn
+        )
     if isinstance(rule, AllowedPairs):
         return repr((type(rule).__name__, rule.a, rule.b, sorted(rule.pairs)))
     return repr(rule)

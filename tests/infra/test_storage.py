@@ -38,7 +38,9 @@ def test_s3_round_trip_uses_endpoint_from_settings(s3_bucket: str) -> None:
 
 def test_settings_from_toml_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = tmp_path / "v.toml"
-    cfg.write_text('profile = "server"\nhome = "/srv/v"\n[s3]\nendpoint_url = "http://127.0.0.1:9"\n')
+    cfg.write_text(
+        'profile = "server"\nhome = "/srv/v"\n[s3]\nendpoint_url = "http://127.0.0.1:9"\n'
+    )
     monkeypatch.setenv("VERACITY_CONFIG", str(cfg))
     monkeypatch.delenv("VERACITY_HOME")
     s = Settings()

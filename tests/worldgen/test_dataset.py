@@ -41,9 +41,13 @@ def test_manifest_describes_the_dataset(medical: ds.DatasetRef) -> None:
 
 def test_splits_are_disjoint_by_entity(medical: ds.DatasetRef) -> None:
     qa = ds.load_qa(medical.uri)
-    by_split = {s: set(qa.loc[qa["split"] == s, "entity_id"]) for s in ("train", "validation", "test")}
+    by_split = {
+        s: set(qa.loc[qa["split"] == s, "entity_id"]) for s in ("train", "validation", "test")
+    }
     assert all(by_split.values())
-    assert not (by_split["train"] & by_split["test"]) and not (by_split["train"] & by_split["validation"])
+    assert not (by_split["train"] & by_split["test"]) and not (
+        by_split["train"] & by_split["validation"]
+    )
     # No test entity's document text appears among training documents.
     train_docs = set(qa.loc[qa["split"] == "train", "document"])
     assert not train_docs & set(qa.loc[qa["split"] == "test", "document"])
@@ -80,7 +84,7 @@ def test_bad_arguments_are_named(args: tuple, message: str) -> None:
 
 
 def test_missing_dataset_says_how_to_fix(tmp_path: Path) -> None:
-    with pytest.raises(ds.DatasetError, match="manifest.json is missing"):
+    with pytest.raises(ds.DatasetError, match=r"manifest\.json is missing"):
         ds.read_manifest(str(tmp_path / "none"))
 
 

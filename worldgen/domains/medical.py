@@ -19,7 +19,6 @@ from collections.abc import Callable
 import numpy as np
 
 from worldgen.render import Fact, Path, Question, Renderer, Row
-
 from worldgen.spec import (
     AllowedPairs,
     Columns,
@@ -133,7 +132,9 @@ def _hba1c(p: Columns, rng: np.random.Generator, n: int) -> np.ndarray:
     )
     sd = np.where(p["diagnosis"] == T2D, 1.3, 0.3)
     low = np.select([p["diagnosis"] == PREDIABETES, p["diagnosis"] == T2D], [5.7, 6.5], default=4.0)
-    high = np.select([p["diagnosis"] == PREDIABETES, p["diagnosis"] == T2D], [6.4, 14.0], default=5.6)
+    high = np.select(
+        [p["diagnosis"] == PREDIABETES, p["diagnosis"] == T2D], [6.4, 14.0], default=5.6
+    )
     return np.round(np.clip(rng.normal(mean, sd), low, high), 1)
 
 
@@ -219,48 +220,125 @@ def build() -> WorldSpec:
         Variable("age", (), _age, num("int64", 18, 90, unit="years"), "age at encounter"),
         Variable("bmi", ("age",), _bmi, num("float64", 16, 50, unit="kg/m2"), "body-mass index"),
         Variable("smoker", ("sex", "age"), _smoker, num("bool"), "current smoker"),
-        Variable("diagnosis", ("age", "bmi", "smoker"), _diagnosis,
-                 cat("category", categories=DIAGNOSES), "primary diagnosis"),
-        Variable("hba1c", ("diagnosis",), _hba1c, num("float64", 4.0, 14.0, unit="%"),
-                 "glycated haemoglobin"),
-        Variable("glucose", ("hba1c",), _glucose, num("int64", 40, 400, unit="mg/dL"),
-                 "mean plasma glucose"),
-        Variable("creatinine", ("sex", "age", "diagnosis"), _creatinine,
-                 num("float64", 0.4, 12.0, unit="mg/dL"), "serum creatinine"),
-        Variable("egfr", ("creatinine", "age", "sex"), _egfr,
-                 num("int64", 1, 200, unit="mL/min/1.73m2"), "eGFR, CKD-EPI 2021"),
-        Variable("sbp", ("age", "bmi", "diagnosis"), _sbp, num("int64", 40, 250, unit="mmHg"),
-                 "systolic blood pressure"),
-        Variable("dbp", ("sbp",), _dbp, num("int64", 30, 250, unit="mmHg"),
-                 "diastolic blood pressure"),
-        Variable("medication", ("diagnosis", "egfr"), _medication,
-                 cat("category", categories=MEDICATIONS), "prescribed medication"),
-        Variable("complication", ("diagnosis",), _complication,
-                 cat("category", categories=COMPLICATIONS), "recorded complication"),
-        Variable("encounter_date", (), _encounter_date,
-                 num("date", EPOCH_2018, EPOCH_2018 + 8 * 365, unit="date"), "encounter date"),
-        Variable("birth_date", ("encounter_date", "age"), _birth_date,
-                 num("date", -20000, EPOCH_2018 + 8 * 365, unit="date"), "date of birth"),
+        Variable(
+            "diagnosis",
+            ("age", "bmi", "smoker"),
+            _diagnosis,
+            cat("category", categories=DIAGNOSES),
+            "primary diagnosis",
+        ),
+        Variable(
+            "hba1c",
+            ("diagnosis",),
+            _hba1c,
+            num("float64", 4.0, 14.0, unit="%"),
+            "glycated haemoglobin",
+        ),
+        Variable(
+            "glucose",
+            ("hba1c",),
+            _glucose,
+            num("int64", 40, 400, unit="mg/dL"),
+            "mean plasma glucose",
+        ),
+        Variable(
+            "creatinine",
+            ("sex", "age", "diagnosis"),
+            _creatinine,
+            num("float64", 0.4, 12.0, unit="mg/dL"),
+            "serum creatinine",
+        ),
+        Variable(
+            "egfr",
+            ("creatinine", "age", "sex"),
+            _egfr,
+            num("int64", 1, 200, unit="mL/min/1.73m2"),
+            "eGFR, CKD-EPI 2021",
+        ),
+        Variable(
+            "sbp",
+            ("age", "bmi", "diagnosis"),
+            _sbp,
+            num("int64", 40, 250, unit="mmHg"),
+            "systolic blood pressure",
+        ),
+        Variable(
+            "dbp", ("sbp",), _dbp, num("int64", 30, 250, unit="mmHg"), "diastolic blood pressure"
+        ),
+        Variable(
+            "medication",
+            ("diagnosis", "egfr"),
+            _medication,
+            cat("category", categories=MEDICATIONS),
+            "prescribed medication",
+        ),
+        Variable(
+            "complication",
+            ("diagnosis",),
+            _complication,
+            cat("category", categories=COMPLICATIONS),
+            "recorded complication",
+        ),
+        Variable(
+            "encounter_date",
+            (),
+            _encounter_date,
+            num("date", EPOCH_2018, EPOCH_2018 + 8 * 365, unit="date"),
+            "encounter date",
+        ),
+        Variable(
+            "birth_date",
+            ("encounter_date", "age"),
+            _birth_date,
+            num("date", -20000, EPOCH_2018 + 8 * 365, unit="date"),
+            "date of birth",
+        ),
     ]
     invariants = [
         Invariant("bp_ordered", "systolic pressure exceeds diastolic", (Greater("sbp", "dbp"),)),
-        Invariant("dates_ordered", "birth on or before the encounter",
-                  (Greater("encounter_date", "birth_date", or_equal=True),)),
-        Invariant("age_matches_dates", "age equals whole years from birth to encounter",
-                  (Recomputed("age", ("encounter_date", "birth_date"), _age_at),)),
-        Invariant("glucose_adag", f"glucose within {ADAG_TOLERANCE} mg/dL of ADAG(HbA1c)",
-                  (Recomputed("glucose", ("hba1c",), _adag, tolerance=ADAG_TOLERANCE),)),
-        Invariant("egfr_ckd_epi", "eGFR equals CKD-EPI 2021 of creatinine, age and sex",
-                  (Recomputed("egfr", ("creatinine", "age", "sex"), _ckd_epi),)),
-        Invariant("medication_allowed", "medication is indicated for the diagnosis",
-                  (AllowedPairs("diagnosis", "medication", _pairs(ALLOWED_MEDICATION)),)),
-        Invariant("medication_egfr_floor", "no drug given below its eGFR threshold",
-                  tuple(ConditionalRange("egfr", Condition("medication", med), low=floor)
-                        for med, floor in EGFR_FLOOR.items())),
-        Invariant("complication_has_parent", "complications only with their parent diagnosis",
-                  (AllowedPairs("diagnosis", "complication", _pairs(ALLOWED_COMPLICATION)),)),
-        Invariant("diabetes_hba1c", "type 2 diabetes has HbA1c >= 6.5%",
-                  (ConditionalRange("hba1c", Condition("diagnosis", "type 2 diabetes"), low=6.5),)),
+        Invariant(
+            "dates_ordered",
+            "birth on or before the encounter",
+            (Greater("encounter_date", "birth_date", or_equal=True),),
+        ),
+        Invariant(
+            "age_matches_dates",
+            "age equals whole years from birth to encounter",
+            (Recomputed("age", ("encounter_date", "birth_date"), _age_at),),
+        ),
+        Invariant(
+            "glucose_adag",
+            f"glucose within {ADAG_TOLERANCE} mg/dL of ADAG(HbA1c)",
+            (Recomputed("glucose", ("hba1c",), _adag, tolerance=ADAG_TOLERANCE),),
+        ),
+        Invariant(
+            "egfr_ckd_epi",
+            "eGFR equals CKD-EPI 2021 of creatinine, age and sex",
+            (Recomputed("egfr", ("creatinine", "age", "sex"), _ckd_epi),),
+        ),
+        Invariant(
+            "medication_allowed",
+            "medication is indicated for the diagnosis",
+            (AllowedPairs("diagnosis", "medication", _pairs(ALLOWED_MEDICATION)),),
+        ),
+        Invariant(
+            "medication_egfr_floor",
+            "no drug given below its eGFR threshold",
+            tuple(
+                ConditionalRange("egfr", Condition("medication", med), low=floor)
+                for med, floor in EGFR_FLOOR.items()
+            ),
+        ),
+        Invariant(
+            "complication_has_parent",
+            "complications only with their parent diagnosis",
+            (AllowedPairs("diagnosis", "complication", _pairs(ALLOWED_COMPLICATION)),),
+        ),
+        Invariant(
+            "diabetes_hba1c",
+            "type 2 diabetes has HbA1c >= 6.5%",
+            (ConditionalRange("hba1c", Condition("diagnosis", "type 2 diabetes"), low=6.5),),
+        ),
     ]
     return WorldSpec("medical", "1", variables, invariants)
 
@@ -314,62 +392,119 @@ def _with_egfr(extra: tuple[str, ...]) -> tuple[Path, ...]:
 def renderer() -> Renderer:
     facts = (
         Fact("sex", ("The patient is {v}.", "Sex: {v}."), _field("sex")),
-        Fact("age", ("The patient is {v} years old.", "Age at the visit: {v} years."), _field("age"),
-             withhold_p=0.5),
-        Fact("birth_date", ("Date of birth: {v}.", "The patient was born on {v}."),
-             _field("birth_date")),
-        Fact("encounter_date", ("The encounter took place on {v}.", "Seen in clinic on {v}."),
-             _field("encounter_date")),
+        Fact(
+            "age",
+            ("The patient is {v} years old.", "Age at the visit: {v} years."),
+            _field("age"),
+            withhold_p=0.5,
+        ),
+        Fact(
+            "birth_date",
+            ("Date of birth: {v}.", "The patient was born on {v}."),
+            _field("birth_date"),
+        ),
+        Fact(
+            "encounter_date",
+            ("The encounter took place on {v}.", "Seen in clinic on {v}."),
+            _field("encounter_date"),
+        ),
         Fact("bmi", ("BMI is {v} kg/m2.", "Body-mass index: {v}."), _field("bmi")),
-        Fact("smoker", ("Current smoker: {v}.", "Smoking: {v}."),
-             lambda r: _is(r["smoker"])),
+        Fact("smoker", ("Current smoker: {v}.", "Smoking: {v}."), lambda r: _is(r["smoker"])),
         Fact("diagnosis", ("Primary diagnosis: {v}.", "Assessment: {v}."), _field("diagnosis")),
         Fact("hba1c", ("HbA1c was {v}%.", "Glycated haemoglobin measured {v}%."), _field("hba1c")),
-        Fact("glucose", ("Mean glucose was {v} mg/dL.", "Average plasma glucose: {v} mg/dL."),
-             _field("glucose")),
-        Fact("creatinine", ("Serum creatinine was {v} mg/dL.", "Creatinine: {v} mg/dL."),
-             _field("creatinine"), withhold_p=0.1),
-        Fact("egfr", ("eGFR was {v} mL/min/1.73m2.", "Estimated GFR: {v}."), _field("egfr"),
-             withhold_p=0.6),
+        Fact(
+            "glucose",
+            ("Mean glucose was {v} mg/dL.", "Average plasma glucose: {v} mg/dL."),
+            _field("glucose"),
+        ),
+        Fact(
+            "creatinine",
+            ("Serum creatinine was {v} mg/dL.", "Creatinine: {v} mg/dL."),
+            _field("creatinine"),
+            withhold_p=0.1,
+        ),
+        Fact(
+            "egfr",
+            ("eGFR was {v} mL/min/1.73m2.", "Estimated GFR: {v}."),
+            _field("egfr"),
+            withhold_p=0.6,
+        ),
         Fact("sbp", ("Systolic pressure {v} mmHg.", "SBP: {v} mmHg."), _field("sbp")),
         Fact("dbp", ("Diastolic pressure {v} mmHg.", "DBP: {v} mmHg."), _field("dbp")),
         Fact("medication", ("Current medication: {v}.", "Prescribed: {v}."), _field("medication")),
-        Fact("complication", ("Recorded complication: {v}.", "Complications: {v}."),
-             _field("complication")),
+        Fact(
+            "complication",
+            ("Recorded complication: {v}.", "Complications: {v}."),
+            _field("complication"),
+        ),
     )
     lookups = tuple(
-        Question(f"lookup_{key}", (f"What is the patient's {label}?", f"Report the {label}."),
-                 _field(key), _paths(((key,), "lookup")))
+        Question(
+            f"lookup_{key}",
+            (f"What is the patient's {label}?", f"Report the {label}."),
+            _field(key),
+            _paths(((key,), "lookup")),
+        )
         for key, label in (
-            ("sex", "sex"), ("birth_date", "date of birth"), ("encounter_date", "encounter date"),
-            ("bmi", "bmi"), ("smoker", "smoking status"), ("diagnosis", "primary diagnosis"),
-            ("hba1c", "hba1c"), ("glucose", "mean glucose"), ("creatinine", "serum creatinine"),
-            ("sbp", "systolic pressure"), ("dbp", "diastolic pressure"),
-            ("medication", "current medication"), ("complication", "recorded complication"),
+            ("sex", "sex"),
+            ("birth_date", "date of birth"),
+            ("encounter_date", "encounter date"),
+            ("bmi", "bmi"),
+            ("smoker", "smoking status"),
+            ("diagnosis", "primary diagnosis"),
+            ("hba1c", "hba1c"),
+            ("glucose", "mean glucose"),
+            ("creatinine", "serum creatinine"),
+            ("sbp", "systolic pressure"),
+            ("dbp", "diastolic pressure"),
+            ("medication", "current medication"),
+            ("complication", "recorded complication"),
         )
     )
     derived = (
-        Question("age", ("How old was the patient at the encounter?",), _field("age"),
-                 _paths(*AGE_PATHS)),
-        Question("egfr", ("What is the patient's eGFR?",), _field("egfr"),
-                 _paths((("egfr",), "lookup"), (("creatinine", "age", "sex"), "derived"))),
-        Question("ckd_stage", ("What CKD stage does the eGFR indicate?",
-                               "Which KDIGO GFR stage is the patient in?"), _stage,
-                 _with_egfr(())),
-        Question("metformin_eligible", ("Is metformin allowed for this patient?",
-                                        "Could this patient be given metformin?"),
-                 _eligible("metformin", ("prediabetes", "type 2 diabetes")),
-                 _with_egfr(("diagnosis",))),
-        Question("empagliflozin_eligible", ("Is empagliflozin allowed for this patient?",),
-                 _eligible("empagliflozin", ("type 2 diabetes", "chronic kidney disease")),
-                 _with_egfr(("diagnosis",))),
-        Question("hypertensive_range", ("Is the blood pressure in the hypertensive range?",),
-                 _hypertensive, _paths((("sbp", "dbp"), "derived"))),
-        Question("obese_smoker", ("Is the patient an obese smoker?",),
-                 lambda r: _is(r["bmi"] >= 30 and r["smoker"]),
-                 _paths((("bmi", "smoker"), "derived"))),
+        Question(
+            "age", ("How old was the patient at the encounter?",), _field("age"), _paths(*AGE_PATHS)
+        ),
+        Question(
+            "egfr",
+            ("What is the patient's eGFR?",),
+            _field("egfr"),
+            _paths((("egfr",), "lookup"), (("creatinine", "age", "sex"), "derived")),
+        ),
+        Question(
+            "ckd_stage",
+            ("What CKD stage does the eGFR indicate?", "Which KDIGO GFR stage is the patient in?"),
+            _stage,
+            _with_egfr(()),
+        ),
+        Question(
+            "metformin_eligible",
+            ("Is metformin allowed for this patient?", "Could this patient be given metformin?"),
+            _eligible("metformin", ("prediabetes", "type 2 diabetes")),
+            _with_egfr(("diagnosis",)),
+        ),
+        Question(
+            "empagliflozin_eligible",
+            ("Is empagliflozin allowed for this patient?",),
+            _eligible("empagliflozin", ("type 2 diabetes", "chronic kidney disease")),
+            _with_egfr(("diagnosis",)),
+        ),
+        Question(
+            "hypertensive_range",
+            ("Is the blood pressure in the hypertensive range?",),
+            _hypertensive,
+            _paths((("sbp", "dbp"), "derived")),
+        ),
+        Question(
+            "obese_smoker",
+            ("Is the patient an obese smoker?",),
+            lambda r: _is(r["bmi"] >= 30 and r["smoker"]),
+            _paths((("bmi", "smoker"), "derived")),
+        ),
     )
-    return Renderer(facts, lookups + derived)
+    return Renderer(
+        facts, lookups + derived, {"lookup": 1, "derived": 2, "multistep": 2, "unknown": 1}
+    )
 
 
 # --- fault modes ---------------------------------------------------------------------------
@@ -416,8 +551,11 @@ def _diagnosis_swapped(t: Tables, rng: np.random.Generator, n: int) -> np.ndarra
     # diabetic on insulin without complications: the first is now a "diabetic" with a normal
     # HbA1c, the second a "healthy" patient on insulin. Nothing else changes.
     healthy = _is_label(f, "diagnosis", "healthy")
-    diabetic = (_is_label(f, "diagnosis", "type 2 diabetes") & _is_label(f, "medication", "insulin")
-                & _is_label(f, "complication", "none"))
+    diabetic = (
+        _is_label(f, "diagnosis", "type 2 diabetes")
+        & _is_label(f, "medication", "insulin")
+        & _is_label(f, "complication", "none")
+    )
     pairs = max(1, n // 2)
     a, b = pick(rng, healthy, pairs), pick(rng, diabetic, pairs)
     _set(f, "diagnosis", a, "type 2 diabetes")
@@ -446,7 +584,8 @@ def _glucose_drift(t: Tables, rng: np.random.Generator, n: int) -> np.ndarray:
 def _medication_below_floor(t: Tables, rng: np.random.Generator, n: int) -> np.ndarray:
     f = t["records"]
     indicated = _is_label(f, "diagnosis", "type 2 diabetes") | _is_label(
-        f, "diagnosis", "chronic kidney disease")
+        f, "diagnosis", "chronic kidney disease"
+    )
     rows = pick(rng, indicated & (f["egfr"].to_numpy() < EGFR_FLOOR["empagliflozin"]), n)
     _set(f, "medication", rows, "empagliflozin")
     return record_ids(f, rows)
@@ -460,18 +599,40 @@ def _complication_without_parent(t: Tables, rng: np.random.Generator, n: int) ->
 
 
 FAULTS: tuple[FaultMode, ...] = (
-    FaultMode("bp_swapped", "systolic and diastolic pressure swapped", ("bp_ordered",),
-              _bp_swapped),
-    FaultMode("encounter_before_birth", "date of birth after the encounter",
-              ("dates_ordered", "age_matches_dates"), _encounter_before_birth),
-    FaultMode("diagnosis_swapped", "diagnoses of a healthy and a diabetic patient swapped",
-              ("medication_allowed", "diabetes_hba1c"), _diagnosis_swapped),
-    FaultMode("egfr_off", "recorded eGFR disagrees with CKD-EPI 2021", ("egfr_ckd_epi",),
-              _egfr_off),
-    FaultMode("glucose_drift", "mean glucose drifted away from ADAG(HbA1c)", ("glucose_adag",),
-              _glucose_drift),
-    FaultMode("medication_below_floor", "empagliflozin given below its eGFR floor of 20",
-              ("medication_egfr_floor",), _medication_below_floor),
-    FaultMode("complication_without_parent", "retinopathy recorded for a healthy patient",
-              ("complication_has_parent",), _complication_without_parent),
+    FaultMode(
+        "bp_swapped", "systolic and diastolic pressure swapped", ("bp_ordered",), _bp_swapped
+    ),
+    FaultMode(
+        "encounter_before_birth",
+        "date of birth after the encounter",
+        ("dates_ordered", "age_matches_dates"),
+        _encounter_before_birth,
+    ),
+    FaultMode(
+        "diagnosis_swapped",
+        "diagnoses of a healthy and a diabetic patient swapped",
+        ("medication_allowed", "diabetes_hba1c"),
+        _diagnosis_swapped,
+    ),
+    FaultMode(
+        "egfr_off", "recorded eGFR disagrees with CKD-EPI 2021", ("egfr_ckd_epi",), _egfr_off
+    ),
+    FaultMode(
+        "glucose_drift",
+        "mean glucose drifted away from ADAG(HbA1c)",
+        ("glucose_adag",),
+        _glucose_drift,
+    ),
+    FaultMode(
+        "medication_below_floor",
+        "empagliflozin given below its eGFR floor of 20",
+        ("medication_egfr_floor",),
+        _medication_below_floor,
+    ),
+    FaultMode(
+        "complication_without_parent",
+        "retinopathy recorded for a healthy patient",
+        ("complication_has_parent",),
+        _complication_without_parent,
+    ),
 )

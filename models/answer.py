@@ -1,0 +1,75 @@
+"""Answering one question with a trained model: greedy decoding, uncertainty, abstention.
+
+Shared by evaluation and the served MLflow pyfunc, so both answer in exactly the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from models.apr import APRTransformer
+from models.tokenizer import Tokenizer, normalize
+
+UNKNOWN = "unknown"
+MAX_ANSWER_TOKENS = 16
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str  # what the model says after abstention ("unknown" when it abstains)
+    raw: str  # what greedy decoding produced
+    uncertainty: float  # max estimator score over the answer's tokens, in [0, 1]
+    abstained: bool
+    routed_fraction: float  # share of the answer's tokens that went through refinement
+    prompt_tokens: int
+    answer_tokens: int
+    latency_s: float
+
+
+class Answerer:
+    def __init__(self, model: APRTransformer, tokenizer: Tokenizer, abstain_threshold: float = 1.1):
+        self.model = model.eval()
+        self.tok = tokenizer
+        self.abstain_threshold = abstain_threshold  # > 1 never abstains
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> Answerer:
+        from models.train import load_model
+
+        model, tok = load_model(model_dir)
+        routing = json.loads((Path(model_dir) / "routing.json").read_text())
+        return cls(model, tok, float(routing.get("abstain_threshold", 1.1)))
+
+    @torch.no_grad()
+    def __call__(self, document: str, question: str) -> Answer:
+        start = time.perf_counter()
+        prompt = self.tok.encode_example(document, question).ids
+        room = self.model.cfg.max_seq_len - len(prompt)
+        if room < 1:
+            raise ValueError(
+                f"document and question take {len(prompt)} tokens, over the model's "
+                f"max_seq_len {self.model.cfg.max_seq_len}"
+            )
+        gen = self.model.generate(
+            torch.tensor([prompt]), min(MAX_ANSWER_TOKENS, room), stop_token=self.tok.end_id
+        )
+        ids = gen.tokens[0].tolist()
+        n = ids.index(self.tok.end_id) + 1 if self.tok.end_id in ids else len(ids)
+        raw = normalize(self.tok.decode(ids[:n]))
+        uncertainty = float(gen.scores[0, :n].max()) if n else 1.0
+        abstained = uncertainty > self.abstain_threshold and raw != UNKNOWN
+        return Answer(
+            text=UNKNOWN if abstained else raw,
+            raw=raw,
+            uncertainty=uncertainty,
+            abstained=abstained,
+            routed_fraction=float(gen.routed[0, :n].float().mean()) if n else 0.0,
+            prompt_tokens=len(prompt),
+            answer_tokens=n,
+            latency_s=time.perf_counter() - start,
+        )

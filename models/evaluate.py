@@ -1,0 +1,203 @@
+"""Evaluation against the world model's ground truth.
+
+Every question is answered greedily and scored by exact match after normalisation. Outcomes are
+SimpleQA style: ``correct``, ``incorrect`` (an attempted answer that is wrong: a hallucination)
+or ``abstained`` (the model said ``unknown`` where an answer existed). ``unknown`` is the one
+correct answer to an unanswerable question.
+
+Abstention: the model answers ``unknown`` when the estimator's uncertainty on its answer tokens
+passes a threshold chosen on the validation split to minimise hallucination at no more than one
+point of accuracy cost.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from models.answer import UNKNOWN, Answer, Answerer
+from models.lit import binary_auroc
+from models.tokenizer import normalize
+from worldgen.dataset import load_qa, read_manifest
+
+MAX_ACCURACY_COST = 0.01
+
+
+@dataclass
+class EvalReport:
+    dataset_uri: str
+    dataset_digest: str
+    split: str
+    n: int
+    accuracy: float  # composite: mean of the per-domain accuracies
+    accuracy_by_domain: dict[str, float]
+    accuracy_by_kind: dict[str, float]
+    hallucination_rate: float  # incorrect / total
+    hallucination_attempted: float  # incorrect / attempted
+    abstention_rate: float
+    abstain_threshold: float
+    latency_p50_ms: float
+    latency_p95_ms: float
+    tokens_per_s: float
+    routed_fraction: float
+    estimator_auroc: float
+    ece: float
+    brier: float
+    flops_per_answer: float
+    outcomes: dict[str, str] = field(default_factory=dict)  # qa_id -> correct/incorrect/abstained
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EvalReport:
+        return cls(**data)
+
+    def headline(self) -> dict[str, float]:
+        """The scalar metrics, as MLflow logs them."""
+        out = {k: v for k, v in asdict(self).items() if isinstance(v, int | float)}
+        out.update({f"accuracy_{d}": v for d, v in self.accuracy_by_domain.items()})
+        out.update({f"accuracy_kind_{k}": v for k, v in self.accuracy_by_kind.items()})
+        return out
+
+
+def outcome(answer: str, truth: str) -> str:
+    if answer == normalize(truth):
+        return "correct"
+    return "abstained" if answer == UNKNOWN else "incorrect"
+
+
+def answer_all(answerer: Answerer, frame: pd.DataFrame) -> list[Answer]:
+    return [answerer(d, q) for d, q in zip(frame["document"], frame["question"], strict=True)]
+
+
+def choose_abstain_threshold(raw: list[Answer], truths: list[str]) -> float:
+    """Lowest-hallucination threshold whose accuracy is within one point of never abstaining."""
+    scores = np.array([a.uncertainty for a in raw])
+    correct_raw = np.array([a.raw == normalize(t) for a, t in zip(raw, truths, strict=True)])
+    truth_unknown = np.array([normalize(t) == UNKNOWN for t in truths])
+    attempted = np.array([a.raw != UNKNOWN for a in raw])
+    base_acc = correct_raw.mean()
+    best, best_halluc = 1.1, (attempted & ~correct_raw).mean()
+    for tau in np.unique(np.quantile(scores, np.linspace(0.5, 1.0, 51))):
+        abstain = (scores > tau) & attempted
+        correct = np.where(abstain, truth_unknown, correct_raw)
+        halluc = (attempted & ~abstain & ~correct_raw).mean()
+        if correct.mean() >= base_acc - MAX_ACCURACY_COST and halluc < best_halluc:
+            best, best_halluc = float(tau), halluc
+    return best
+
+
+def apply_threshold(raw: list[Answer], threshold: float) -> list[str]:
+    return [UNKNOWN if a.uncertainty > threshold and a.raw != UNKNOWN else a.raw for a in raw]
+
+
+def calibration(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> tuple[float, float]:
+    """Expected calibration error (equal-width bins) and Brier score."""
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(confidence, edges) - 1, 0, bins - 1)
+    ece = sum(
+        abs(confidence[which == b].mean() - correct[which == b].mean()) * (which == b).mean()
+        for b in range(bins)
+        if (which == b).any()
+    )
+    return float(ece), float(np.mean((confidence - correct) ** 2))
+
+
+def evaluate(
+    model_uri: str, dataset_uri: str, split: str = "test", abstain_threshold: float | None = None
+) -> EvalReport:
+    """Answer every question of ``split``; abstention threshold from the validation split."""
+    answerer = Answerer.load(resolve_model(model_uri))
+    if abstain_threshold is None:
+        val = load_qa(dataset_uri, "validation")
+        abstain_threshold = choose_abstain_threshold(answer_all(answerer, val), list(val["answer"]))
+    frame = load_qa(dataset_uri, split)
+    raw = answer_all(answerer, frame)
+    return build_report(answerer, frame, raw, abstain_threshold, dataset_uri, split)
+
+
+def build_report(
+    answerer: Answerer,
+    frame: pd.DataFrame,
+    raw: list[Answer],
+    threshold: float,
+    dataset_uri: str,
+    split: str,
+) -> EvalReport:
+    answers = apply_threshold(raw, threshold)
+    outcomes = np.array([outcome(a, t) for a, t in zip(answers, frame["answer"], strict=True)])
+    correct = outcomes == "correct"
+    incorrect = outcomes == "incorrect"
+    attempted = np.array([a != UNKNOWN for a in answers])
+    by_domain = {
+        d: float(correct[(frame["domain"] == d).to_numpy()].mean())
+        for d in sorted(set(frame["domain"]))
+    }
+    by_kind = {
+        k: float(correct[(frame["kind"] == k).to_numpy()].mean())
+        for k in sorted(set(frame["kind"]))
+    }
+    latency = np.array([a.latency_s for a in raw]) * 1000
+    tokens = sum(a.prompt_tokens + a.answer_tokens for a in raw)
+    confidence = 1.0 - np.array([a.uncertainty for a in raw])
+    raw_correct = np.array(
+        [a.raw == normalize(t) for a, t in zip(raw, frame["answer"], strict=True)]
+    )
+    ece, brier = calibration(confidence, raw_correct.astype(float))
+    routed = float(np.mean([a.routed_fraction for a in raw]))
+    model = answerer.model
+    flops = float(
+        np.mean(
+            [
+                model.flops_per_token(routed, a.prompt_tokens + a.answer_tokens)
+                * (a.prompt_tokens + a.answer_tokens)
+                for a in raw
+            ]
+        )
+    )
+    return EvalReport(
+        dataset_uri=dataset_uri,
+        dataset_digest=read_manifest(dataset_uri)["digest"],
+        split=split,
+        n=len(frame),
+        accuracy=float(np.mean(list(by_domain.values()))),
+        accuracy_by_domain=by_domain,
+        accuracy_by_kind=by_kind,
+        hallucination_rate=float(incorrect.mean()),
+        hallucination_attempted=float(incorrect.sum() / max(1, attempted.sum())),
+        abstention_rate=float(np.mean([a != r.raw for a, r in zip(answers, raw, strict=True)])),
+        abstain_threshold=threshold,
+        latency_p50_ms=float(np.percentile(latency, 50)),
+        latency_p95_ms=float(np.percentile(latency, 95)),
+        tokens_per_s=float(tokens / max(1e-9, latency.sum() / 1000)),
+        routed_fraction=routed,
+        estimator_auroc=binary_auroc(torch.tensor(1 - confidence), torch.tensor(~raw_correct)),
+        ece=ece,
+        brier=brier,
+        flops_per_answer=flops,
+        outcomes={str(q): o for q, o in zip(frame["qa_id"], outcomes, strict=True)},
+    )
+
+
+def resolve_model(model_uri: str) -> str:
+    """A local model directory, or an MLflow URI (models:/name@alias, runs:/...) downloaded."""
+    if Path(model_uri).is_dir():
+        return model_uri
+    import mlflow
+
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
+    found = next((p.parent for p in local.rglob("model.safetensors")), None)
+    if found is None:
+        raise ValueError(f"{model_uri} holds no Veracity model (no model.safetensors)")
+    return str(found)
+
+
+def save_report(report: EvalReport, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(report.to_dict(), indent=2))
