@@ -28,8 +28,12 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> ds.DatasetRef:
 
 
 def test_trains_and_exports_weights_only_model(small: ds.DatasetRef, tmp_path: Path) -> None:
-    result = train(small.uri, TrainConfig(max_steps=12, batch_size=8, val_check_interval=6,
-                                          out=str(tmp_path / "run"), model=TINY))
+    result = train(
+        small.uri,
+        TrainConfig(
+            max_steps=12, batch_size=8, val_check_interval=6, out=str(tmp_path / "run"), model=TINY
+        ),
+    )
     assert result.steps == 12 and result.dataset_digest == small.digest
     files = {p.name for p in Path(result.model_dir).iterdir()}
     assert {"model.safetensors", "config.json", "tokenizer.json", "routing.json"} <= files
@@ -58,22 +62,47 @@ def _cli(*args: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_ddp_on_two_cpu_processes_gives_one_checkpoint(small: ds.DatasetRef, tmp_path: Path) -> None:
+def test_ddp_on_two_cpu_processes_gives_one_checkpoint(
+    small: ds.DatasetRef, tmp_path: Path
+) -> None:
     out = tmp_path / "ddp"
-    proc = subprocess.run(_cli("train", small.uri, "--devices", "2", "--strategy", "ddp", "--max-steps", "6",
-                               "--batch-size", "4", "--tiny", "--out", str(out)),
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        _cli(
+            "train",
+            small.uri,
+            "--devices",
+            "2",
+            "--strategy",
+            "ddp",
+            "--max-steps",
+            "6",
+            "--batch-size",
+            "4",
+            "--tiny",
+            "--out",
+            str(out),
+        ),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "steps  6" in proc.stdout
     assert list(out.rglob("model.safetensors")) == [out / "model" / "model.safetensors"]
 
 
 @pytest.mark.slow
-def test_resume_after_kill_reaches_the_same_step_count(small: ds.DatasetRef, tmp_path: Path) -> None:
+def test_resume_after_kill_reaches_the_same_step_count(
+    small: ds.DatasetRef, tmp_path: Path
+) -> None:
     out = tmp_path / "crash"
-    args = _cli("train", small.uri, "--max-steps", "400", "--batch-size", "4", "--tiny", "--out", str(out))
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    args = _cli(
+        "train", small.uri, "--max-steps", "400", "--batch-size", "4", "--tiny", "--out", str(out)
+    )
+    proc = subprocess.Popen(
+        args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     last = out / "checkpoints" / "last.ckpt"
     deadline = time.time() + 300
     while not last.exists() and time.time() < deadline and proc.poll() is None:
@@ -82,7 +111,9 @@ def test_resume_after_kill_reaches_the_same_step_count(small: ds.DatasetRef, tmp
     proc.wait()
     assert last.exists(), "training never wrote a checkpoint"
     assert not (out / "result.json").exists(), "training finished before it could be killed"
-    done = subprocess.run([*args, "--resume"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [*args, "--resume"], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Restoring states from the checkpoint" in done.stderr  # resumed, not restarted
     assert json.loads((out / "result.json").read_text())["steps"] == 400
