@@ -50,6 +50,8 @@ class EvalReport:
     ece: float
     brier: float
     flops_per_answer: float
+    routed_by_kind: dict[str, float] = field(default_factory=dict)
+    reliability: list[list[float]] = field(default_factory=list)  # [confidence, accuracy, share] per bin
     outcomes: dict[str, str] = field(default_factory=dict)  # qa_id -> correct/incorrect/abstained
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,6 +98,16 @@ def choose_abstain_threshold(raw: list[Answer], truths: list[str]) -> float:
 
 def apply_threshold(raw: list[Answer], threshold: float) -> list[str]:
     return [UNKNOWN if a.uncertainty > threshold and a.raw != UNKNOWN else a.raw for a in raw]
+
+
+def reliability_bins(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> list[list[float]]:
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(confidence, edges) - 1, 0, bins - 1)
+    return [
+        [float(confidence[which == b].mean()), float(correct[which == b].mean()), float((which == b).mean())]
+        for b in range(bins)
+        if (which == b).any()
+    ]
 
 
 def calibration(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> tuple[float, float]:
@@ -182,6 +194,11 @@ def build_report(
         ece=ece,
         brier=brier,
         flops_per_answer=flops,
+        routed_by_kind={
+            k: float(np.mean([a.routed_fraction for a, kk in zip(raw, frame["kind"], strict=True) if kk == k]))
+            for k in by_kind
+        },
+        reliability=reliability_bins(confidence, raw_correct.astype(float)),
         outcomes={str(q): o for q, o in zip(frame["qa_id"], outcomes, strict=True)},
     )
 
