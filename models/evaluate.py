@@ -51,8 +51,12 @@ class EvalReport:
     brier: float
     flops_per_answer: float
     routed_by_kind: dict[str, float] = field(default_factory=dict)
-    reliability: list[list[float]] = field(default_factory=list)  # [confidence, accuracy, share] per bin
-    outcomes: dict[str, str] = field(default_factory=dict)  # qa_id -> correct/incorrect/abstained
+    reliability: list[list[float]] = field(
+        default_factory=list
+    )  # [confidence, accuracy, share] per bin
+    outcomes: dict[str, str] = field(
+        default_factory=dict
+    )  # "domain/qa_id" -> correct/incorrect/abstained
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,6 +71,11 @@ class EvalReport:
         out.update({f"accuracy_{d}": v for d, v in self.accuracy_by_domain.items()})
         out.update({f"accuracy_kind_{k}": v for k, v in self.accuracy_by_kind.items()})
         return out
+
+
+def qa_key(domain: str, qa_id: int) -> str:
+    """qa ids are unique within a domain; outcomes are keyed across domains."""
+    return f"{domain}/{qa_id}"
 
 
 def outcome(answer: str, truth: str) -> str:
@@ -100,11 +109,17 @@ def apply_threshold(raw: list[Answer], threshold: float) -> list[str]:
     return [UNKNOWN if a.uncertainty > threshold and a.raw != UNKNOWN else a.raw for a in raw]
 
 
-def reliability_bins(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> list[list[float]]:
+def reliability_bins(
+    confidence: np.ndarray, correct: np.ndarray, bins: int = 10
+) -> list[list[float]]:
     edges = np.linspace(0, 1, bins + 1)
     which = np.clip(np.digitize(confidence, edges) - 1, 0, bins - 1)
     return [
-        [float(confidence[which == b].mean()), float(correct[which == b].mean()), float((which == b).mean())]
+        [
+            float(confidence[which == b].mean()),
+            float(correct[which == b].mean()),
+            float((which == b).mean()),
+        ]
         for b in range(bins)
         if (which == b).any()
     ]
@@ -195,11 +210,18 @@ def build_report(
         brier=brier,
         flops_per_answer=flops,
         routed_by_kind={
-            k: float(np.mean([a.routed_fraction for a, kk in zip(raw, frame["kind"], strict=True) if kk == k]))
+            k: float(
+                np.mean(
+                    [a.routed_fraction for a, kk in zip(raw, frame["kind"], strict=True) if kk == k]
+                )
+            )
             for k in by_kind
         },
         reliability=reliability_bins(confidence, raw_correct.astype(float)),
-        outcomes={str(q): o for q, o in zip(frame["qa_id"], outcomes, strict=True)},
+        outcomes={
+            qa_key(d, q): o
+            for d, q, o in zip(frame["domain"], frame["qa_id"], outcomes, strict=True)
+        },
     )
 
 

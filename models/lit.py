@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 from models.apr import APRConfig, APRTransformer
 from models.tokenizer import Tokenizer, UnknownTokenError
 from worldgen.dataset import load_qa
+from worldgen.domains import vocabulary_texts
 
 
 class TrainingInputError(ValueError):
@@ -95,6 +96,8 @@ class QADataModule(L.LightningDataModule):
         if self.tokenizer is None:
             train = load_qa(self.uri, "train")
             texts = [*train["document"], *train["question"], *train["answer"]]
+            for domain in sorted(set(train["domain"])):
+                texts += vocabulary_texts(domain)
             self.tokenizer = Tokenizer.fit(texts, strict=True)
         return self.tokenizer
 

@@ -7,10 +7,10 @@ from collections.abc import Mapping
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
-from models.evaluate import EvalReport  # noqa: E402
+from models.evaluate import EvalReport
 
 
 def reliability_diagram(report: EvalReport) -> Figure:
@@ -40,7 +40,9 @@ def accuracy_vs_compute(reports: Mapping[str, EvalReport]) -> Figure:
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for mode, r in reports.items():
         ax.scatter(r.flops_per_answer, r.accuracy, s=40)
-        ax.annotate(mode, (r.flops_per_answer, r.accuracy), textcoords="offset points", xytext=(5, 5))
+        ax.annotate(
+            mode, (r.flops_per_answer, r.accuracy), textcoords="offset points", xytext=(5, 5)
+        )
     ax.set(xlabel="FLOPs per answer", ylabel="factual accuracy", title="Accuracy vs compute")
     fig.tight_layout()
     return fig

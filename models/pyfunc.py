@@ -38,7 +38,9 @@ class VeracityAPR(mlflow.pyfunc.PythonModel):
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
         missing = {"document", "question"} - set(model_input.columns)
         if missing:
-            raise ValueError(f"input is missing column(s) {sorted(missing)}; send document and question")
+            raise ValueError(
+                f"input is missing column(s) {sorted(missing)}; send document and question"
+            )
         rows = []
         for doc, question in zip(model_input["document"], model_input["question"], strict=True):
             a = self.answerer(str(doc), str(question))
@@ -55,7 +57,9 @@ class VeracityAPR(mlflow.pyfunc.PythonModel):
 
 def log_model(model_dir: str | Path, name: str = "apr", **kwargs: Any) -> Any:
     """Log a trained model directory as an MLflow LoggedModel; returns MLflow's ModelInfo."""
-    example = pd.DataFrame({"document": ["Sex: female."], "question": ["What is the patient's sex?"]})
+    example = pd.DataFrame(
+        {"document": ["Sex: female."], "question": ["What is the patient's sex?"]}
+    )
     return mlflow.pyfunc.log_model(
         name=name,
         python_model=str(Path(__file__).resolve()),

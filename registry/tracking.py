@@ -7,6 +7,7 @@ suite hash, git commit), metrics, plots and the Data Docs link.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 from collections.abc import Iterator, Mapping
@@ -23,10 +24,25 @@ SECRET_HINTS = ("password", "secret", "token", "access_key", "credential")
 
 
 def configure(experiment: str = EXPERIMENT) -> str:
-    """Point MLflow at the profile's tracking store; returns the experiment id."""
-    mlflow.set_tracking_uri(get_settings().tracking_uri)
+    """Point MLflow at the profile's tracking store; returns the experiment id.
+
+    A new experiment keeps its artifacts under the home directory (``<home>/mlartifacts``)
+    unless the tracking store is a server, which chooses for itself.
+    """
+    settings = get_settings()
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    if mlflow.get_experiment_by_name(experiment) is None and not settings.tracking_uri.startswith(
+        ("http://", "https://")
+    ):
+        with contextlib.suppress(mlflow.exceptions.MlflowException):  # created concurrently
+            mlflow.create_experiment(experiment, artifact_location=artifact_root())
     exp = mlflow.set_experiment(experiment)
     return str(exp.experiment_id)
+
+
+def artifact_root() -> str:
+    """Local artifact store for the embedded (SQLite) profile."""
+    return (get_settings().home / "mlartifacts").resolve().as_uri()
 
 
 def git_commit() -> str:
@@ -68,16 +84,18 @@ def stage_run(name: str, parent_run_id: str | None = None, **tags: str) -> Itera
 
 def log_dataset(uri: str, manifest: Mapping[str, Any], context: str = "training") -> None:
     """The dataset as an MLflow input (name, digest, source) plus its lineage tags."""
-    from mlflow.data.meta_dataset import MetaDataset
-    from mlflow.data.http_dataset_source import HTTPDatasetSource
     from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.http_dataset_source import HTTPDatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
 
     try:
         source = resolve_dataset_source(uri)
     except Exception:  # an unregistered scheme: record the URI as given
         source = HTTPDatasetSource(url=uri)
     name = Path(uri.rstrip("/")).name or "dataset"
-    mlflow.log_input(MetaDataset(source, name=name, digest=manifest["digest"][:32]), context=context)
+    mlflow.log_input(
+        MetaDataset(source, name=name, digest=manifest["digest"][:32]), context=context
+    )
     mlflow.set_tags(
         {
             "dataset_uri": uri,
@@ -118,3 +136,78 @@ def log_json(data: Any, artifact_file: str) -> None:
 def run_url(run_id: str) -> str:
     run = mlflow.get_run(run_id)
     return f"{get_settings().tracking_uri} experiment {run.info.experiment_id} run {run_id}"
+
+
+# --- glue for the pipeline flows (plain functions: no Prefect here) ---------------------------
+
+UI_URL = "http://127.0.0.1:5000"
+
+
+def ui_url(run_id: str, base: str = UI_URL) -> str:
+    """The run's page in ``veracity ui`` (the MLflow UI on 127.0.0.1)."""
+    run = mlflow.get_run(run_id) if mlflow.get_tracking_uri() else None
+    exp = run.info.experiment_id if run else configure()
+    return f"{base}/#/experiments/{exp}/runs/{run_id}"
+
+
+def start_pipeline_run(params: Mapping[str, Any]) -> str:
+    """The parent run of one pipeline execution (left open; see ``finish_pipeline_run``)."""
+    exp = configure()
+    client = mlflow.MlflowClient(get_settings().tracking_uri)
+    run = client.create_run(
+        exp, run_name="pipeline", tags={"veracity.stage": "pipeline", "git_commit": git_commit()}
+    )
+    for key, value in flatten(params).items():
+        client.log_param(run.info.run_id, key, value)
+    return str(run.info.run_id)
+
+
+def finish_pipeline_run(
+    run_id: str, summary: list[dict[str, Any]], status: str = "FINISHED"
+) -> None:
+    client = mlflow.MlflowClient(get_settings().tracking_uri)
+    client.log_dict(run_id, {"summary": summary}, "pipeline_summary.json")
+    client.set_terminated(run_id, status)
+
+
+def log_training(
+    result: Mapping[str, Any],
+    config: Mapping[str, Any],
+    validation: Mapping[str, Any],
+    parent_run_id: str | None = None,
+) -> tuple[str, str]:
+    """Log a finished training run (``models.train.TrainResult`` as a dict): params, dataset,
+    validation lineage, metrics and the served model. Returns ``(run_id, model_uri)``."""
+    from models.pyfunc import log_model
+    from worldgen.dataset import read_manifest
+
+    uri = str(result["dataset_uri"])
+    with stage_run("train", parent_run_id) as run_id:
+        log_params({k: v for k, v in config.items() if k not in ("out", "resume")})
+        log_dataset(uri, read_manifest(uri))
+        log_validation(validation)
+        log_metrics(result.get("metrics", {}))
+        mlflow.log_metrics({"steps": float(result["steps"]),
+                            "route_threshold": float(result["route_threshold"])})  # fmt: skip
+        mlflow.set_tag("run_dir", str(result["run_dir"]))
+        info = log_model(result["model_dir"], name="apr")
+    return run_id, str(info.model_uri)
+
+
+def log_evaluation(run_id: str, report: Any) -> None:
+    """An ``EvalReport`` on its training run: headline metrics, the report, plots."""
+    import matplotlib.pyplot as plt
+
+    from models import plots
+
+    configure()
+    split = str(report.split)
+    with mlflow.start_run(run_id=run_id):
+        log_metrics(report.headline(), prefix=f"{split}_")
+        log_json(report.to_dict(), f"eval/{split}-{report.dataset_digest[:16]}.json")
+        for name, fig in (
+            ("reliability", plots.reliability_diagram(report)),
+            ("routed_by_kind", plots.routed_by_kind(report)),
+        ):
+            mlflow.log_figure(fig, f"eval/{split}-{name}.png")
+            plt.close(fig)

@@ -28,3 +28,20 @@ def get_domain(name: str) -> Domain:
     module = import_module(f"worldgen.domains.{name}")
     faults = {f.name: f for f in (*module.FAULTS, *COMMON_FAULTS)}
     return Domain(name, module.build(), module.renderer(), faults)
+
+
+def vocabulary_texts(name: str) -> list[str]:
+    """Every word the domain can write: templates, questions, category labels, yes/no/true/false.
+
+    The world model's vocabulary is closed; a tokenizer fitted on these plus the training text
+    never meets an unknown word on held-out entities.
+    """
+    dom = get_domain(name)
+    texts = ["yes no unknown true false none"]
+    for fact in dom.renderer.facts:
+        texts += [t.replace("{v}", " ") for t in fact.templates]
+    for question in dom.renderer.questions:
+        texts += list(question.templates)
+    for var in dom.spec.variables:
+        texts += list(var.domain.categories or ())
+    return texts

@@ -1,0 +1,119 @@
+"""Evaluation scoring and the served pyfunc, on a tiny model trained on a real small dataset."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.answer import Answer
+from models.evaluate import (
+    EvalReport,
+    apply_threshold,
+    calibration,
+    choose_abstain_threshold,
+    evaluate,
+    outcome,
+    qa_key,
+)
+from models.train import TrainConfig, train
+from worldgen import dataset as ds
+
+TINY = {"n_layer": 2, "n_head": 2, "d_model": 64, "probe_layer": 0, "warmup_steps": 5}
+
+
+def _answer(raw: str, uncertainty: float) -> Answer:
+    return Answer(raw, raw, uncertainty, False, 0.1, 10, 2, 0.001)
+
+
+def test_outcomes_are_simpleqa_style() -> None:
+    assert outcome("yes", "Yes") == "correct"
+    assert outcome("no", "yes") == "incorrect"
+    assert outcome("unknown", "yes") == "abstained"
+    assert outcome("unknown", "unknown") == "correct"
+
+
+def test_abstention_threshold_cuts_confident_errors_only_within_one_point() -> None:
+    # Wrong answers carry high uncertainty; right ones low: abstaining on > 0.5 removes errors.
+    raw = [_answer("yes", 0.1)] * 80 + [_answer("no", 0.9)] * 20
+    truths = ["yes"] * 80 + ["yes"] * 10 + ["unknown"] * 10
+    tau = choose_abstain_threshold(raw, truths)
+    assert 0.1 <= tau < 0.9
+    answers = apply_threshold(raw, tau)
+    assert answers.count("unknown") == 20  # the ten unanswerable ones become correct, too
+
+
+def test_no_abstention_when_it_would_cost_accuracy() -> None:
+    raw = [_answer("yes", 0.9)] * 50 + [_answer("no", 0.1)] * 50
+    truths = ["yes"] * 50 + ["yes"] * 50
+    assert choose_abstain_threshold(raw, truths) > 1.0
+
+
+def test_calibration_of_a_perfectly_calibrated_model() -> None:
+    conf = np.array([0.8] * 10)
+    correct = np.array([1.0] * 8 + [0.0] * 2)
+    ece, brier = calibration(conf, correct)
+    assert ece == pytest.approx(0.0) and brier == pytest.approx(0.16)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    root = tmp_path_factory.mktemp("eval")
+    ref = ds.generate(["medical", "legal"], 120, 4, str(root / "d"))
+    result = train(
+        ref.uri, TrainConfig(max_steps=8, batch_size=8, out=str(root / "run"), model=TINY)
+    )
+    return ref.uri, result.model_dir
+
+
+def test_report_covers_every_question_and_metric(trained: tuple[str, str]) -> None:
+    uri, model_dir = trained
+    report = evaluate(model_dir, uri, "test")
+    qa = ds.load_qa(uri, "test")
+    assert report.n == len(qa) and set(report.outcomes) == {
+        qa_key(d, q) for d, q in zip(qa["domain"], qa["qa_id"], strict=True)
+    }
+    assert set(report.accuracy_by_domain) == {"medical", "legal"}
+    assert report.accuracy == pytest.approx(np.mean(list(report.accuracy_by_domain.values())))
+    counts = {o: list(report.outcomes.values()).count(o) for o in ("incorrect",)}
+    assert report.hallucination_rate == pytest.approx(counts["incorrect"] / report.n)
+    assert report.latency_p95_ms >= report.latency_p50_ms > 0 and report.flops_per_answer > 0
+    assert EvalReport.from_dict(json.loads(json.dumps(report.to_dict()))) == report
+
+
+@pytest.mark.slow
+def test_pyfunc_loads_in_a_fresh_process_and_answers(
+    trained: tuple[str, str], tmp_path: Path
+) -> None:
+    _, model_dir = trained
+    script = f"""
+import mlflow, pandas as pd
+mlflow.set_tracking_uri("sqlite:///{tmp_path}/ml.db")
+from models.pyfunc import log_model
+with mlflow.start_run():
+    info = log_model({model_dir!r})
+print(info.model_uri)
+"""
+    logged = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert logged.returncode == 0, logged.stderr[-2000:]
+    model_uri = logged.stdout.strip().splitlines()[-1]
+    load = f"""
+import mlflow, pandas as pd, json
+mlflow.set_tracking_uri("sqlite:///{tmp_path}/ml.db")
+m = mlflow.pyfunc.load_model({model_uri!r})
+out = m.predict(pd.DataFrame({{"document": ["Sex: female."], "question": ["What is the patient's sex?"]}}))
+print(json.dumps(out.to_dict("records")))
+"""
+    served = subprocess.run(
+        [sys.executable, "-c", load], capture_output=True, text=True, timeout=300
+    )
+    assert served.returncode == 0, served.stderr[-2000:]
+    row = json.loads(served.stdout.strip().splitlines()[-1])[0]
+    assert set(row) == {"answer", "confidence", "abstained", "routed_fraction"}
+    assert isinstance(row["answer"], str) and 0.0 <= row["confidence"] <= 1.0
