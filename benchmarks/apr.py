@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from models.apr import APRConfig, APRTransformer  # noqa: E402
+from models.apr import APRConfig, APRTransformer
 
 
 def median_time(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
@@ -98,10 +97,14 @@ def main() -> None:
         if i >= 3:  # the first steps allocate and warm caches
             step_times.append(time.perf_counter() - t0)
             fractions.append(float(out.metrics["routed_fraction"]))
-        losses.append(float(out.loss))
+        losses.append(out.loss.item())
     train_step_s = statistics.median(step_times)
     train_fraction = statistics.mean(fractions[-10:])
     train_flops = 3 * model.flops_per_token(train_fraction) * tokens / train_step_s
+    # the machine may be shared: measure the peak again after training, keep the best
+    peaks_after = bf16_peak((256, 512) if args.quick else (2048, 4096))
+    peaks = {k: max(v, peaks_after[k]) for k, v in peaks.items()}
+    peak = max(peaks.values())
 
     # --- inference: calibrate on held-out data, then measure each mode on other data --------
     model.eval()
@@ -109,28 +112,38 @@ def main() -> None:
         calib = torch.cat([model(next_batch()[0]).est_scores for _ in range(2)])
         model.calibrate_threshold(calib)
         x, _ = next_batch()
-        per_mode = {}
-        for mode in ("dense", "apr", "all"):
+        modes = ("dense", "apr", "all")
+        fractions_by_mode, times = {}, {m: [] for m in (*modes, "base", "estimator")}
+        for mode in modes:
             model.cfg.mode = mode
-            out = model(x)
-            frac = float(out.routed.float().mean())
-            dt = median_time(lambda: model(x), args.repeats)
+            fractions_by_mode[mode] = float(model(x).routed.float().mean())
+        # interleaved rounds, so load from other processes hits every mode alike
+        h_probe, _, _ = model.base(x)
+        for _ in range(args.repeats):
+            for mode in modes:
+                model.cfg.mode = mode
+                times[mode].append(median_time(lambda: model(x), 1, warmup=0))
+            model.cfg.mode = "apr"
+            times["base"].append(median_time(lambda: model.base(x), 1, warmup=0))
+            est = median_time(lambda: model.route(model.scores(h_probe)[1], x), 3, warmup=1)
+            times["estimator"].append(est)
+        per_mode = {}
+        for mode in modes:
+            dt = statistics.median(times[mode])
             per_mode[mode] = {
                 "tokens_per_s": tokens / dt,
-                "routed_fraction": frac,
-                "flops_per_token": model.flops_per_token(frac),
+                "routed_fraction": fractions_by_mode[mode],
+                "flops_per_token": model.flops_per_token(fractions_by_mode[mode]),
                 "forward_s": dt,
             }
-        model.cfg.mode = "apr"
-        base_s = median_time(lambda: model.base(x), args.repeats)
-        h_probe, _, _ = model.base(x)
-        est_s = median_time(lambda: model.route(model.scores(h_probe), x), args.repeats * 3)
+        base_s = statistics.median(times["base"])
+        est_s = statistics.median(times["estimator"])
 
     result = {
         "config": cfg.to_dict(),
         "batch": args.batch,
         "threads": torch.get_num_threads(),
-        "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor()},
+        "machine": {"cpu_count": os.cpu_count(), "loadavg_at_end": os.getloadavg()},
         "torch": torch.__version__,
         "estimator_overhead": est_s / base_s,
         "estimator_router_s": est_s,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +36,7 @@ class APRConfig:
     dropout: float = 0.0
     route_fraction: float = 0.125  # target fraction of routed tokens
     warmup_steps: int = 200  # capacity warm-up: routed fraction goes 1.0 -> route_fraction
-    ema_decay: float = 0.95  # EMA of the per-batch score quantile used as training threshold
+    ema_decay: float = 0.5  # EMA of the per-step change of the score quantile (threshold trend)
     lambda_est: float = 0.5  # weight of the estimator's BCE in the loss
     estimator_hidden: int = 64  # 0 = linear probe, otherwise a 1-hidden-layer MLP
     mode: str = "apr"
@@ -63,6 +63,14 @@ class APROutput:
     routed: Tensor  # (B, T) bool
     loss: Tensor | None = None
     metrics: dict[str, Tensor] = field(default_factory=dict)
+
+
+class _Pass(NamedTuple):
+    base_logits: Tensor
+    logits: Tensor
+    est: Tensor  # estimator logits
+    est_scores: Tensor  # their sigmoid: what routing thresholds
+    routed: Tensor
 
 
 @dataclass
@@ -150,16 +158,22 @@ class RefineBlock(nn.Module):
         k, v = self.kv(self.ln_kv(h)).unsqueeze(1).split(self.head_dim, dim=-1)
         return k, v
 
-    def forward(self, x: Tensor, qpos: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        B, M, C = x.shape
-        q = self.q(self.ln_q(x)).view(B, M, self.n_head, -1).transpose(1, 2)
+    def forward(
+        self, x: Tensor, where: tuple[Tensor, Tensor], qpos: Tensor, k: Tensor, v: Tensor
+    ) -> Tensor:
+        """x: (N, d) packed routed tokens; where: their (row, slot) in the padded (B, M)
+        layout that attention needs; qpos: (B, M) original positions of the slots."""
+        (B, M), C = qpos.shape, x.size(-1)
+        # only attention sees the padded layout: per-token work runs on the N real tokens
+        q = x.new_zeros(B, M, C).index_put(where, self.q(self.ln_q(x)))
+        q = q.view(B, M, self.n_head, -1).transpose(1, 2)
         # a routed token at original position t sees positions <= t
         mask = torch.arange(k.size(2), device=x.device) <= qpos.unsqueeze(-1)
         shape = (B, self.n_head, k.size(2), self.head_dim)
         y = F.scaled_dot_product_attention(
             q, k.expand(shape), v.expand(shape), attn_mask=mask.unsqueeze(1)
         )
-        x = x + self.proj(y.transpose(1, 2).reshape(B, M, C))
+        x = x + self.proj(y.transpose(1, 2)[where].reshape(-1, C))
         return x + self.mlp(self.ln2(x))
 
 
@@ -175,6 +189,8 @@ class APRTransformer(nn.Module):
     ema_threshold: Tensor
     route_threshold: Tensor
     step: Tensor
+    q_last: Tensor
+    q_trend: Tensor
 
     def __init__(self, cfg: APRConfig) -> None:
         super().__init__()
@@ -188,8 +204,9 @@ class APRTransformer(nn.Module):
         # not tied to wte, so the state_dict has no shared tensors (safetensors-friendly)
         self.lm_head = nn.Linear(d, cfg.vocab_size, bias=False)
         h = cfg.estimator_hidden
-        probe: list[nn.Module] = [nn.Linear(d, h), nn.GELU(), nn.Linear(h, 1)] if h else []
-        self.estimator = nn.Sequential(nn.LayerNorm(d), *(probe or [nn.Linear(d, 1)]))
+        hidden: list[nn.Module] = [nn.Linear(d, h), nn.GELU()] if h else []
+        self.est_features = nn.Sequential(nn.LayerNorm(d), *hidden)
+        self.est_out = nn.Linear(h or d, 1)
         self.refine = nn.ModuleList(RefineBlock(cfg) for _ in range(cfg.n_refine))
         self.ln_r = nn.LayerNorm(d)  # the refined head: ln_r + lm_head, in fp32
         # -inf: no quantile seen yet, route everything (the warm-up starts at fraction 1.0)
@@ -197,6 +214,8 @@ class APRTransformer(nn.Module):
         # NaN: not calibrated; inference then falls back to the training EMA threshold
         self.register_buffer("route_threshold", torch.tensor(float("nan")))
         self.register_buffer("step", torch.tensor(0, dtype=torch.long))
+        self.register_buffer("q_last", torch.tensor(float("nan")))  # last batch's quantile
+        self.register_buffer("q_trend", torch.tensor(0.0))  # EMA of its per-step change
         self.apply(self._init_weights)
         for name, p in self.named_parameters():
             if name.endswith("proj.weight"):  # GPT-2 scaled init of residual projections
@@ -228,19 +247,21 @@ class APRTransformer(nn.Module):
 
     @torch.no_grad()
     def calibrate_threshold(self, scores: Tensor, fraction: float | None = None) -> float:
-        """Set the inference threshold so `fraction` of these (validation) scores pass it."""
+        """Set the inference threshold so `fraction` of these validation scores
+        (APROutput.est_scores at the positions that count) pass it."""
         f = self.cfg.route_fraction if fraction is None else fraction
         q = torch.quantile(scores.detach().float().flatten(), 1.0 - f)
         self.route_threshold.fill_(q.item())
         return float(q)
 
-    def scores(self, h_probe: Tensor) -> Tensor:
-        """Estimator logits from the detached probe state (fp32: it is tiny, and a threshold
-        on bf16-rounded scores would tie often)."""
+    def scores(self, h_probe: Tensor) -> tuple[Tensor, Tensor]:
+        """-> (estimator logits, scores = P(base prediction wrong)), from the detached probe
+        state, in fp32: it is tiny, and a threshold on bf16-rounded scores would tie often."""
         with torch.autocast(h_probe.device.type, enabled=False):
-            return self.estimator(h_probe.detach().float()).squeeze(-1)
+            logits = self.est_out(self.est_features(h_probe.detach().float())).squeeze(-1)
+        return logits, torch.sigmoid(logits)
 
-    def route(self, est_logits: Tensor, idx: Tensor, pos0: int = 0) -> Tensor:
+    def route(self, route_scores: Tensor, idx: Tensor, pos0: int = 0) -> Tensor:
         """Per-token decision; uses only this token's own score/id/position (causal)."""
         mode = self.cfg.mode
         if mode in ("dense", "all"):
@@ -249,19 +270,23 @@ class APRTransformer(nn.Module):
             pos = torch.arange(pos0, pos0 + idx.size(1), device=idx.device)
             seed = int(self.step) if self.training else 0
             return _hash_uniform(idx, pos, seed) < self.route_target()
-        return torch.sigmoid(est_logits) >= self.threshold()
+        return route_scores >= self.threshold()
 
     @torch.no_grad()
-    def _update_threshold(self, est_logits: Tensor, valid: Tensor) -> None:
-        """EMA of the (1 - fraction) score quantile; used from the NEXT batch on, so a batch
+    def _update_threshold(self, scores: Tensor, valid: Tensor) -> None:
+        """Forecast the next batch's (1 - fraction) score quantile: this batch's quantile plus an
+        EMA of its per-step change (Holt-style). While the estimator still learns, its scores
+        drift together by more per step than they differ between tokens, and a plain EMA of the
+        quantile then lags into routing all or nothing. Used from the NEXT batch on, so a batch
         never routes on statistics of its own future tokens."""
-        s = torch.sigmoid(est_logits[valid]).float()
-        if s.numel() == 0:
+        if not valid.any():
             return
-        q = torch.quantile(s, 1.0 - self.route_target())
-        first = torch.isinf(self.ema_threshold)
+        q = torch.quantile(scores[valid].float(), 1.0 - self.route_target())
         d = self.cfg.ema_decay
-        self.ema_threshold.copy_(torch.where(first, q, d * self.ema_threshold + (1 - d) * q))
+        change = torch.where(self.q_last.isnan(), 0.0, q - self.q_last)
+        self.q_trend.copy_(d * self.q_trend + (1 - d) * change)
+        self.q_last.copy_(q)
+        self.ema_threshold.copy_(q + self.q_trend)
 
     # ---- the network -----------------------------------------------------------------------
     def base(
@@ -285,28 +310,26 @@ class APRTransformer(nn.Module):
         self, h: Tensor, routed: Tensor, pos0: int = 0, caches: list[KVCache] | None = None
     ) -> tuple[Tensor, Tensor, Tensor] | None:
         """fp32 refinement of the routed tokens -> (batch idx, position idx, logits) or None."""
-        B, _, d = h.shape
+        B = h.size(0)
         with torch.autocast(h.device.type, enabled=False):
             hf = h.float()
             blocks = cast(list[RefineBlock], list(self.refine))
             kvs = [blk.keys_values(hf) for blk in blocks]
             if caches is not None:  # every position's K/V is kept: later tokens may need it
                 kvs = [c.append(k, v) for c, (k, v) in zip(caches, kvs, strict=True)]
-            counts = routed.sum(1)
-            M = int(counts.max()) if routed.numel() else 0
-            if M == 0:
+            b_idx, t_idx = routed.nonzero(as_tuple=True)  # row-major: grouped by row
+            if b_idx.numel() == 0:
                 return None
-            # routed positions first, in original order; rows with fewer are padded and the
-            # padded slots are dropped before the head
-            order = torch.sort((~routed).to(torch.uint8), dim=1, stable=True).indices[:, :M]
-            x = hf.gather(1, order.unsqueeze(-1).expand(B, M, d))
+            counts = routed.sum(1)
+            slot = torch.arange(b_idx.numel(), device=h.device) - (counts.cumsum(0) - counts)[b_idx]
+            # padded slots keep position 0: they attend to one key (no NaN) and are never read
+            qpos = routed.new_zeros((B, int(counts.max())), dtype=torch.long)
+            qpos = qpos.index_put((b_idx, slot), t_idx + pos0)
+            x = hf[b_idx, t_idx]
             for blk, (k, v) in zip(blocks, kvs, strict=True):
-                x = blk(x, order + pos0, k, v)
-            b_idx, slot = (torch.arange(M, device=h.device) < counts.unsqueeze(1)).nonzero(
-                as_tuple=True
-            )
-            logits = self.lm_head(self.ln_r(x[b_idx, slot]))
-        return b_idx, order[b_idx, slot], logits
+                x = blk(x, (b_idx, slot), qpos, k, v)
+            logits = self.lm_head(self.ln_r(x))
+        return b_idx, t_idx, logits
 
     def _run(
         self,
@@ -314,24 +337,25 @@ class APRTransformer(nn.Module):
         pos0: int = 0,
         caches: list[KVCache] | None = None,
         rcaches: list[KVCache] | None = None,
-    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    ) -> _Pass:
         h_probe, h, base_logits = self.base(idx, pos0, caches)
-        est = self.scores(h_probe)
-        routed = self.route(est, idx, pos0)
+        est, est_scores = self.scores(h_probe)
+        routed = self.route(est_scores, idx, pos0)
         logits = base_logits.float()
         if self.cfg.mode != "dense":
             out = self.refined(h, routed, pos0, rcaches)
             if out is not None:
                 b_idx, t_idx, ref_logits = out
-                logits = logits.index_put((b_idx, t_idx), ref_logits)
-        return base_logits, logits, est, routed
+                logits[b_idx, t_idx] = ref_logits  # in place: `logits` is a fresh fp32 copy
+        return _Pass(base_logits, logits, est, est_scores, routed)
 
     def forward(
         self, idx: Tensor, targets: Tensor | None = None, loss_mask: Tensor | None = None
     ) -> APROutput:
         """targets: next-token ids (B, T), negative = ignore; loss_mask: (B, T), 1 = counts."""
-        base_logits, logits, est, routed = self._run(idx)
-        out = APROutput(base_logits, logits, torch.sigmoid(est), routed)
+        p = self._run(idx)
+        out = APROutput(p.base_logits, p.logits, p.est_scores, p.routed)
+        routed, est = p.routed, p.est
         if targets is None:
             out.metrics = {"routed_fraction": routed.float().mean()}
             return out
@@ -340,7 +364,7 @@ class APRTransformer(nn.Module):
             valid = valid & loss_mask.bool()
         if self.training:
             if self.cfg.mode == "apr":
-                self._update_threshold(est, valid)
+                self._update_threshold(p.est_scores, valid)
             self.step += 1
         out.loss, out.metrics = self._loss(out, est, targets, valid)
         return out
@@ -382,20 +406,20 @@ class APRTransformer(nn.Module):
         caches = [KVCache() for _ in self.blocks]
         rcaches = [KVCache() for _ in self.refine]
         B, T0 = idx.shape
-        _, logits, est, routed = self._run(idx, 0, caches, rcaches)
+        p = self._run(idx, 0, caches, rcaches)
         done = torch.zeros(B, dtype=torch.bool, device=idx.device)
         toks, scores, routes = [], [], []
         for i in range(max_new_tokens):
-            nxt = logits[:, -1].argmax(-1)
+            nxt = p.logits[:, -1].argmax(-1)
             if stop_token is not None:
                 nxt = nxt.masked_fill(done, stop_token)
                 done = done | (nxt == stop_token)
             toks.append(nxt)
-            scores.append(torch.sigmoid(est[:, -1]))
-            routes.append(routed[:, -1])
+            scores.append(p.est_scores[:, -1])
+            routes.append(p.routed[:, -1])
             if bool(done.all()) or i == max_new_tokens - 1 or T0 + i >= self.cfg.max_seq_len:
                 break
-            _, logits, est, routed = self._run(nxt.unsqueeze(1), T0 + i, caches, rcaches)
+            p = self._run(nxt.unsqueeze(1), T0 + i, caches, rcaches)
         if not toks:
             empty = idx.new_zeros((B, 0))
             return Generation(empty, empty.float(), empty.bool())

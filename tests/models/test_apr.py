@@ -1,0 +1,177 @@
+import copy
+import io
+
+import pytest
+import torch
+
+from models.apr import MODES, APRConfig, APRTransformer
+
+torch.set_num_threads(1)  # tiny models: a second thread only adds contention
+V, T = 40, 24
+
+
+def tiny(mode: str = "apr", **kw: object) -> APRTransformer:
+    torch.manual_seed(0)
+    args: dict = dict(vocab_size=V, n_layer=2, n_head=2, d_model=32, n_refine=1, probe_layer=0)
+    args.update(max_seq_len=32, warmup_steps=20, route_fraction=0.25, mode=mode)
+    args.update(kw)
+    return APRTransformer(APRConfig(**args))
+
+
+def data(batch: int = 4, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    seq = torch.randint(6, V, (batch, T + 1), generator=g)
+    return seq[:, :-1], seq[:, 1:]
+
+
+def prepared(mode: str, train: bool) -> APRTransformer:
+    """A model whose router really splits tokens: trained a few steps, threshold set."""
+    model = tiny(mode)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for i in range(25):
+        out = model(*data(seed=100 + i))
+        assert out.loss is not None
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+    with torch.no_grad():
+        scores = model.eval()(data(8, seed=7)[0]).est_scores
+    model.calibrate_threshold(scores)
+    # pin the training threshold too: this checks causality, not how well the EMA tracks
+    model.ema_threshold.fill_(scores.quantile(0.5).item())
+    return model.train(train)
+
+
+@pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
+@pytest.mark.parametrize("mode", MODES)
+def test_changing_future_tokens_changes_no_earlier_output(mode: str, train: bool) -> None:
+    model = prepared(mode, train)
+    x, y = data(batch=3, seed=3)
+    cut = 11
+    x2 = x.clone()
+    x2[:, cut:] = (x2[:, cut:] + 7) % (V - 6) + 6
+    state = copy.deepcopy(model.state_dict())
+    a = model(x, y)
+    model.load_state_dict(state)  # training forward moves the EMA threshold and the step
+    b = model(x2, y)
+    for name in ("base_logits", "logits", "est_scores", "routed"):
+        before, after = getattr(a, name)[:, :cut], getattr(b, name)[:, :cut]
+        assert torch.equal(before, after), f"{name} before position {cut} saw the future"
+    assert not torch.equal(a.logits[:, cut:], b.logits[:, cut:])
+    routed = a.routed[:, :cut]
+    if mode in ("apr", "random"):  # the test means something only if routing is mixed
+        assert routed.any() and not routed.all()
+    else:
+        assert bool(routed.all()) == (mode == "all") and routed.any() == (mode == "all")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_kv_cache_generation_equals_full_forward_greedy(mode: str) -> None:
+    model = prepared(mode, train=False)
+    prompt = data(batch=2, seed=5)[0][:, :10]
+    gen = model.generate(prompt, max_new_tokens=12)
+    ids = prompt
+    with torch.no_grad():
+        for i in range(12):
+            out = model(ids)
+            nxt = out.logits[:, -1].argmax(-1)
+            assert torch.equal(nxt, gen.tokens[:, i])
+            assert torch.equal(out.routed[:, -1], gen.routed[:, i])
+            torch.testing.assert_close(out.est_scores[:, -1], gen.scores[:, i])
+            ids = torch.cat([ids, nxt[:, None]], 1)
+    if mode == "apr":
+        assert gen.routed.any() and not gen.routed.all()
+
+
+def test_generation_stops_at_stop_token() -> None:
+    model = prepared("apr", train=False)
+    prompt = data(batch=2, seed=5)[0][:, :10]
+    first = model.generate(prompt, max_new_tokens=6)
+    stop = int(first.tokens[0, 2])
+    gen = model.generate(prompt, max_new_tokens=6, stop_token=stop)
+    row = gen.tokens[0].tolist()
+    assert row[: row.index(stop) + 1] == first.tokens[0, : row.index(stop) + 1].tolist()
+    assert all(t == stop for t in row[row.index(stop) :])
+
+
+def test_routed_fraction_converges_to_target_after_warmup() -> None:
+    model = tiny("apr", warmup_steps=30)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    fractions = []
+    for i in range(90):
+        out = model(*data(batch=8, seed=i))
+        assert out.loss is not None
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+        fractions.append(float(out.metrics["routed_fraction"]))
+    assert fractions[0] == 1.0  # capacity warm-up starts by routing everything
+    late = sum(fractions[-20:]) / 20
+    assert abs(late - 0.25) < 0.06, fractions[-20:]
+
+
+def test_routed_fraction_at_inference_follows_calibration() -> None:
+    model = prepared("apr", train=False)
+    with torch.no_grad():
+        model.calibrate_threshold(model(data(32, seed=8)[0]).est_scores)
+        frac = model(data(32, seed=9)[0]).routed.float().mean().item()
+    assert 0.17 < frac < 0.33
+
+
+def test_refinement_is_fp32_and_base_is_bf16() -> None:
+    model = tiny("all")
+    seen: dict[str, torch.dtype] = {}
+    model.blocks[0].mlp.fc.register_forward_hook(lambda m, i, o: seen.update(base=o.dtype))
+    model.refine[0].mlp.fc.register_forward_hook(lambda m, i, o: seen.update(refine=o.dtype))
+    out = model(data()[0])
+    assert seen == {"base": torch.bfloat16, "refine": torch.float32}
+    assert out.base_logits.dtype == torch.bfloat16 and out.logits.dtype == torch.float32
+    _, h, _ = model.base(data()[0])
+    res = model.refined(h, out.routed)
+    assert res is not None and res[2].dtype == torch.float32
+
+
+def test_loss_decreases_on_copy_task() -> None:
+    model = tiny("apr", warmup_steps=10)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    g = torch.Generator().manual_seed(0)
+    mask = torch.zeros(16, T, dtype=torch.bool)
+    mask[:, 0::2] = True  # every token comes twice: score the predictions of the copies
+    losses = []
+    for _ in range(60):
+        half = torch.randint(6, V, (16, T // 2 + 1), generator=g)
+        seq = half.repeat_interleave(2, dim=1)[:, : T + 1]
+        out = model(seq[:, :-1], seq[:, 1:], loss_mask=mask)
+        assert out.loss is not None
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+        losses.append(out.loss.item())
+    assert sum(losses[-5:]) / 5 < 0.6 * sum(losses[:5]) / 5, losses
+    assert out.metrics["final_acc"] > 0.5
+
+
+def test_state_dict_round_trip_keeps_threshold() -> None:
+    model = prepared("apr", train=False)
+    thr = model.route_threshold.item()
+    assert thr == thr  # calibrated, not NaN
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    buf.seek(0)
+    fresh = tiny("apr").eval()
+    fresh.load_state_dict(torch.load(buf, weights_only=True))
+    assert fresh.route_threshold.item() == thr
+    x = data(seed=11)[0]
+    with torch.no_grad():
+        a, b = model(x), fresh(x)
+    assert torch.equal(a.routed, b.routed) and torch.equal(a.logits, b.logits)
+
+
+def test_flops_and_config_checks() -> None:
+    model = tiny("apr")
+    dense, apr, full = (model.flops_per_token(f) for f in (0.0, 0.25, 1.0))
+    assert dense < apr < full
+    with pytest.raises(ValueError):
+        APRConfig(mode="sometimes")
+    with pytest.raises(ValueError):
+        APRConfig(n_layer=2, probe_layer=2)

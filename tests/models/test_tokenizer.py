@@ -1,0 +1,73 @@
+import pytest
+
+from models.tokenizer import SPECIALS, Tokenizer, UnknownTokenError, normalize
+
+ANSWERS = ["yes", "no", "unknown", "stage 3a", "2024-03-01", "132", "type2 diabetes", "132.5"]
+CORPUS = [
+    "Patient P-17 was diagnosed with Type2 diabetes on 2024-03-01.",
+    "Tumour at stage 3a; systolic pressure 132.5 mmHg. Answer: yes, no or unknown.",
+    "What stage is it?",
+]
+
+
+@pytest.fixture
+def tok() -> Tokenizer:
+    return Tokenizer.fit(CORPUS)
+
+
+def test_pieces_split_digits_and_punctuation(tok: Tokenizer) -> None:
+    assert [tok.vocab[i] for i in tok.encode("132.5")] == ["1", "##3", "##2", "##.", "##5"]
+    assert [tok.vocab[i] for i in tok.encode("2024-03-01")][:6] == [
+        "2",
+        "##0",
+        "##2",
+        "##4",
+        "##-",
+        "##0",
+    ]
+    assert [tok.vocab[i] for i in tok.encode("Type2 diabetes")] == ["type", "##2", "diabetes"]
+
+
+@pytest.mark.parametrize("answer", ANSWERS)
+def test_canonical_answers_round_trip(tok: Tokenizer, answer: str) -> None:
+    assert tok.decode(tok.encode(answer)) == answer
+
+
+def test_round_trip_is_normalised_text(tok: Tokenizer) -> None:
+    text = "  Patient  P-17 was\tdiagnosed with TYPE2 diabetes on 2024-03-01. "
+    assert tok.decode(tok.encode(text)) == normalize(text)
+    assert normalize(text) == "patient p-17 was diagnosed with type2 diabetes on 2024-03-01."
+
+
+def test_vocab_layout_and_any_number_encodes(tok: Tokenizer) -> None:
+    assert tuple(tok.vocab[: len(SPECIALS)]) == SPECIALS
+    assert (tok.pad_id, tok.end_id, tok.unk_id) == (0, 4, 5)
+    assert tok.decode(tok.encode("9876543210")) == "9876543210"  # digits always in vocab
+
+
+def test_encode_example(tok: Tokenizer) -> None:
+    ids, start = tok.encode_example("Stage 3a.", "Stage?", "stage 3a")
+    assert ids[0] == tok.doc_id and ids[start - 1] == tok.a_id and ids[-1] == tok.end_id
+    assert tok.decode(ids[start:]) == "stage 3a"
+    assert tok.decode(ids) == "stage 3a. stage? stage 3a"
+    prompt, pstart = tok.encode_example("Stage 3a.", "Stage?")
+    assert prompt == ids[:start] and pstart == len(prompt)
+
+
+def test_unknown_tokens(tok: Tokenizer) -> None:
+    assert tok.encode("zebra") == [tok.unk_id]
+    assert tok.decode(tok.encode("yes zebra")) == "yes <unk>"
+    strict = Tokenizer.fit(CORPUS, strict=True)
+    with pytest.raises(UnknownTokenError) as err:
+        strict.encode("yes zebra")
+    assert err.value.token == "zebra"
+    assert str(err.value) == "token 'zebra' is not in the tokenizer vocabulary"
+    assert "\n" not in str(err.value)
+
+
+def test_json_round_trip(tok: Tokenizer) -> None:
+    again = Tokenizer.from_json(tok.to_json())
+    assert again.vocab == tok.vocab
+    assert again.encode(CORPUS[0]) == tok.encode(CORPUS[0])
+    with pytest.raises(ValueError):
+        Tokenizer.from_json('{"vocab": []}')
