@@ -169,6 +169,38 @@ def train(
 
 
 @app.command()
+@user_errors
+def evaluate(
+    model: Annotated[
+        str, typer.Argument(help="model directory or MLflow URI (models:/veracity-apr@champion)")
+    ],
+    uri: Annotated[str, typer.Argument(help="dataset URI")],
+    split: Annotated[str, typer.Option(help="train, validation or test")] = "test",
+    report: Annotated[str | None, typer.Option(help="write the full report (JSON) here")] = None,
+) -> None:
+    """Score a model against the world model's ground truth (accuracy, hallucination, latency)."""
+    from models.evaluate import evaluate as run_eval
+    from models.evaluate import save_report
+
+    if split not in ("train", "validation", "test"):
+        raise UserError(f"--split must be train, validation or test, got {split!r}")
+    result = run_eval(model, uri, split)
+    if report:
+        save_report(result, report)
+    typer.echo(
+        f"questions      {result.n}\n"
+        f"accuracy       {result.accuracy:.3f}  "
+        + " ".join(f"{d}={v:.3f}" for d, v in result.accuracy_by_domain.items())
+        + f"\nby kind        {' '.join(f'{k}={v:.3f}' for k, v in result.accuracy_by_kind.items())}\n"
+        f"hallucination  {result.hallucination_rate:.3f} of all, {result.hallucination_attempted:.3f} of attempted\n"
+        f"abstention     {result.abstention_rate:.3f} (threshold {result.abstain_threshold:.3f})\n"
+        f"latency        p50 {result.latency_p50_ms:.1f} ms, p95 {result.latency_p95_ms:.1f} ms\n"
+        f"routed         {result.routed_fraction:.3f}; estimator AUROC {result.estimator_auroc:.3f}, "
+        f"ECE {result.ece:.3f}, Brier {result.brier:.3f}"
+    )
+
+
+@app.command()
 def settings() -> None:
     """Show the settings in force (profile, home, stores). Credentials are never printed."""
     s = get_settings()
@@ -182,6 +214,15 @@ def settings() -> None:
     }
     json.dump(shown, sys.stdout, indent=2)
     typer.echo()
+
+
+def _register_stage_commands() -> None:
+    from flows.validate_cmd import validate_command
+
+    app.command(name="validate")(validate_command)
+
+
+_register_stage_commands()
 
 
 def main() -> None:  # pragma: no cover - console entry
