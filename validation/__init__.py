@@ -1,0 +1,27 @@
+"""The consistency gate: Great Expectations suites derived from the world model.
+
+from validation import validate, require_valid, validation_status
+report = require_valid(ref)          # raises DataQualityError listing failing checks
+validation_status(ref.uri)           # "accepted" | "rejected" | "unvalidated" | "stale"
+"""
+
+from validation.gate import (
+    CheckResult,
+    DataQualityError,
+    ValidationReport,
+    require_valid,
+    validate,
+    validation_status,
+)
+from validation.suites import DomainSuites, build_suite
+
+__all__ = [
+    "CheckResult",
+    "DataQualityError",
+    "DomainSuites",
+    "ValidationReport",
+    "build_suite",
+    "require_valid",
+    "validate",
+    "validation_status",
+]
