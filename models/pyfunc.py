@@ -14,6 +14,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 from mlflow.models import ModelSignature
+from mlflow.pyfunc import PythonModel
 from mlflow.types import ColSpec, Schema
 
 from models.answer import Answerer
@@ -31,7 +32,7 @@ SIGNATURE = ModelSignature(
 )
 
 
-class VeracityAPR(mlflow.pyfunc.PythonModel):
+class VeracityAPR(PythonModel):
     def load_context(self, context: Any) -> None:
         self.answerer = Answerer.load(context.artifacts["apr"])
 

@@ -93,9 +93,8 @@ def log_dataset(uri: str, manifest: Mapping[str, Any], context: str = "training"
     except Exception:  # an unregistered scheme: record the URI as given
         source = HTTPDatasetSource(url=uri)
     name = Path(uri.rstrip("/")).name or "dataset"
-    mlflow.log_input(
-        MetaDataset(source, name=name, digest=manifest["digest"][:32]), context=context
-    )
+    dataset = MetaDataset(source, name=name, digest=manifest["digest"][:32])  # type: ignore[abstract]
+    mlflow.log_input(dataset, context=context)
     mlflow.set_tags(
         {
             "dataset_uri": uri,
