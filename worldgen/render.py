@@ -180,12 +180,16 @@ def answer_mismatches(
 ) -> list[int]:
     """Record ids with a QA answer (or kind) that the record and its document do not support."""
     bad = set()
+    stated_by_record: dict[int, frozenset[str]] = {}  # a record has ~6 questions: decode once
     for qa in qas:
         rid = qa["record_id"]
-        row, plan = rows.get(rid), plans.get(rid)
+        row = rows.get(rid)
         try:
+            stated = stated_by_record.get(rid)
+            if stated is None:
+                stated = frozenset(key for key, _ in decode_plan(plans.get(rid) or ""))
+                stated_by_record[rid] = stated
             question = renderer.question(qa["key"])
-            stated = frozenset(key for key, _ in decode_plan(plan or ""))
             ok = (
                 row is not None
                 and qa["kind"] == question.kind_given(stated)
