@@ -1,0 +1,187 @@
+"""``veracity run``, ``veracity deploy`` and ``veracity ui``.
+
+Register in ``flows/cli.py`` with::
+
+    app.command(name="run")(run_command)
+    app.command(name="deploy")(deploy_command)
+    app.command(name="ui")(ui_command)
+
+Exit codes: 0 done; 2 bad input (one line on stderr, before any work starts); 3 the dataset
+failed validation (nothing trained or registered; the summary is a Prefect artifact);
+1 a stage failed (earlier stages' outputs stay cached and are reused by the next run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Annotated, Any
+
+import typer
+
+EXIT_USAGE = 2
+EXIT_REJECTED = 3
+
+
+def prefect_environment() -> None:
+    """Embedded defaults: Prefect's temporary server with its state under the Veracity home
+    (unless PREFECT_API_URL / PREFECT_HOME / the server profile say otherwise)."""
+    from infra.settings import get_settings
+
+    s = get_settings()
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
+    # The temporary server's default 20 s start budget is too short on a busy 2-core machine.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    if s.prefect_api_url and "PREFECT_API_URL" not in os.environ:
+        os.environ["PREFECT_API_URL"] = s.prefect_api_url
+    if "PREFECT_HOME" not in os.environ:
+        home = (s.home / "prefect").resolve()
+        home.mkdir(parents=True, exist_ok=True)
+        os.environ["PREFECT_HOME"] = str(home)
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code)
+
+
+def run_command(
+    n: Annotated[int | None, typer.Option(help="records per domain (default 300)")] = None,
+    seed: Annotated[int, typer.Option(help="dataset seed; a new seed gives a challenger")] = 0,
+    domain: Annotated[str, typer.Option(help="medical, legal, financial or all")] = "all",
+    steps: Annotated[int | None, typer.Option(help="training steps (default 300)")] = None,
+    mode: Annotated[str, typer.Option(help="dense, apr, all or random")] = "apr",
+    devices: Annotated[int, typer.Option(help="CPU processes or GPUs (>1: DDP)")] = 1,
+    tiny: Annotated[bool, typer.Option(help="a 2-layer, 64-wide model (smoke runs)")] = False,
+    promote: Annotated[bool, typer.Option(help="register and gate the model")] = True,
+    json_out: Annotated[str | None, typer.Option("--json", help="write the result here")] = None,
+) -> None:
+    """The main job: generate, validate, train, evaluate, register and promote (Prefect flow)."""
+    from pydantic import ValidationError
+
+    from flows import pipeline as pl
+
+    train: dict[str, Any] = {"mode": mode, "devices": devices}
+    if devices > 1:
+        train["strategy"] = "ddp"
+    if steps is not None:
+        train["max_steps"] = steps
+    if tiny:
+        train["model"] = dict(pl.TINY_MODEL)
+    domains = list(pl.ALL_DOMAINS) if domain == "all" else [domain]
+    args: dict[str, Any] = {"domains": domains, "seed": seed, "train_params": train}
+    if n is not None:
+        args["n"] = n
+    try:  # every parameter is checked before Prefect or any stage starts
+        pl.check_params(domains=domains, n=n, seed=seed, train=dict(train))
+    except ValidationError as exc:
+        raise _fail(_one_line(exc)) from None
+    result = run_pipeline(args)
+    if json_out:
+        with open(json_out, "w") as fh:
+            json.dump(result, fh, indent=2, default=str)
+    typer.echo(format_summary(result))
+
+
+def _one_line(exc: Any) -> str:
+    errors = exc.errors()
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'parameters'}: {e['msg']}" for e in errors
+    )
+
+
+def run_pipeline(args: dict[str, Any]) -> dict[str, Any]:
+    """Run the ``pipeline`` flow in this process with the embedded defaults."""
+    start = time.perf_counter()
+    prefect_environment()
+    from flows import pipeline as pl
+
+    try:
+        result: dict[str, Any] = pl.pipeline(**args)
+    except pl.RejectedDataset as exc:
+        typer.echo(str(exc), err=True)
+        raise _fail(
+            "the dataset failed validation; nothing was trained or registered", EXIT_REJECTED
+        ) from None
+    result["wall_s"] = round(time.perf_counter() - start, 1)
+    return result
+
+
+def format_summary(result: dict[str, Any]) -> str:
+    from flows.pipeline import summary_rows
+    from infra.settings import get_settings
+
+    lines = ["", "Veracity run summary", "-" * 60]
+    for stage, info in result.get("stages", {}).items():
+        lines.append(
+            f"  {stage:<9} {info['seconds']:>7.1f} s  {'(from cache)' if info['cached'] else ''}"
+        )
+    lines.append("-" * 60)
+    for row in summary_rows(result):
+        lines.append(f"  {row['metric']:<20} {row['value']}")
+    lines.append("-" * 60)
+    model = result.get("model") or {}
+    lines += [
+        f"  dataset  {(result.get('dataset') or {}).get('uri')}",
+        f"  model    {model.get('model_uri')}",
+        f"  wall     {result.get('wall_s', result.get('seconds'))} s",
+        "",
+        "Where to look next:",
+        "  veracity ui                 MLflow UI on http://127.0.0.1:5000 (runs, models, plots)",
+        f"  run page                    {result.get('mlflow_run_url')}",
+        "  veracity registry           versions, aliases and gate decisions",
+        "  veracity run --seed 1       a new dataset: trains a challenger and runs the gate",
+        f"  Prefect artifacts           PREFECT_HOME={os.environ.get('PREFECT_HOME', '')}"
+        " prefect artifact ls",
+        f"  home                        {get_settings().home.resolve()}",
+    ]
+    return "\n".join(lines)
+
+
+def deploy_command(
+    n: Annotated[int | None, typer.Option(help="records per domain for scheduled runs")] = None,
+    nightly: Annotated[str, typer.Option(help="cron of the data refresh")] = "0 2 * * *",
+    weekly: Annotated[str, typer.Option(help="cron of retrain + promotion")] = "0 4 * * 0",
+) -> None:
+    """Serve the scheduled deployments (nightly refresh + validation, weekly retrain + promotion)
+    with ``flow.serve``; runs until interrupted. Needs a Prefect server (PREFECT_API_URL) to
+    keep schedules across restarts; without one Prefect's temporary server is used."""
+    from prefect.client.schemas.schedules import CronSchedule
+
+    for expr in (nightly, weekly):
+        try:
+            CronSchedule(cron=expr)
+        except ValueError:
+            raise _fail(f"not a cron expression: {expr!r}") from None
+    if n is not None and n < 20:
+        raise _fail("--n must be >= 20")
+    prefect_environment()
+    from flows.deploy import serve_deployments
+
+    serve_deployments(n=n, nightly=nightly, weekly=weekly)
+
+
+def ui_command(
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 5000,
+) -> None:
+    """Open the MLflow UI over the same store on http://127.0.0.1:PORT."""
+    from infra.settings import get_settings
+    from registry.tracking import artifact_root
+
+    s = get_settings()
+    cmd = [
+        sys.executable, "-m", "mlflow", "ui",
+        "--backend-store-uri", s.tracking_uri,
+        "--default-artifact-root", artifact_root(),
+        "--host", "127.0.0.1", "--port", str(port),
+    ]  # fmt: skip
+    typer.echo(f"MLflow UI on http://127.0.0.1:{port} (store {s.tracking_uri}); Ctrl-C stops it")
+    try:
+        raise typer.Exit(subprocess.call(cmd))
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None

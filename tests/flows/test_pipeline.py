@@ -1,0 +1,176 @@
+"""The Prefect flows: parameters, a rejected dataset, crash + resume from cache, and a rerun
+that does no work. Pipeline runs happen in subprocesses (each with its own PREFECT_HOME and
+Prefect's temporary server), as ``veracity run`` would."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from pydantic import ValidationError
+from typer.testing import CliRunner
+
+from flows import pipeline as pl
+from flows.run_cmd import deploy_command, run_command
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = {**pl.TINY_MODEL}
+
+
+def prefect_env(tmp: Path, home: Path) -> dict[str, str]:
+    env = os.environ.copy()
+    env.update(
+        VERACITY_HOME=str(home),
+        PREFECT_HOME=str(tmp / "prefect"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180",
+        GX_ANALYTICS_ENABLED="false",
+        MLFLOW_ENABLE_TELEMETRY="false",
+    )
+    env.pop("PREFECT_API_URL", None)
+    return env
+
+
+def cli(*fns: Any) -> typer.Typer:
+    app = typer.Typer()
+    for fn in fns:
+        app.command(name=fn.__name__.removesuffix("_command"))(fn)
+    app.command(name="noop", hidden=True)(lambda: None)  # keep sub-commands named
+    return app
+
+
+# ------------------------------------------------------------------ parameters (no Prefect)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"n": 5}, "n"),
+        ({"domains": ["astro"]}, "unknown domain"),
+        ({"train": {"mode": "turbo"}}, "mode"),
+        ({"train": {"max_steps": 0}}, "max_steps"),
+        ({"train": {"bogus": 1}}, "bogus"),
+    ],
+)
+def test_invalid_parameters_fail_before_any_work(kwargs: dict[str, Any], needle: str) -> None:
+    with pytest.raises(ValidationError, match=needle):
+        pl.check_params(**kwargs)
+
+
+def test_run_command_rejects_bad_input_in_one_line(veracity_home: Path) -> None:
+    runner = CliRunner()
+    app = cli(run_command, deploy_command)
+    result = runner.invoke(app, ["run", "--n", "3"])
+    assert result.exit_code == 2
+    assert "error: n:" in result.output and "Traceback" not in result.output
+    result = runner.invoke(app, ["run", "--domain", "astro"])
+    assert result.exit_code == 2 and "unknown domain" in result.output
+    result = runner.invoke(app, ["deploy", "--nightly", "every night"])
+    assert result.exit_code == 2 and "cron" in result.output
+    assert not (veracity_home / "datasets").exists()  # nothing was started
+
+
+def test_cache_keys_follow_references_and_config() -> None:
+    a = pl.TrainParams(model=TINY)
+    b = pl.TrainParams(model=TINY, max_steps=7)
+    assert a.config_hash() == pl.TrainParams(model=dict(TINY)).config_hash()
+    assert a.config_hash() != b.config_hash()
+    base = {"uri": "/d", "digest": "x" * 64, "params": a}
+    key = pl._train_key(None, base)  # type: ignore[arg-type]
+    assert key == pl._train_key(None, dict(base))  # type: ignore[arg-type]
+    assert key != pl._train_key(None, {**base, "digest": "y" * 64})  # type: ignore[arg-type]
+    assert key != pl._train_key(None, {**base, "params": b})  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ flows in subprocesses
+
+
+def start_pipeline(env: dict[str, str], args: dict[str, Any], out: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "flows.pipeline", json.dumps(args), str(out)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def finish(proc: subprocess.Popen[str], timeout: float) -> str:
+    out, _ = proc.communicate(timeout=timeout)
+    return out
+
+
+@pytest.mark.slow
+def test_rejected_dataset_stops_before_training(tmp_path: Path, veracity_home: Path) -> None:
+    from worldgen.dataset import generate
+    from worldgen.domains import get_domain
+    from worldgen.faults import inject_faults
+
+    clean = generate(["medical"], 150, 3, str(tmp_path / "clean"))
+    mode = next(iter(get_domain("medical").faults))
+    bad = inject_faults(clean.uri, "medical", mode, 0.1, 0, str(tmp_path / "bad"))
+    args = {"domains": ["medical"], "n": 150, "seed": 3, "out": bad.uri,
+            "train_params": {"max_steps": 5, "model": TINY}}  # fmt: skip
+    # The faulty copy has another manifest (seed and size match): the flow validates it.
+    proc = start_pipeline(prefect_env(tmp_path, veracity_home), args, tmp_path / "r.json")
+    out = finish(proc, 400)
+    assert proc.returncode != 0, out
+    assert "validation FAILED" in out and "RejectedDataset" in out
+    assert not (veracity_home / "runs").exists()  # nothing trained
+    side = json.loads((Path(bad.uri) / "validation.json").read_text())
+    assert side["status"] == "rejected"
+    assert not (tmp_path / "r.json").exists()
+
+
+@pytest.mark.slow
+def test_crash_in_training_resumes_from_cache_and_checkpoint(
+    tmp_path: Path, veracity_home: Path
+) -> None:
+    env = prefect_env(tmp_path, veracity_home)
+    args = {"domains": ["medical"], "n": 200, "seed": 5,
+            "train_params": {"max_steps": 60, "checkpoint_every": 5, "val_check_interval": 30,
+                             "batch_size": 8, "model": TINY}}  # fmt: skip
+    first = start_pipeline(env, args, tmp_path / "first.json")
+    deadline = time.time() + 400
+    ckpt = None
+    while time.time() < deadline and first.poll() is None:
+        found = list((veracity_home / "runs").glob("*/checkpoints/last.ckpt"))
+        if found:
+            ckpt = found[0]
+            time.sleep(1.0)  # let the file be complete
+            break
+        time.sleep(0.5)
+    assert ckpt is not None, "training never wrote a checkpoint"
+    first.send_signal(signal.SIGKILL)  # the whole process dies mid-training
+    first.communicate(timeout=30)
+    assert not (tmp_path / "first.json").exists()
+
+    second = start_pipeline(env, args, tmp_path / "second.json")
+    out = finish(second, 600)
+    assert second.returncode == 0, out[-4000:]
+    result = json.loads((tmp_path / "second.json").read_text())
+    stages = result["stages"]
+    assert stages["generate"]["cached"] and stages["validate"]["cached"], stages
+    assert not stages["train"]["cached"]
+    assert (result["model"]["resumed_from_step"] or 0) >= 5, result["model"]
+    assert result["model"]["steps"] == 60
+    assert result["promotion"]["decision"]["action"] == "promote"
+    assert result["model"]["model_uri"].startswith("models:/")
+    assert "Cached" in out
+
+    # A finished pipeline re-run does no work: every stage comes from the cache.
+    third = start_pipeline(env, args, tmp_path / "third.json")
+    out = finish(third, 300)
+    assert third.returncode == 0, out[-4000:]
+    again = json.loads((tmp_path / "third.json").read_text())
+    assert all(s["cached"] for s in again["stages"].values()), again["stages"]
+    assert again["promotion"]["version"] == result["promotion"]["version"]
