@@ -111,3 +111,11 @@ def test_s3_dataset_round_trip(s3_bucket: str, tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(ds.load_qa(remote.uri), ds.load_qa(local.uri))
     manifest = json.loads(storage.read_bytes(f"s3://{s3_bucket}/datasets/m/manifest.json"))
     assert manifest["digest"] == local.digest
+
+
+def test_medical_lookup_answers_are_stated_verbatim(medical: ds.DatasetRef) -> None:
+    qa = ds.load_qa(medical.uri)
+    lookups = qa[qa["kind"] == "lookup"]
+    assert len(lookups) > 100
+    for answer, document in zip(lookups["answer"], lookups["document"], strict=True):
+        assert answer.lower() in document.lower()

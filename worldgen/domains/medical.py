@@ -438,11 +438,13 @@ def renderer() -> Renderer:
             _field("complication"),
         ),
     )
+    # A lookup's answer is the fact exactly as the document states it.
+    stated_as = {fact.key: fact.value for fact in facts}
     lookups = tuple(
         Question(
             f"lookup_{key}",
             (f"What is the patient's {label}?", f"Report the {label}."),
-            _field(key),
+            stated_as[key],
             _paths(((key,), "lookup")),
         )
         for key, label in (
