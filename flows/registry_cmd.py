@@ -1,0 +1,132 @@
+"""``veracity promote VERSION``, ``veracity rollback``, ``veracity registry``.
+
+Register in ``flows/cli.py`` with::
+
+    app.command(name="promote")(promote_command)
+    app.command(name="rollback")(rollback_command)
+    app.command(name="registry")(registry_command)
+
+Exit codes: 0 done (promoted / rolled back / listed); 3 the gate refused the version (the
+decision is still audited); 2 bad input (unknown version, nothing to roll back to, unreachable
+store): one line on stderr, no traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+
+EXIT_REFUSED = 3
+EXIT_USAGE = 2
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from registry import PromotionError
+
+    try:
+        yield
+    except (PromotionError, MlflowException, SQLAlchemyError, ValueError, KeyError,
+            OSError) as exc:  # fmt: skip
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+def _evaluate(model_uri: str, dataset_uri: str) -> Any:
+    """``models.evaluate.evaluate``, imported only when the gate needs a re-evaluation (torch)."""
+    import mlflow
+
+    from infra.settings import get_settings
+    from models.evaluate import evaluate
+
+    mlflow.set_tracking_uri(get_settings().tracking_uri)
+    return evaluate(model_uri, dataset_uri)
+
+
+def promote_command(
+    version: Annotated[int, typer.Argument(help="model version of veracity-apr to gate")],
+    eval_dataset: Annotated[
+        str | None, typer.Option(help="frozen evaluation dataset URI both sides must be scored on")
+    ] = None,
+    actor: Annotated[str | None, typer.Option(help="who decides (default $USER@host)")] = None,
+) -> None:
+    """Gate a version against the champion; move @champion only if it is better."""
+    with _user_errors():
+        from registry import promote
+
+        decision = promote(version, evaluate=_evaluate, eval_dataset=eval_dataset, actor=actor)
+    verdict = "PROMOTED" if decision.promoted else "REFUSED"
+    typer.echo(f"{verdict} v{version} (champion before: {_v(decision.champion_version_before)}, "
+               f"after: {_v(decision.champion_version_after)})\nreason: {decision.reason}")  # fmt: skip
+    stat = decision.statistic
+    if stat:
+        typer.echo(f"paired accuracy diff {stat['accuracy_diff']:+.4f}, "
+                   f"{stat['confidence']:.0%} CI [{stat['ci_low']:+.4f}, {stat['ci_high']:+.4f}], "
+                   f"McNemar p={stat['mcnemar_p']:.3g}, n={stat['n_paired']}")  # fmt: skip
+    typer.echo(f"audit decision #{decision.id}")
+    if not decision.promoted:
+        raise typer.Exit(EXIT_REFUSED)
+
+
+def rollback_command(
+    actor: Annotated[str | None, typer.Option(help="who decides (default $USER@host)")] = None,
+) -> None:
+    """Move @champion back to @previous-champion."""
+    with _user_errors():
+        from registry import rollback
+
+        decision = rollback(actor=actor)
+    typer.echo(f"{decision.reason} (audit decision #{decision.id})")
+
+
+def registry_command(
+    decisions: Annotated[int, typer.Option(help="how many recent decisions to show")] = 5,
+) -> None:
+    """List veracity-apr versions, aliases, key metrics and the latest gate decisions."""
+    with _user_errors():
+        from registry import recent_decisions, registry_table
+
+        rows = registry_table()
+        recent = recent_decisions(decisions) if rows else []
+    typer.echo(format_table(rows, recent))
+
+
+def _v(version: int | None) -> str:
+    return "none" if version is None else f"v{version}"
+
+
+def _num(value: str | None, fmt: str) -> str:
+    try:
+        return format(float(value), fmt) if value is not None else "-"
+    except ValueError:
+        return str(value)
+
+
+def format_table(rows: list[dict[str, Any]], recent: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no registered versions of veracity-apr"
+    lines = [f"{'version':>7}  {'aliases':<30} {'dataset':<9} {'accuracy':>8} {'halluc':>7} "
+             f"{'p95 ms':>7}  decision"]  # fmt: skip
+    for r in rows:
+        lines.append(
+            f"{r['version']:>7}  {','.join(r['aliases']) or '-':<30} "
+            f"{r['validation_status'] or '-':<9} {_num(r['accuracy'], '.4f'):>8} "
+            f"{_num(r['hallucination'], '.4f'):>7} {_num(r['latency_p95_ms'], '.1f'):>7}  "
+            f"{r['decision'] or '-'}"
+        )
+    if recent:
+        lines += ["", "recent decisions:"]
+        for d in recent:
+            verdict = "promoted: " if d["promoted"] else "refused: "
+            if d["action"] == "rollback":
+                verdict = ""  # the reason says "rollback: champion vX -> vY"
+            lines.append(f"  #{d['id']} {d['decided_at']:%Y-%m-%d %H:%M:%S} {d['actor']} "
+                         f"v{d['challenger_version']} {verdict}{d['reason']}")  # fmt: skip
+    return "\n".join(lines)

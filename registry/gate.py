@@ -1,0 +1,155 @@
+"""The gate's pure part: policy, floors and the paired statistical test (no MLflow, no database).
+
+Inputs are plain evaluation-report dicts (``models.evaluate.EvalReport.to_dict()``); the registry
+never imports ``models``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, TypedDict
+
+import numpy as np
+
+REQUIRED_KEYS = ("dataset_uri", "dataset_digest", "accuracy", "hallucination_rate",
+                 "latency_p95_ms", "outcomes")  # fmt: skip
+SUMMARY_KEYS = ("dataset_uri", "dataset_digest", "split", "n", "accuracy", "hallucination_rate",
+                "hallucination_attempted", "abstention_rate", "latency_p95_ms")  # fmt: skip
+
+
+class PromotionError(Exception):
+    """Bad input (unknown version, no champion to roll back to, rejected dataset, ...)."""
+
+
+class EvalReportDict(TypedDict, total=False):
+    """The part of ``EvalReport.to_dict()`` the gate reads."""
+
+    dataset_uri: str
+    dataset_digest: str
+    split: str
+    n: int
+    accuracy: float  # composite
+    hallucination_rate: float  # incorrect / total
+    hallucination_attempted: float  # incorrect / attempted
+    abstention_rate: float
+    latency_p95_ms: float
+    outcomes: dict[str, str]  # qa_id -> "correct" | "incorrect" | "abstained"
+
+
+@dataclass(frozen=True)
+class PromotionPolicy:
+    """Absolute floors and the comparison rule; recorded with every decision."""
+
+    min_accuracy: float = 0.80
+    max_hallucination: float = 0.10
+    latency_p95_budget_ms: float = 500.0
+    max_hallucination_increase: float = 0.005  # 0.5 percentage point
+    confidence: float = 0.95
+    bootstrap_samples: int = 10_000
+    seed: int = 0
+
+
+@dataclass
+class Verdict:
+    promoted: bool
+    reason: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    statistic: dict[str, Any] = field(default_factory=dict)
+
+
+def check_report(report: Mapping[str, Any], what: str) -> EvalReportDict:
+    """The report as a dict, or ``PromotionError`` naming the missing keys."""
+    data = report.to_dict() if hasattr(report, "to_dict") else report
+    missing = [k for k in REQUIRED_KEYS if k not in data]
+    if missing:
+        raise PromotionError(f"{what}: evaluation report lacks {', '.join(missing)}")
+    checked = EvalReportDict(**data)  # type: ignore[typeddict-item]
+    checked["outcomes"] = {str(k): str(v) for k, v in data["outcomes"].items()}  # JSON-stable ids
+    return checked
+
+
+def summary(report: EvalReportDict) -> dict[str, Any]:
+    return {k: report.get(k) for k in SUMMARY_KEYS if k in report}
+
+
+def floor_failures(report: EvalReportDict, policy: PromotionPolicy) -> list[str]:
+    failures = []
+    if report["accuracy"] < policy.min_accuracy:
+        failures.append(f"accuracy {report['accuracy']:.4f} < floor {policy.min_accuracy:.4f}")
+    if report["hallucination_rate"] > policy.max_hallucination:
+        failures.append(f"hallucination {report['hallucination_rate']:.4f} > ceiling "
+                        f"{policy.max_hallucination:.4f}")  # fmt: skip
+    if report["latency_p95_ms"] > policy.latency_p95_budget_ms:
+        failures.append(f"p95 latency {report['latency_p95_ms']:.1f} ms over budget "
+                        f"{policy.latency_p95_budget_ms:.1f} ms")  # fmt: skip
+    return failures
+
+
+def mcnemar_exact_p(wins: int, losses: int) -> float:
+    """Two-sided exact McNemar p: the discordant pairs as Binomial(wins + losses, 1/2)."""
+    n, k = wins + losses, min(wins, losses)
+    term, tail = 1, 1  # C(n, 0); exact integers, so no underflow for large n
+    for i in range(k):
+        term = term * (n - i) // (i + 1)
+        tail += term
+    return float(min(Fraction(1), Fraction(2 * tail, 2**n)))
+
+
+def paired_statistics(
+    challenger: Mapping[str, str], champion: Mapping[str, str], policy: PromotionPolicy
+) -> dict[str, Any]:
+    """Paired bootstrap CI of the accuracy difference and McNemar's exact p, paired by qa_id."""
+    ids = sorted(challenger)
+    if set(ids) != set(champion):
+        raise PromotionError("outcomes are not paired: the two reports cover different questions")
+    n = len(ids)
+    if n == 0:
+        raise PromotionError("the evaluation reports have no per-question outcomes")
+    a = np.array([challenger[i] == "correct" for i in ids])
+    b = np.array([champion[i] == "correct" for i in ids])
+    wins, losses = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    # Resampling questions with replacement only changes how many wins / losses / ties are
+    # drawn, so one multinomial draw per replicate is the same bootstrap at O(samples) cost.
+    rng = np.random.default_rng(policy.seed)
+    probs = [wins / n, losses / n, (n - wins - losses) / n]
+    counts = rng.multinomial(n, probs, size=policy.bootstrap_samples)
+    diffs = (counts[:, 0] - counts[:, 1]) / n
+    alpha = 1.0 - policy.confidence
+    low, high = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
+    p = mcnemar_exact_p(wins, losses)
+    return {"n_paired": n, "accuracy_diff": (wins - losses) / n, "ci_low": float(low),
+            "ci_high": float(high), "confidence": policy.confidence,
+            "bootstrap_samples": policy.bootstrap_samples, "seed": policy.seed,
+            "mcnemar_wins": wins, "mcnemar_losses": losses, "mcnemar_p": p}  # fmt: skip
+
+
+def judge(
+    challenger: EvalReportDict,
+    champion: EvalReportDict | None,
+    policy: PromotionPolicy,
+    label: str = "the champion",
+) -> Verdict:
+    """Floors always; against a champion also: accuracy CI low > 0, hallucination, latency."""
+    metrics: dict[str, Any] = {"challenger": summary(challenger)}
+    failures = floor_failures(challenger, policy)
+    if failures:
+        return Verdict(False, "floors failed: " + "; ".join(failures), metrics)
+    if champion is None:
+        return Verdict(True, "first champion: absolute floors pass", metrics)
+    metrics["champion"] = summary(champion)
+    stat = paired_statistics(challenger["outcomes"], champion["outcomes"], policy)
+    reasons = []
+    if not stat["ci_low"] > 0:
+        reasons.append(f"accuracy not better: {policy.confidence:.0%} CI of the paired difference "
+                       f"[{stat['ci_low']:+.4f}, {stat['ci_high']:+.4f}] is not above 0")  # fmt: skip
+    worse = challenger["hallucination_rate"] - champion["hallucination_rate"]
+    if worse > policy.max_hallucination_increase + 1e-12:
+        reasons.append(f"hallucination worse by {worse * 100:.2f} points "
+                       f"(> {policy.max_hallucination_increase * 100:.2f})")  # fmt: skip
+    if reasons:
+        return Verdict(False, "; ".join(reasons), metrics, stat)
+    reason = (f"better than {label}: accuracy {stat['accuracy_diff']:+.4f} "
+              f"(CI low {stat['ci_low']:+.4f}, McNemar p={stat['mcnemar_p']:.3g})")  # fmt: skip
+    return Verdict(True, reason, metrics, stat)

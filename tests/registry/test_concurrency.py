@@ -1,0 +1,115 @@
+"""Four promotions at once, from four processes: one champion, every decision audited.
+
+Run on SQLite (audit DB and MLflow store are files under the home) and on PostgreSQL (one fresh
+database used as both the audit DB and the MLflow backend store).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow import MlflowClient
+
+from infra.settings import get_settings, reload_settings
+from registry import MODEL_NAME, audit, recent_decisions, registry_table
+from tests.registry.conftest import Registry, make_report, open_registry
+
+PROCESSES = 4
+
+
+def _worker(env: dict[str, str], version: int, barrier: Any, results: Any) -> None:
+    """One promotion in its own process (forked from a server that imported, never connected)."""
+    os.environ.update(env)
+    reload_settings()
+    from registry import promote
+    from registry.promotion import client
+
+    client().get_registered_model(MODEL_NAME)  # warm up, so the race is in the gate itself
+    barrier.wait(timeout=120)
+    started = time.perf_counter()
+    d = promote(version, actor=f"proc-{version}")
+    results.put({"version": version, "promoted": d.promoted, "id": d.id, "reason": d.reason,
+                 "pid": os.getpid(), "seconds": time.perf_counter() - started})  # fmt: skip
+
+
+def _race(registry: Registry) -> list[dict[str, Any]]:
+    # Each version strictly better than the one before (a superset of its correct answers).
+    versions = [registry.version(make_report(range(800 + 30 * k), range(950, 990)))
+                for k in range(1, PROCESSES + 1)]  # fmt: skip
+    # forkserver: separate processes with fresh connections, but mlflow is imported only once
+    # (four concurrent `import mlflow` cost ~20 s on two cores).
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["registry"])
+    env = {k: v for k, v in os.environ.items() if k.startswith(("VERACITY_", "MLFLOW_"))}
+    barrier, results = ctx.Barrier(PROCESSES + 1), ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(env, v, barrier, results)) for v in versions]
+    for p in procs:
+        p.start()
+    barrier.wait(timeout=120)  # all four warmed up: go
+    out = [results.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    assert len({r["pid"] for r in out} | {os.getpid()}) == PROCESSES + 1
+    _check(versions, out)
+    return out
+
+
+def _check(versions: list[int], results: list[dict[str, Any]]) -> None:
+    rows = sorted((r for r in recent_decisions(100) if r["action"] == "promote"),
+                  key=lambda r: r["id"])  # fmt: skip
+    # Every decision recorded, exactly once per process, and the rows are the ones reported.
+    assert sorted(r["challenger_version"] for r in rows) == versions
+    assert {r["id"] for r in rows} == {r["id"] for r in results}
+    # The promoted decisions form one chain: each was made against the champion it replaced.
+    promoted = [r for r in rows if r["promoted"]]
+    before = None
+    for row in promoted:
+        assert row["champion_version_before"] == before, rows
+        before = row["challenger_version"]
+    for row in rows:
+        if not row["promoted"]:
+            assert row["champion_version_after"] == row["champion_version_before"] is not None
+    # v4 beats every other version, so it ends champion whatever the order.
+    uri = get_settings().tracking_uri
+    aliases = (
+        MlflowClient(tracking_uri=uri, registry_uri=uri).get_registered_model(MODEL_NAME).aliases
+    )
+    assert int(aliases["champion"]) == versions[-1] == promoted[-1]["challenger_version"]
+    if promoted[-1]["champion_version_before"] is None:
+        assert "previous-champion" not in aliases
+    else:
+        assert int(aliases["previous-champion"]) == promoted[-1]["champion_version_before"]
+    pointer = audit.read_pointer(MODEL_NAME)
+    assert pointer is not None and pointer.version == versions[-1]
+    assert sum("champion" in row["aliases"] for row in registry_table()) == 1
+
+
+def test_concurrent_promotions_sqlite(registry: Registry) -> None:
+    results = _race(registry)
+    assert any(r["promoted"] for r in results)
+
+
+@pytest.fixture
+def pg_registry(veracity_home: Path, mlflow_template: Path, postgres_url: str,
+                monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:  # fmt: skip
+    import mlflow
+
+    monkeypatch.setenv("VERACITY_DATABASE_URL", postgres_url)
+    monkeypatch.setenv("VERACITY_MLFLOW_TRACKING_URI", postgres_url)
+    reload_settings()
+    yield open_registry(veracity_home, mlflow_template)
+    mlflow.set_tracking_uri(None)
+
+
+def test_concurrent_promotions_postgres(pg_registry: Registry) -> None:
+    assert get_settings().db_url.startswith("postgresql")
+    results = _race(pg_registry)
+    assert any(r["promoted"] for r in results)
+    assert audit.engine().dialect.name == "postgresql"

@@ -1,0 +1,55 @@
+"""The gate's pure statistics: paired bootstrap and McNemar's exact test."""
+
+from __future__ import annotations
+
+import pytest
+
+from registry.gate import (
+    PromotionError,
+    PromotionPolicy,
+    judge,
+    mcnemar_exact_p,
+    paired_statistics,
+)
+from tests.registry.conftest import make_report
+
+
+def _outcomes(correct: set[int], n: int = 200) -> dict[str, str]:
+    return {str(i): "correct" if i in correct else "incorrect" for i in range(n)}
+
+
+def test_bootstrap_ci_and_mcnemar_match_hand_counts() -> None:
+    champion = _outcomes(set(range(150)))
+    challenger = _outcomes(set(range(10, 175)))  # 25 wins, 10 losses
+    stat = paired_statistics(challenger, champion, PromotionPolicy())
+    assert (stat["mcnemar_wins"], stat["mcnemar_losses"], stat["n_paired"]) == (25, 10, 200)
+    assert stat["accuracy_diff"] == pytest.approx(15 / 200)
+    assert stat["mcnemar_p"] == pytest.approx(0.016673847800120715)  # scipy binomtest(25, 35)
+    assert 0 < stat["ci_low"] < stat["accuracy_diff"] < stat["ci_high"]
+    assert paired_statistics(challenger, champion, PromotionPolicy()) == stat  # seeded
+
+
+def test_identical_outcomes_give_a_degenerate_ci_and_p_one() -> None:
+    same = _outcomes(set(range(170)))
+    stat = paired_statistics(same, dict(same), PromotionPolicy())
+    assert stat["ci_low"] == stat["ci_high"] == 0.0 and stat["mcnemar_p"] == 1.0
+
+
+def test_unpaired_outcomes_are_an_error() -> None:
+    with pytest.raises(PromotionError, match="not paired"):
+        paired_statistics(_outcomes({1}), _outcomes({1}, n=199), PromotionPolicy())
+
+
+def test_judge_lists_every_failed_floor() -> None:
+    report = make_report(range(700), range(700, 820), latency=900.0)
+    verdict = judge(report, None, PromotionPolicy())
+    assert not verdict.promoted
+    assert "accuracy 0.7000" in verdict.reason and "hallucination 0.1200" in verdict.reason
+    assert "p95 latency 900.0 ms" in verdict.reason
+
+
+def test_mcnemar_exact_p_edge_cases() -> None:
+    assert mcnemar_exact_p(0, 0) == 1.0 and mcnemar_exact_p(5, 5) == 1.0
+    assert mcnemar_exact_p(3, 0) == pytest.approx(0.25) == mcnemar_exact_p(0, 3)
+    assert mcnemar_exact_p(4, 7) == pytest.approx(0.548828125)  # scipy binomtest(4, 11)
+    assert 0.0 < mcnemar_exact_p(5000, 4000) < 1e-20  # no underflow to 0 or overflow
