@@ -217,9 +217,13 @@ def settings() -> None:
 
 
 def _register_stage_commands() -> None:
+    from flows.registry_cmd import promote_command, registry_command, rollback_command
     from flows.validate_cmd import validate_command
 
     app.command(name="validate")(validate_command)
+    app.command(name="promote")(promote_command)
+    app.command(name="rollback")(rollback_command)
+    app.command(name="registry")(registry_command)
 
 
 _register_stage_commands()
