@@ -37,6 +37,18 @@ def pick(rng: np.random.Generator, candidates: np.ndarray, n: int) -> np.ndarray
     return np.sort(rng.choice(positions, size=n, replace=False))
 
 
+def set_values(frame: pd.DataFrame, name: str, rows: np.ndarray, values: object) -> None:
+    """Set one column's values at row positions (on a copy: frames read from parquet may be
+    read-only), then put the column back."""
+    column = frame[name].copy(deep=True)
+    column.iloc[rows] = values
+    frame[name] = column
+
+
+def is_label(frame: pd.DataFrame, name: str, label: str) -> np.ndarray:
+    return (frame[name] == label).to_numpy()
+
+
 def record_ids(frame: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
     return np.asarray(frame["record_id"].to_numpy()[rows], dtype=np.int64)
 

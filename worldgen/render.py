@@ -123,6 +123,39 @@ class Renderer:
         return out
 
 
+def yes_no(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def money(cents: int) -> str:
+    """Canonical money string: dollars and cents, e.g. ``-1234.56``."""
+    sign = "-" if cents < 0 else ""
+    return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d}"
+
+
+def stated_field(name: str) -> Callable[[Row], str]:
+    """A fact's value as written: the record's field as a string."""
+
+    def value(row: Row) -> str:
+        return str(row[name])
+
+    return value
+
+
+def flag_field(name: str) -> Callable[[Row], str]:
+    def value(row: Row) -> str:
+        return yes_no(bool(row[name]))
+
+    return value
+
+
+def money_field(name: str) -> Callable[[Row], str]:
+    def value(row: Row) -> str:
+        return money(int(row[name]))
+
+    return value
+
+
 def encode_plan(plan: list[tuple[str, int]]) -> str:
     return ";".join(f"{key}:{t}" for key, t in plan)
 

@@ -20,14 +20,23 @@ minimum coverage per loan type; the sector margins and every distribution.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
 import pandas as pd
 
-from worldgen.faults import FaultMode, Tables, pick, record_ids
-from worldgen.render import Fact, Kind, Path, Question, Renderer, Row
+from worldgen.faults import FaultMode, Tables, pick, record_ids, set_values
+from worldgen.render import (
+    Fact,
+    Kind,
+    Path,
+    Question,
+    Renderer,
+    Row,
+    money_field,
+    stated_field,
+    yes_no,
+)
 from worldgen.spec import (
     CarriedForward,
     Columns,
@@ -395,34 +404,10 @@ def build() -> WorldSpec:
 # --- documents and questions -------------------------------------------------------------
 
 
-def money(cents: int) -> str:
-    """Canonical money string: dollars and cents, e.g. ``-1234.56``."""
-    sign = "-" if cents < 0 else ""
-    return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d}"
-
-
 def ratio(numerator: int, denominator: int) -> str:
     """Canonical ratio: two decimals, half up (exact, from integers)."""
     value = Decimal(numerator) / Decimal(denominator)
     return str(value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
-
-
-def _is(flag: bool) -> str:
-    return "yes" if flag else "no"
-
-
-def _field(name: str) -> Callable[[Row], str]:
-    def value(row: Row) -> str:
-        return str(row[name])
-
-    return value
-
-
-def _cents(name: str) -> Callable[[Row], str]:
-    def value(row: Row) -> str:
-        return money(int(row[name]))
-
-    return value
 
 
 def _breached(row: Row) -> bool:
@@ -458,7 +443,7 @@ def renderer() -> Renderer:
         return Fact(
             key,
             (f"{label}: ${{v}}.", f"The company reported {label.lower()} of ${{v}}."),
-            _cents(key),
+            money_field(key),
             withhold_p=withhold_p,
         )
 
@@ -470,12 +455,14 @@ def renderer() -> Renderer:
             withhold_p=0.0,
         ),
         Fact(
-            "sector", ("The company operates in the {v} sector.", "Sector: {v}."), _field("sector")
+            "sector",
+            ("The company operates in the {v} sector.", "Sector: {v}."),
+            stated_field("sector"),
         ),
         Fact(
             "loan_type",
             ("Its main debt facility is a {v}.", "Debt facility: {v}."),
-            _field("loan_type"),
+            stated_field("loan_type"),
             withhold_p=0.1,
         ),
         fact(REV, "Revenue", 0.1),
@@ -497,7 +484,7 @@ def renderer() -> Renderer:
                 "Interest-coverage covenant breached: {v}.",
                 "The coverage covenant was breached: {v}.",
             ),
-            lambda r: _is(bool(r["covenant_breached"])),
+            lambda r: yes_no(bool(r["covenant_breached"])),
             withhold_p=0.65,
         ),
     )
@@ -509,14 +496,14 @@ def renderer() -> Renderer:
             _paths(((key,), "lookup")),
         )
         for key, label, answer in (
-            ("sector", "sector", _field("sector")),
-            ("loan_type", "main debt facility", _field("loan_type")),
-            (REV, "revenue in dollars", _cents(REV)),
-            (COGS, "cost of goods sold in dollars", _cents(COGS)),
-            (OPEX, "operating expenses in dollars", _cents(OPEX)),
-            (INT, "interest expense in dollars", _cents(INT)),
-            (DIV, "dividends in dollars", _cents(DIV)),
-            (OPEN, "opening equity in dollars", _cents(OPEN)),
+            ("sector", "sector", stated_field("sector")),
+            ("loan_type", "main debt facility", stated_field("loan_type")),
+            (REV, "revenue in dollars", money_field(REV)),
+            (COGS, "cost of goods sold in dollars", money_field(COGS)),
+            (OPEX, "operating expenses in dollars", money_field(OPEX)),
+            (INT, "interest expense in dollars", money_field(INT)),
+            (DIV, "dividends in dollars", money_field(DIV)),
+            (OPEN, "opening equity in dollars", money_field(OPEN)),
         )
     )
     breach_paths = _paths((("covenant_breached",), "lookup"), *_over_ebit(INT, "loan_type"))
@@ -524,7 +511,7 @@ def renderer() -> Renderer:
         Question(
             "gross_profit",
             ("What was gross profit, in dollars?",),
-            _cents(GP),
+            money_field(GP),
             _paths(((GP,), "lookup"), ((REV, COGS), "derived")),
         ),
         Question(
@@ -533,13 +520,13 @@ def renderer() -> Renderer:
                 "What was operating income (EBIT), in dollars?",
                 "How much did the company earn from operations?",
             ),
-            _cents(EBIT),
+            money_field(EBIT),
             _paths(((EBIT,), "lookup"), ((GP, OPEX), "derived"), ((REV, COGS, OPEX), "multistep")),
         ),
         Question(
             "income_tax",
             ("What was the income tax expense, in dollars?",),
-            _cents(TAX),
+            money_field(TAX),
             _paths(((TAX,), "lookup"), *_over_ebit(INT)),
         ),
         Question(
@@ -548,7 +535,7 @@ def renderer() -> Renderer:
                 "What was net income, in dollars?",
                 "How much did the company earn after interest and tax?",
             ),
-            _cents(NI),
+            money_field(NI),
             _paths(
                 ((NI,), "lookup"),
                 ((EBIT, INT, TAX), "derived"),
@@ -571,19 +558,19 @@ def renderer() -> Renderer:
                 "Was the interest-coverage covenant breached?",
                 "Did the company breach its coverage covenant?",
             ),
-            lambda r: _is(_breached(r)),
+            lambda r: yes_no(_breached(r)),
             breach_paths,
         ),
         Question(
             "covenant_compliant",
             ("Was the company in compliance with its coverage covenant?",),
-            lambda r: _is(not _breached(r)),
+            lambda r: yes_no(not _breached(r)),
             breach_paths,
         ),
         Question(
             "equity_close",
             ("What was closing equity, in dollars?",),
-            _cents(CLOSE),
+            money_field(CLOSE),
             _paths(
                 ((CLOSE,), "lookup"),
                 ((ASSETS, LIAB), "derived"),
@@ -594,7 +581,7 @@ def renderer() -> Renderer:
         Question(
             "total_assets",
             ("What were total assets, in dollars?",),
-            _cents(ASSETS),
+            money_field(ASSETS),
             _paths(
                 ((ASSETS,), "lookup"),
                 ((LIAB, CLOSE), "derived"),
@@ -604,7 +591,7 @@ def renderer() -> Renderer:
         Question(
             "total_liabilities",
             ("What were total liabilities, in dollars?",),
-            _cents(LIAB),
+            money_field(LIAB),
             _paths(((LIAB,), "lookup"), ((ASSETS, CLOSE), "derived")),
         ),
     )
@@ -615,14 +602,6 @@ def renderer() -> Renderer:
 # --- fault modes ---------------------------------------------------------------------------
 
 
-def _set(frame: pd.DataFrame, name: str, rows: np.ndarray, values: object) -> None:
-    """Set one column's values at row positions (on a copy: frames read from parquet may be
-    read-only), then put the column back."""
-    column = frame[name].copy(deep=True)
-    column.iloc[rows] = values
-    frame[name] = column
-
-
 def _values(frame: pd.DataFrame, name: str) -> np.ndarray:
     return frame[name].to_numpy()
 
@@ -630,28 +609,28 @@ def _values(frame: pd.DataFrame, name: str) -> np.ndarray:
 def _off_by_one_cent(t: Tables, rng: np.random.Generator, n: int) -> np.ndarray:
     f = t["records"]
     rows = pick(rng, np.ones(len(f), dtype=bool), n)
-    _set(f, OPEX, rows, _values(f, OPEX)[rows] + 1)  # opex enters one identity only
+    set_values(f, OPEX, rows, _values(f, OPEX)[rows] + 1)  # opex enters one identity only
     return record_ids(f, rows)
 
 
 def _balance_sheet_unbalanced(t: Tables, rng: np.random.Generator, n: int) -> np.ndarray:
     f = t["records"]
     rows = pick(rng, np.ones(len(f), dtype=bool), n)
-    _set(f, ASSETS, rows, _values(f, ASSETS)[rows] + rng.integers(1, 1_000_000, len(rows)))
+    set_values(f, ASSETS, rows, _values(f, ASSETS)[rows] + rng.integers(1, 1_000_000, len(rows)))
     return record_ids(f, rows)
 
 
 def _roll_forward_broken(t: Tables, rng: np.random.Generator, n: int) -> np.ndarray:
     f = t["records"]
     rows = pick(rng, _values(f, "period") > 0, n)
-    _set(f, OPEN, rows, _values(f, OPEN)[rows] + rng.integers(1, 1_000_000, len(rows)))
+    set_values(f, OPEN, rows, _values(f, OPEN)[rows] + rng.integers(1, 1_000_000, len(rows)))
     return record_ids(f, rows)
 
 
 def _covenant_flag_wrong(t: Tables, rng: np.random.Generator, n: int) -> np.ndarray:
     f = t["records"]
     rows = pick(rng, np.ones(len(f), dtype=bool), n)
-    _set(f, "covenant_breached", rows, ~_values(f, "covenant_breached")[rows])
+    set_values(f, "covenant_breached", rows, ~_values(f, "covenant_breached")[rows])
     return record_ids(f, rows)
 
 
@@ -663,7 +642,7 @@ def _duplicate_period(t: Tables, rng: np.random.Generator, n: int) -> np.ndarray
     # neighbours after a stable sort or joins on period + 1.
     after_q1 = np.r_[False, (period[:-1] == 0) & (company[:-1] == company[1:])]
     rows = pick(rng, (period == 1) & after_q1, n)
-    _set(f, "period", rows, 0)
+    set_values(f, "period", rows, 0)
     return np.unique(np.r_[record_ids(f, rows), record_ids(f, rows - 1)])
 
 
@@ -674,7 +653,7 @@ def _tax_rate_wrong(t: Tables, rng: np.random.Generator, n: int) -> np.ndarray:
     rows = pick(rng, _values(f, "period") == PERIODS - 1, n)
     extra = rng.integers(100, 1_000_000, len(rows))
     for name, sign in ((TAX, 1), (NI, -1), (CLOSE, -1), (ASSETS, -1)):
-        _set(f, name, rows, _values(f, name)[rows] + sign * extra)
+        set_values(f, name, rows, _values(f, name)[rows] + sign * extra)
     return record_ids(f, rows)
 
 

@@ -20,13 +20,24 @@ caps are invented.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
-from worldgen.faults import FaultMode, Tables, pick, record_ids
-from worldgen.render import Fact, Kind, Path, Question, Renderer, Row
+from worldgen.faults import FaultMode, Tables, is_label, pick, record_ids, set_values
+from worldgen.render import (
+    Fact,
+    Kind,
+    Path,
+    Question,
+    Renderer,
+    Row,
+    flag_field,
+    money,
+    money_field,
+    stated_field,
+    yes_no,
+)
 from worldgen.spec import (
     AllowedPairs,
     Columns,
@@ -486,37 +497,6 @@ def build() -> WorldSpec:
 # --- documents and questions -------------------------------------------------------------
 
 
-def money(cents: int) -> str:
-    """Canonical money string: dollars and cents, e.g. ``-1234.56``."""
-    sign = "-" if cents < 0 else ""
-    return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d}"
-
-
-def _is(flag: bool) -> str:
-    return "yes" if flag else "no"
-
-
-def _field(name: str) -> Callable[[Row], str]:
-    def value(row: Row) -> str:
-        return str(row[name])
-
-    return value
-
-
-def _flag(name: str) -> Callable[[Row], str]:
-    def value(row: Row) -> str:
-        return _is(bool(row[name]))
-
-    return value
-
-
-def _cents(name: str) -> Callable[[Row], str]:
-    def value(row: Row) -> str:
-        return money(int(row[name]))
-
-    return value
-
-
 def _limitation(row: Row) -> int:
     return LIMITATION_YEARS[row["jurisdiction"]][CLAIMS.index(row["claim_type"])]
 
@@ -562,59 +542,59 @@ def renderer() -> Renderer:
         Fact(
             "jurisdiction",
             ("The case was heard under {v} law.", "Governing law: {v}."),
-            _field("jurisdiction"),
+            stated_field("jurisdiction"),
         ),
         Fact(
             "claim_type",
             ("The plaintiff sued for {v}.", "Cause of action: {v}."),
-            _field("claim_type"),
+            stated_field("claim_type"),
         ),
         Fact(
             "limitation_years",
             ("The limitation period is {v} years.", "Time allowed to file: {v} years."),
-            _field("limitation_years"),
+            stated_field("limitation_years"),
             withhold_p=0.6,
         ),
         Fact(
             "incident_date",
             ("The incident occurred on {v}.", "Date of the incident: {v}."),
-            _field("incident_date"),
+            stated_field("incident_date"),
             withhold_p=0.15,
         ),
         Fact(
             "filing_date",
             ("The complaint was filed on {v}.", "Suit filed: {v}."),
-            _field("filing_date"),
+            stated_field("filing_date"),
             withhold_p=0.15,
         ),
         Fact(
             "time_barred",
             ("Time-barred: {v}.", "The claim is barred by limitation: {v}."),
-            _flag("time_barred"),
+            flag_field("time_barred"),
             withhold_p=0.65,
         ),
         Fact(
             "element_duty",
             ("Duty owed to the plaintiff established: {v}.", "Finding on duty or obligation: {v}."),
-            _flag("element_duty"),
+            flag_field("element_duty"),
             withhold_p=0.15,
         ),
         Fact(
             "element_breach",
             ("Breach established: {v}.", "Finding on breach: {v}."),
-            _flag("element_breach"),
+            flag_field("element_breach"),
             withhold_p=0.15,
         ),
         Fact(
             "element_causation",
             ("Causation established: {v}.", "Finding on causation or reliance: {v}."),
-            _flag("element_causation"),
+            flag_field("element_causation"),
             withhold_p=0.15,
         ),
         Fact(
             "element_damages",
             ("Damages established: {v}.", "Finding on damages: {v}."),
-            _flag("element_damages"),
+            flag_field("element_damages"),
             withhold_p=0.15,
         ),
         Fact(
@@ -623,31 +603,35 @@ def renderer() -> Renderer:
                 "All required elements were proven: {v}.",
                 "Every element of the claim established: {v}.",
             ),
-            _flag("elements_met"),
+            flag_field("elements_met"),
             withhold_p=0.6,
         ),
-        Fact("defence", ("Defence raised: {v}.", "The defendant pleaded: {v}."), _field("defence")),
+        Fact(
+            "defence",
+            ("Defence raised: {v}.", "The defendant pleaded: {v}."),
+            stated_field("defence"),
+        ),
         Fact(
             "defence_valid",
             ("Defence upheld by the court: {v}.", "The defence succeeded: {v}."),
-            _flag("defence_valid"),
+            flag_field("defence_valid"),
             withhold_p=0.15,
         ),
         Fact(
             "ruling",
             ("The court found the defendant {v}.", "Judgment: {v}."),
-            _field("ruling"),
+            stated_field("ruling"),
             withhold_p=0.65,
         ),
         Fact(
             "claimed_cents",
             ("The plaintiff claimed ${v}.", "Damages sought: ${v}."),
-            _cents("claimed_cents"),
+            money_field("claimed_cents"),
         ),
         Fact(
             "awarded_cents",
             ("The court awarded ${v}.", "Damages awarded: ${v}."),
-            _cents("awarded_cents"),
+            money_field("awarded_cents"),
             withhold_p=0.3,
         ),
     )
@@ -659,15 +643,19 @@ def renderer() -> Renderer:
             _paths(((key,), "lookup")),
         )
         for key, label, answer in (
-            ("jurisdiction", "governing law", _field("jurisdiction")),
-            ("claim_type", "cause of action", _field("claim_type")),
-            ("incident_date", "incident date", _field("incident_date")),
-            ("filing_date", "filing date", _field("filing_date")),
-            ("defence", "defence raised", _field("defence")),
-            ("defence_valid", "outcome of the defence (upheld: yes/no)", _flag("defence_valid")),
-            ("claimed_cents", "amount claimed in dollars", _cents("claimed_cents")),
-            ("awarded_cents", "amount awarded in dollars", _cents("awarded_cents")),
-            ("element_breach", "finding on breach", _flag("element_breach")),
+            ("jurisdiction", "governing law", stated_field("jurisdiction")),
+            ("claim_type", "cause of action", stated_field("claim_type")),
+            ("incident_date", "incident date", stated_field("incident_date")),
+            ("filing_date", "filing date", stated_field("filing_date")),
+            ("defence", "defence raised", stated_field("defence")),
+            (
+                "defence_valid",
+                "outcome of the defence (upheld: yes/no)",
+                flag_field("defence_valid"),
+            ),
+            ("claimed_cents", "amount claimed in dollars", money_field("claimed_cents")),
+            ("awarded_cents", "amount awarded in dollars", money_field("awarded_cents")),
+            ("element_breach", "finding on breach", flag_field("element_breach")),
         )
     )
     reasoned = (
@@ -701,13 +689,13 @@ def renderer() -> Renderer:
         Question(
             "time_barred",
             ("Is the claim time-barred?", "Was the suit filed too late?"),
-            _flag("time_barred"),
+            flag_field("time_barred"),
             _paths(*BAR_PATHS),
         ),
         Question(
             "filed_in_time",
             ("Was the complaint filed within the limitation period?",),
-            lambda r: _is(not r["time_barred"]),
+            lambda r: yes_no(not r["time_barred"]),
             _paths(*BAR_PATHS),
         ),
         Question(
@@ -716,7 +704,7 @@ def renderer() -> Renderer:
                 "Did the plaintiff prove every element of the claim?",
                 "Were all required elements established?",
             ),
-            _flag("elements_met"),
+            flag_field("elements_met"),
             _paths((("elements_met",), "lookup"), (("claim_type", *ELEMENTS), "derived")),
         ),
         Question(
@@ -725,13 +713,13 @@ def renderer() -> Renderer:
                 "Was the defendant found liable or not liable?",
                 "What was the judgment on liability?",
             ),
-            _field("ruling"),
+            stated_field("ruling"),
             _paths(*RULING_PATHS),
         ),
         Question(
             "plaintiff_won",
             ("Did the plaintiff win?",),
-            lambda r: _is(r["ruling"] == "liable"),
+            lambda r: yes_no(r["ruling"] == "liable"),
             _paths(*RULING_PATHS),
         ),
         Question(
@@ -748,26 +736,14 @@ def renderer() -> Renderer:
 # --- fault modes ---------------------------------------------------------------------------
 
 
-def _set(frame: pd.DataFrame, name: str, rows: np.ndarray, values: object) -> None:
-    """Set one column's values at row positions (on a copy: frames read from parquet may be
-    read-only), then put the column back."""
-    column = frame[name].copy(deep=True)
-    column.iloc[rows] = values
-    frame[name] = column
-
-
-def _codes(frame: pd.DataFrame, name: str, label: str) -> np.ndarray:
-    return (frame[name] == label).to_numpy()
-
-
 def _days(frame: pd.DataFrame, name: str) -> np.ndarray:
     return frame[name].to_numpy().astype("datetime64[D]").astype(np.int64)
 
 
 def _ruling_flipped(t: Tables, rng: np.random.Generator, n: int) -> np.ndarray:
     f = t["records"]
-    rows = pick(rng, _codes(f, "ruling", "not liable"), n)  # awarded 0 stays consistent
-    _set(f, "ruling", rows, "liable")
+    rows = pick(rng, is_label(f, "ruling", "not liable"), n)  # awarded 0 stays consistent
+    set_values(f, "ruling", rows, "liable")
     return record_ids(f, rows)
 
 
@@ -778,7 +754,7 @@ def _filed_before_incident(t: Tables, rng: np.random.Generator, n: int) -> np.nd
     ok = ~f["time_barred"].to_numpy() & (incident > INCIDENT_FIRST + 30)
     rows = pick(rng, ok, n)
     filed = incident[rows] - rng.integers(1, 31, len(rows))
-    _set(f, "filing_date", rows, filed.astype("datetime64[D]").astype("datetime64[s]"))
+    set_values(f, "filing_date", rows, filed.astype("datetime64[D]").astype("datetime64[s]"))
     return record_ids(f, rows)
 
 
@@ -786,8 +762,8 @@ def _award_exceeds_claim(t: Tables, rng: np.random.Generator, n: int) -> np.ndar
     f = t["records"]
     claimed = f["claimed_cents"].to_numpy()
     cap = np.asarray([AWARD_CAP[c] for c in f["claim_type"].astype(str)])
-    rows = pick(rng, _codes(f, "ruling", "liable") & (claimed + 100_000 <= cap), n)
-    _set(f, "awarded_cents", rows, claimed[rows] + rng.integers(1, 100_001, len(rows)))
+    rows = pick(rng, is_label(f, "ruling", "liable") & (claimed + 100_000 <= cap), n)
+    set_values(f, "awarded_cents", rows, claimed[rows] + rng.integers(1, 100_001, len(rows)))
     return record_ids(f, rows)
 
 
@@ -795,9 +771,9 @@ def _award_over_cap(t: Tables, rng: np.random.Generator, n: int) -> np.ndarray:
     f = t["records"]
     claimed = f["claimed_cents"].to_numpy()
     cap = np.asarray([AWARD_CAP[c] for c in f["claim_type"].astype(str)])
-    rows = pick(rng, _codes(f, "ruling", "liable") & (claimed > cap + 100), n)
+    rows = pick(rng, is_label(f, "ruling", "liable") & (claimed > cap + 100), n)
     over = cap[rows] + 1 + rng.integers(0, claimed[rows] - cap[rows])
-    _set(f, "awarded_cents", rows, over)
+    set_values(f, "awarded_cents", rows, over)
     return record_ids(f, rows)
 
 
@@ -805,9 +781,9 @@ def _award_without_liability(t: Tables, rng: np.random.Generator, n: int) -> np.
     f = t["records"]
     claimed = f["claimed_cents"].to_numpy()
     cap = np.asarray([AWARD_CAP[c] for c in f["claim_type"].astype(str)])
-    rows = pick(rng, _codes(f, "ruling", "not liable"), n)
+    rows = pick(rng, is_label(f, "ruling", "not liable"), n)
     top = np.minimum(claimed[rows], cap[rows])
-    _set(f, "awarded_cents", rows, 1 + rng.integers(0, top))
+    set_values(f, "awarded_cents", rows, 1 + rng.integers(0, top))
     return record_ids(f, rows)
 
 
@@ -816,7 +792,7 @@ def _time_bar_wrong(t: Tables, rng: np.random.Generator, n: int) -> np.ndarray:
     # Rows lost on the elements or a defence: the ruling does not hinge on the bar.
     settled = ~f["elements_met"].to_numpy() | f["defence_valid"].to_numpy()
     rows = pick(rng, settled, n)
-    _set(f, "time_barred", rows, ~f["time_barred"].to_numpy()[rows])
+    set_values(f, "time_barred", rows, ~f["time_barred"].to_numpy()[rows])
     return record_ids(f, rows)
 
 
@@ -824,15 +800,15 @@ def _limitation_misrecorded(t: Tables, rng: np.random.Generator, n: int) -> np.n
     f = t["records"]
     # Filed in time under N years is in time under N + 1 too, so the bar stays right.
     rows = pick(rng, ~f["time_barred"].to_numpy(), n)
-    _set(f, "limitation_years", rows, f["limitation_years"].to_numpy()[rows] + 1)
+    set_values(f, "limitation_years", rows, f["limitation_years"].to_numpy()[rows] + 1)
     return record_ids(f, rows)
 
 
 def _defence_not_allowed(t: Tables, rng: np.random.Generator, n: int) -> np.ndarray:
     f = t["records"]
-    ok = ~_codes(f, "defence", "none") & ~_codes(f, "claim_type", "defamation")
+    ok = ~is_label(f, "defence", "none") & ~is_label(f, "claim_type", "defamation")
     rows = pick(rng, ok, n)
-    _set(f, "defence", rows, "truth")  # truth answers defamation only
+    set_values(f, "defence", rows, "truth")  # truth answers defamation only
     return record_ids(f, rows)
 
 
@@ -840,7 +816,7 @@ def _elements_flag_wrong(t: Tables, rng: np.random.Generator, n: int) -> np.ndar
     f = t["records"]
     settled = f["time_barred"].to_numpy() | f["defence_valid"].to_numpy()
     rows = pick(rng, settled, n)
-    _set(f, "elements_met", rows, ~f["elements_met"].to_numpy()[rows])
+    set_values(f, "elements_met", rows, ~f["elements_met"].to_numpy()[rows])
     return record_ids(f, rows)
 
 

@@ -18,7 +18,16 @@ from collections.abc import Callable
 
 import numpy as np
 
-from worldgen.render import Fact, Path, Question, Renderer, Row
+from worldgen.faults import FaultMode, Tables, is_label, pick, record_ids, set_values
+from worldgen.render import (
+    Fact,
+    Path,
+    Question,
+    Renderer,
+    Row,
+    stated_field,
+    yes_no,
+)
 from worldgen.spec import (
     AllowedPairs,
     Columns,
@@ -346,31 +355,20 @@ def build() -> WorldSpec:
 # --- documents and questions -------------------------------------------------------------
 
 
-def _is(flag: bool) -> str:
-    return "yes" if flag else "no"
-
-
 def _stage(row: Row) -> str:
     return f"stage {egfr_stage(np.array([row['egfr']]))[0]}"
 
 
 def _hypertensive(row: Row) -> str:
     # ACC/AHA 2017: stage 1 hypertension from 130 systolic or 80 diastolic.
-    return _is(row["sbp"] >= 130 or row["dbp"] >= 80)
+    return yes_no(row["sbp"] >= 130 or row["dbp"] >= 80)
 
 
 def _eligible(drug: str, diagnoses: tuple[str, ...]) -> Callable[[Row], str]:
     def answer(row: Row) -> str:
-        return _is(row["diagnosis"] in diagnoses and row["egfr"] >= EGFR_FLOOR[drug])
+        return yes_no(row["diagnosis"] in diagnoses and row["egfr"] >= EGFR_FLOOR[drug])
 
     return answer
-
-
-def _field(name: str, unit: str = "") -> Callable[[Row], str]:
-    def value(row: Row) -> str:
-        return f"{row[name]}{unit}"
-
-    return value
 
 
 AGE_PATHS = ((("age",), "lookup"), (("birth_date", "encounter_date"), "derived"))
@@ -391,51 +389,61 @@ def _with_egfr(extra: tuple[str, ...]) -> tuple[Path, ...]:
 
 def renderer() -> Renderer:
     facts = (
-        Fact("sex", ("The patient is {v}.", "Sex: {v}."), _field("sex")),
+        Fact("sex", ("The patient is {v}.", "Sex: {v}."), stated_field("sex")),
         Fact(
             "age",
             ("The patient is {v} years old.", "Age at the visit: {v} years."),
-            _field("age"),
+            stated_field("age"),
             withhold_p=0.5,
         ),
         Fact(
             "birth_date",
             ("Date of birth: {v}.", "The patient was born on {v}."),
-            _field("birth_date"),
+            stated_field("birth_date"),
         ),
         Fact(
             "encounter_date",
             ("The encounter took place on {v}.", "Seen in clinic on {v}."),
-            _field("encounter_date"),
+            stated_field("encounter_date"),
         ),
-        Fact("bmi", ("BMI is {v} kg/m2.", "Body-mass index: {v}."), _field("bmi")),
-        Fact("smoker", ("Current smoker: {v}.", "Smoking: {v}."), lambda r: _is(r["smoker"])),
-        Fact("diagnosis", ("Primary diagnosis: {v}.", "Assessment: {v}."), _field("diagnosis")),
-        Fact("hba1c", ("HbA1c was {v}%.", "Glycated haemoglobin measured {v}%."), _field("hba1c")),
+        Fact("bmi", ("BMI is {v} kg/m2.", "Body-mass index: {v}."), stated_field("bmi")),
+        Fact("smoker", ("Current smoker: {v}.", "Smoking: {v}."), lambda r: yes_no(r["smoker"])),
+        Fact(
+            "diagnosis", ("Primary diagnosis: {v}.", "Assessment: {v}."), stated_field("diagnosis")
+        ),
+        Fact(
+            "hba1c",
+            ("HbA1c was {v}%.", "Glycated haemoglobin measured {v}%."),
+            stated_field("hba1c"),
+        ),
         Fact(
             "glucose",
             ("Mean glucose was {v} mg/dL.", "Average plasma glucose: {v} mg/dL."),
-            _field("glucose"),
+            stated_field("glucose"),
         ),
         Fact(
             "creatinine",
             ("Serum creatinine was {v} mg/dL.", "Creatinine: {v} mg/dL."),
-            _field("creatinine"),
+            stated_field("creatinine"),
             withhold_p=0.1,
         ),
         Fact(
             "egfr",
             ("eGFR was {v} mL/min/1.73m2.", "Estimated GFR: {v}."),
-            _field("egfr"),
+            stated_field("egfr"),
             withhold_p=0.6,
         ),
-        Fact("sbp", ("Systolic pressure {v} mmHg.", "SBP: {v} mmHg."), _field("sbp")),
-        Fact("dbp", ("Diastolic pressure {v} mmHg.", "DBP: {v} mmHg."), _field("dbp")),
-        Fact("medication", ("Current medication: {v}.", "Prescribed: {v}."), _field("medication")),
+        Fact("sbp", ("Systolic pressure {v} mmHg.", "SBP: {v} mmHg."), stated_field("sbp")),
+        Fact("dbp", ("Diastolic pressure {v} mmHg.", "DBP: {v} mmHg."), stated_field("dbp")),
+        Fact(
+            "medication",
+            ("Current medication: {v}.", "Prescribed: {v}."),
+            stated_field("medication"),
+        ),
         Fact(
             "complication",
             ("Recorded complication: {v}.", "Complications: {v}."),
-            _field("complication"),
+            stated_field("complication"),
         ),
     )
     # A lookup's answer is the fact exactly as the document states it.
@@ -465,12 +473,15 @@ def renderer() -> Renderer:
     )
     derived = (
         Question(
-            "age", ("How old was the patient at the encounter?",), _field("age"), _paths(*AGE_PATHS)
+            "age",
+            ("How old was the patient at the encounter?",),
+            stated_field("age"),
+            _paths(*AGE_PATHS),
         ),
         Question(
             "egfr",
             ("What is the patient's eGFR?",),
-            _field("egfr"),
+            stated_field("egfr"),
             _paths((("egfr",), "lookup"), (("creatinine", "age", "sex"), "derived")),
         ),
         Question(
@@ -500,7 +511,7 @@ def renderer() -> Renderer:
         Question(
             "obese_smoker",
             ("Is the patient an obese smoker?",),
-            lambda r: _is(r["bmi"] >= 30 and r["smoker"]),
+            lambda r: yes_no(r["bmi"] >= 30 and r["smoker"]),
             _paths((("bmi", "smoker"), "derived")),
         ),
     )
@@ -511,29 +522,13 @@ def renderer() -> Renderer:
 
 # --- fault modes ---------------------------------------------------------------------------
 
-import pandas as pd  # noqa: E402
-
-from worldgen.faults import FaultMode, Tables, pick, record_ids  # noqa: E402
-
-
-def _set(frame: pd.DataFrame, name: str, rows: np.ndarray, values: object) -> None:
-    """Set one column's values at row positions (on a copy: frames read from parquet may be
-    read-only), then put the column back."""
-    column = frame[name].copy(deep=True)
-    column.iloc[rows] = values
-    frame[name] = column
-
-
-def _is_label(frame: pd.DataFrame, name: str, label: str) -> np.ndarray:
-    return (frame[name] == label).to_numpy()
-
 
 def _bp_swapped(t: Tables, rng: np.random.Generator, n: int) -> np.ndarray:
     f = t["records"]
     rows = pick(rng, np.ones(len(f), dtype=bool), n)
     sbp, dbp = f["sbp"].to_numpy()[rows], f["dbp"].to_numpy()[rows]
-    _set(f, "sbp", rows, dbp)
-    _set(f, "dbp", rows, sbp)
+    set_values(f, "sbp", rows, dbp)
+    set_values(f, "dbp", rows, sbp)
     return record_ids(f, rows)
 
 
@@ -543,7 +538,7 @@ def _encounter_before_birth(t: Tables, rng: np.random.Generator, n: int) -> np.n
     # Born the day after the visit: still inside the birth-date domain (encounter dates end a
     # day before its upper bound), but after the encounter and at a negative age.
     born = f["encounter_date"].to_numpy()[rows] + np.timedelta64(1, "D")
-    _set(f, "birth_date", rows, born)
+    set_values(f, "birth_date", rows, born)
     return record_ids(f, rows)
 
 
@@ -552,16 +547,16 @@ def _diagnosis_swapped(t: Tables, rng: np.random.Generator, n: int) -> np.ndarra
     # A healthy patient (no drug, no complication, HbA1c <= 5.6) swaps diagnoses with a
     # diabetic on insulin without complications: the first is now a "diabetic" with a normal
     # HbA1c, the second a "healthy" patient on insulin. Nothing else changes.
-    healthy = _is_label(f, "diagnosis", "healthy")
+    healthy = is_label(f, "diagnosis", "healthy")
     diabetic = (
-        _is_label(f, "diagnosis", "type 2 diabetes")
-        & _is_label(f, "medication", "insulin")
-        & _is_label(f, "complication", "none")
+        is_label(f, "diagnosis", "type 2 diabetes")
+        & is_label(f, "medication", "insulin")
+        & is_label(f, "complication", "none")
     )
     pairs = max(1, n // 2)
     a, b = pick(rng, healthy, pairs), pick(rng, diabetic, pairs)
-    _set(f, "diagnosis", a, "type 2 diabetes")
-    _set(f, "diagnosis", b, "healthy")
+    set_values(f, "diagnosis", a, "type 2 diabetes")
+    set_values(f, "diagnosis", b, "healthy")
     return np.unique(np.r_[record_ids(f, a), record_ids(f, b)])
 
 
@@ -570,7 +565,7 @@ def _egfr_off(t: Tables, rng: np.random.Generator, n: int) -> np.ndarray:
     egfr = f["egfr"].to_numpy()
     rows = pick(rng, egfr <= 190, n)
     # Raised, so no drug floor is newly crossed; still inside the 1-200 domain.
-    _set(f, "egfr", rows, egfr[rows] + rng.integers(1, 11, len(rows)))
+    set_values(f, "egfr", rows, egfr[rows] + rng.integers(1, 11, len(rows)))
     return record_ids(f, rows)
 
 
@@ -579,24 +574,24 @@ def _glucose_drift(t: Tables, rng: np.random.Generator, n: int) -> np.ndarray:
     glucose = f["glucose"].to_numpy()
     rows = pick(rng, glucose <= 360, n)
     # Sampled glucose sits within 13 mg/dL of ADAG; +30..40 puts it beyond the 15 mg/dL band.
-    _set(f, "glucose", rows, glucose[rows] + rng.integers(30, 41, len(rows)))
+    set_values(f, "glucose", rows, glucose[rows] + rng.integers(30, 41, len(rows)))
     return record_ids(f, rows)
 
 
 def _medication_below_floor(t: Tables, rng: np.random.Generator, n: int) -> np.ndarray:
     f = t["records"]
-    indicated = _is_label(f, "diagnosis", "type 2 diabetes") | _is_label(
+    indicated = is_label(f, "diagnosis", "type 2 diabetes") | is_label(
         f, "diagnosis", "chronic kidney disease"
     )
     rows = pick(rng, indicated & (f["egfr"].to_numpy() < EGFR_FLOOR["empagliflozin"]), n)
-    _set(f, "medication", rows, "empagliflozin")
+    set_values(f, "medication", rows, "empagliflozin")
     return record_ids(f, rows)
 
 
 def _complication_without_parent(t: Tables, rng: np.random.Generator, n: int) -> np.ndarray:
     f = t["records"]
-    rows = pick(rng, _is_label(f, "diagnosis", "healthy"), n)
-    _set(f, "complication", rows, "retinopathy")
+    rows = pick(rng, is_label(f, "diagnosis", "healthy"), n)
+    set_values(f, "complication", rows, "retinopathy")
     return record_ids(f, rows)
 
 
