@@ -62,6 +62,7 @@ def run_command(
     json_out: Annotated[str | None, typer.Option("--json", help="write the result here")] = None,
 ) -> None:
     """The main job: generate, validate, train, evaluate, register and promote (Prefect flow)."""
+    prefect_environment()  # before Prefect is imported: it reads its settings then
     from pydantic import ValidationError
 
     from flows import pipeline as pl
@@ -151,6 +152,7 @@ def deploy_command(
     """Serve the scheduled deployments (nightly refresh + validation, weekly retrain + promotion)
     with ``flow.serve``; runs until interrupted. Needs a Prefect server (PREFECT_API_URL) to
     keep schedules across restarts; without one Prefect's temporary server is used."""
+    prefect_environment()
     from prefect.client.schemas.schedules import CronSchedule
 
     for expr in (nightly, weekly):
@@ -160,7 +162,6 @@ def deploy_command(
             raise _fail(f"not a cron expression: {expr!r}") from None
     if n is not None and n < 20:
         raise _fail("--n must be >= 20")
-    prefect_environment()
     from flows.deploy import serve_deployments
 
     serve_deployments(n=n, nightly=nightly, weekly=weekly)
@@ -181,7 +182,9 @@ def ui_command(
         "--host", "127.0.0.1", "--port", str(port),
     ]  # fmt: skip
     typer.echo(f"MLflow UI on http://127.0.0.1:{port} (store {s.tracking_uri}); Ctrl-C stops it")
+    # The UI needs no background job runner (it starts a dozen worker processes otherwise).
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     try:
-        raise typer.Exit(subprocess.call(cmd))
+        raise typer.Exit(subprocess.call(cmd, env=env))
     except KeyboardInterrupt:
         raise typer.Exit(0) from None

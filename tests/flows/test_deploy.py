@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -122,11 +123,9 @@ def test_served_deployment_runs_on_a_real_server(
             env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path,
         )  # fmt: skip
         assert trigger.returncode == 0, trigger.stdout + trigger.stderr
-        run_id = next(
-            line.split()[-1]
-            for line in trigger.stdout.splitlines()
-            if line.strip().startswith("UUID")
-        )
+        match = re.search(r"UUID\W*([0-9a-f]{8}-[0-9a-f-]{27})", trigger.stdout)
+        assert match, trigger.stdout
+        run_id = match.group(1)
 
         def finished() -> dict[str, Any] | None:
             run = api(url, f"/flow_runs/{run_id}")

@@ -65,7 +65,11 @@ def test_invalid_parameters_fail_before_any_work(kwargs: dict[str, Any], needle:
         pl.check_params(**kwargs)
 
 
-def test_run_command_rejects_bad_input_in_one_line(veracity_home: Path) -> None:
+def test_run_command_rejects_bad_input_in_one_line(
+    veracity_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     runner = CliRunner()
     app = cli(run_command, deploy_command)
     result = runner.invoke(app, ["run", "--n", "3"])
