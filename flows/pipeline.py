@@ -38,14 +38,15 @@ from infra.settings import get_settings
 ALL_DOMAINS = ("medical", "legal", "financial")
 # A small model and dataset that train, evaluate and promote in a few minutes on 2 CPU cores.
 DEFAULT_N = 300
-DEFAULT_STEPS = 300
+DEFAULT_STEPS = 200
+DEFAULT_BATCH = 16
 DEFAULT_MODEL: dict[str, Any] = {
     "n_layer": 2,
     "n_head": 4,
-    "d_model": 128,
+    "d_model": 96,
     "probe_layer": 0,
-    "max_seq_len": 384,
-    "warmup_steps": 30,
+    "max_seq_len": 384,  # the longest default-dataset example is ~260 tokens
+    "warmup_steps": 20,
 }
 TINY_MODEL: dict[str, Any] = {
     "n_layer": 2,
@@ -71,7 +72,7 @@ class TrainParams(BaseModel):
 
     mode: Literal["dense", "apr", "all", "random"] = "apr"
     max_steps: int = Field(default=DEFAULT_STEPS, ge=1, le=1_000_000)
-    batch_size: int = Field(default=32, ge=1, le=4096)
+    batch_size: int = Field(default=DEFAULT_BATCH, ge=1, le=4096)
     lr: float = Field(default=1e-3, gt=0, lt=1)
     precision: Literal["32-true", "bf16-mixed", "16-mixed"] = "bf16-mixed"
     devices: int = Field(default=1, ge=1, le=64)

@@ -105,6 +105,7 @@ def start_pipeline(env: dict[str, str], args: dict[str, Any], out: Path) -> subp
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # its own process group: a crash takes its children too
     )
 
 
@@ -154,7 +155,7 @@ def test_crash_in_training_resumes_from_cache_and_checkpoint(
             break
         time.sleep(0.5)
     assert ckpt is not None, "training never wrote a checkpoint"
-    first.send_signal(signal.SIGKILL)  # the whole process dies mid-training
+    os.killpg(first.pid, signal.SIGKILL)  # the job and its temporary server die mid-training
     first.communicate(timeout=30)
     assert not (tmp_path / "first.json").exists()
 
