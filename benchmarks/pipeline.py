@@ -71,6 +71,7 @@ print("PLAIN_DONE", time.perf_counter() - t0, decision.promoted)
 
 
 def env_for(home: Path, **extra: str) -> dict[str, str]:
+    (home / "prefect").mkdir(parents=True, exist_ok=True)  # Prefect creates only the leaf
     env = os.environ.copy()
     env.update(
         VERACITY_HOME=str(home / "veracity"),

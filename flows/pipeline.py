@@ -38,7 +38,7 @@ from infra.settings import get_settings
 ALL_DOMAINS = ("medical", "legal", "financial")
 # A small model and dataset that train, evaluate and promote in a few minutes on 2 CPU cores.
 DEFAULT_N = 300
-DEFAULT_STEPS = 200
+DEFAULT_STEPS = 500
 DEFAULT_BATCH = 16
 DEFAULT_MODEL: dict[str, Any] = {
     "n_layer": 2,

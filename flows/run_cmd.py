@@ -54,7 +54,7 @@ def run_command(
     n: Annotated[int | None, typer.Option(help="records per domain (default 300)")] = None,
     seed: Annotated[int, typer.Option(help="dataset seed; a new seed gives a challenger")] = 0,
     domain: Annotated[str, typer.Option(help="medical, legal, financial or all")] = "all",
-    steps: Annotated[int | None, typer.Option(help="training steps (default 200)")] = None,
+    steps: Annotated[int | None, typer.Option(help="training steps (default 500)")] = None,
     mode: Annotated[str, typer.Option(help="dense, apr, all or random")] = "apr",
     devices: Annotated[int, typer.Option(help="CPU processes or GPUs (>1: DDP)")] = 1,
     tiny: Annotated[bool, typer.Option(help="a 2-layer, 64-wide model (smoke runs)")] = False,
