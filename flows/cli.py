@@ -102,25 +102,6 @@ def describe(uri: str) -> str:
 
 @app.command()
 @user_errors
-def run(
-    n: Annotated[int, typer.Option(help="records per domain")] = 2000,
-    seed: Annotated[int, typer.Option(help="master seed")] = 0,
-) -> None:
-    """The main job (grows with the pipeline): generate a dataset and summarise it."""
-    from worldgen.dataset import generate as gen
-
-    out = _default_out(seed, n)
-    from infra import storage
-
-    if storage.exists(storage.join(out, "manifest.json")):
-        typer.echo(f"reusing {out} (same seed and size give the same dataset)")
-    else:
-        gen(_domains("all"), n, seed, out)
-    typer.echo(describe(out))
-
-
-@app.command()
-@user_errors
 def train(
     uri: str,
     mode: Annotated[str, typer.Option(help="dense, apr, all or random")] = "apr",
@@ -218,8 +199,12 @@ def settings() -> None:
 
 def _register_stage_commands() -> None:
     from flows.registry_cmd import promote_command, registry_command, rollback_command
+    from flows.run_cmd import deploy_command, run_command, ui_command
     from flows.validate_cmd import validate_command
 
+    app.command(name="run")(run_command)
+    app.command(name="deploy")(deploy_command)
+    app.command(name="ui")(ui_command)
     app.command(name="validate")(validate_command)
     app.command(name="promote")(promote_command)
     app.command(name="rollback")(rollback_command)
