@@ -190,11 +190,14 @@ def _fit(uri: str, digest: str, config: TrainConfig, run_dir: Path) -> TrainResu
 
 @torch.no_grad()
 def calibrate(model: APRTransformer, data: QADataModule) -> float:
-    """Inference threshold: the score quantile that routes the target fraction of validation tokens."""
+    """Inference threshold: the score quantile that routes the target fraction of validation tokens.
+
+    Only the positions the loss counts (answer tokens by default) are used: the estimator was
+    trained there, and those are the tokens evaluation and serving route."""
     scores = []
     for batch in data.val_dataloader():
         out = model(batch["idx"])
-        scores.append(out.est_scores[batch["targets"] >= 0])
+        scores.append(out.est_scores[batch["loss_mask"] & (batch["targets"] >= 0)])
     return model.calibrate_threshold(torch.cat(scores))
 
 
