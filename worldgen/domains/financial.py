@@ -48,6 +48,7 @@ from worldgen.spec import (
     VarDomain,
     Variable,
     WorldSpec,
+    choice_given,
 )
 
 SECTORS = ("retail", "manufacturing", "software", "utilities")
@@ -75,18 +76,6 @@ LOAN_MIX = np.array(
         [0.3, 0.1, 0.6],
     ]
 )
-
-
-def choice_given(rng: np.random.Generator, table: np.ndarray, parent: np.ndarray) -> np.ndarray:
-    """One draw per row from ``table[parent]`` (rows of weights): one searchsorted, no n*k."""
-    cdf = np.cumsum(table, axis=1)
-    cdf = cdf / cdf[:, -1:]
-    k = table.shape[1]
-    bounds = (cdf[:, :-1] + np.arange(len(table))[:, None]).ravel()
-    group = np.asarray(parent, dtype=np.int64)
-    u = rng.random(len(group)) * (1.0 - 2.0**-40)  # g + u never rounds up to g + 1
-    hit = np.searchsorted(bounds, group + u, side="right")
-    return (hit - group * (k - 1)).astype(np.int16)
 
 
 def _groups(company: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

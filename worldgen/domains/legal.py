@@ -50,6 +50,7 @@ from worldgen.spec import (
     VarDomain,
     Variable,
     WorldSpec,
+    choice_given,
 )
 
 JURISDICTIONS = ("California", "New York", "Texas")
@@ -154,19 +155,6 @@ def filing_deadline(incident: np.ndarray, years: np.ndarray) -> np.ndarray:
     leap = (target % 4 == 0) & ((target % 100 != 0) | (target % 400 == 0))
     day = day - ((month == 2) & (day == 29) & ~leap)
     return _day_number(target, month, day)
-
-
-def choice_given(rng: np.random.Generator, table: np.ndarray, parent: np.ndarray) -> np.ndarray:
-    """One draw per row from ``table[parent]`` (rows of weights): one searchsorted, no n*k."""
-    cdf = np.cumsum(table, axis=1)
-    cdf = cdf / cdf[:, -1:]
-    k = table.shape[1]
-    # Row g's bounds shifted by g make one sorted array; a draw g + u lands in row g's segment.
-    bounds = (cdf[:, :-1] + np.arange(len(table))[:, None]).ravel()
-    group = np.asarray(parent, dtype=np.int64)
-    u = rng.random(len(group)) * (1.0 - 2.0**-40)  # g + u never rounds up to g + 1
-    hit = np.searchsorted(bounds, group + u, side="right")
-    return (hit - group * (k - 1)).astype(np.int16)
 
 
 def deadline_iso(incident_iso: str, years: int) -> str:
