@@ -98,6 +98,12 @@ class PipelineParams(BaseModel):
     train: TrainParams = Field(default_factory=lambda: TrainParams())
     eval_split: Literal["test", "validation"] = "test"
     promote: bool = True
+    shards: int = Field(default=1, ge=1, le=4096, description="generation shards (same digest)")
+    dask: str | None = Field(
+        default=None,
+        pattern=r"^(local|(tcp|tls)://[A-Za-z0-9._-]+:[0-9]{1,5})$",
+        description="run generation shards on Dask: a scheduler address, or 'local'",
+    )
 
     @field_validator("domains")
     @classmethod
@@ -154,8 +160,23 @@ def _retry_on_io(task_: Any, task_run: Any, state: State[Any]) -> bool:
         state.result()
     except IO_ERRORS:
         return True
-    except BaseException:
+    except BaseException as exc:
+        return _transient_s3(exc)
+    return False
+
+
+def _transient_s3(exc: BaseException) -> bool:
+    """botocore gave up on a 5xx / throttling answer or a lost connection (after its own
+    retries): worth one more try of the whole task. A 4xx (missing key, denied) is not."""
+    try:
+        from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+    except ImportError:  # pragma: no cover - boto3 is a dependency
         return False
+    if isinstance(exc, ConnectionError | HTTPClientError):
+        return True
+    if isinstance(exc, ClientError):
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        return status >= 500 or exc.response.get("Error", {}).get("Code") == "SlowDown"
     return False
 
 
@@ -204,8 +225,38 @@ def _generate_key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
     return _key("generate", sorted(p["domains"]), p["n"], p["seed"], p["out"])
 
 
+@task(name="generate-shard", cache_policy=NO_CACHE, **TASK_OPTIONS)
+def generate_shard(fn: Any, plan: Any) -> dict[str, Any]:
+    """One shard of a dataset (``worldgen.dataset.run_plan``), on the flow's task runner."""
+    return dict(fn(plan))
+
+
+def _task_runner_mapper(fn: Any, plans: Any) -> Any:
+    """A ``worldgen.dataset.Mapper`` that runs shards as tasks on the current flow's task runner
+    (threads by default, Dask workers under ``DaskTaskRunner``), in plan order."""
+    from prefect import unmapped
+
+    futures = generate_shard.map(unmapped(fn), list(plans))
+    return iter([f.result() for f in futures])
+
+
+def dask_task_runner(address: str) -> Any:
+    """``DaskTaskRunner`` on a scheduler address, or a 2-worker ``LocalCluster`` for 'local'."""
+    from prefect_dask import DaskTaskRunner
+
+    if address == "local":
+        return DaskTaskRunner(
+            cluster_class="distributed.LocalCluster",
+            cluster_kwargs={"n_workers": 2, "threads_per_worker": 1, "processes": True,
+                            "host": "127.0.0.1", "dashboard_address": None},
+        )  # fmt: skip
+    return DaskTaskRunner(address=address)
+
+
 @task(name="generate-dataset", cache_key_fn=_generate_key, **TASK_OPTIONS)
-def generate_dataset(domains: list[str], n: int, seed: int, out: str) -> dict[str, str]:
+def generate_dataset(
+    domains: list[str], n: int, seed: int, out: str, shards: int = 1
+) -> dict[str, str]:
     from infra import storage
     from worldgen.dataset import DatasetError, read_manifest
     from worldgen.dataset import generate as run
@@ -220,7 +271,8 @@ def generate_dataset(domains: list[str], n: int, seed: int, out: str) -> dict[st
             raise DatasetError(f"{out} already holds another dataset; choose a new out")
         get_run_logger().info("reusing %s (same seed and size give the same dataset)", out)
         return {"uri": out, "digest": str(m["digest"])}
-    ref = run(domains, n, seed, out)
+    mapper = _task_runner_mapper if shards > 1 else None
+    ref = run(domains, n, seed, out, shards=shards, mapper=mapper)
     return {"uri": ref.uri, "digest": ref.digest}
 
 
@@ -387,15 +439,37 @@ def _parent_run(params: PipelineParams) -> str | None:
     return tracking.start_pipeline_run(params.model_dump())
 
 
+@flow(name="generate-on-dask", log_prints=True)
+def generate_on_dask(
+    domains: list[str], n: int, seed: int, out: str, shards: int
+) -> tuple[dict[str, str], bool]:
+    """The dataset task with its shards on Dask (task runner set by ``generate``)."""
+    result: tuple[dict[str, str], bool] = _run_task(
+        generate_dataset, domains=domains, n=n, seed=seed, out=out, shards=shards
+    )
+    return result
+
+
 @flow(name="generate", log_prints=True)
 def generate(
-    domains: list[str] | None = None, n: int = DEFAULT_N, seed: int = 0, out: str | None = None
+    domains: list[str] | None = None,
+    n: int = DEFAULT_N,
+    seed: int = 0,
+    out: str | None = None,
+    shards: int = 1,
+    dask: str | None = None,
 ) -> dict[str, Any]:
-    """Generate (or reuse) a dataset; returns its reference."""
-    p = check_params(domains=domains, n=n, seed=seed, out=out)
-    ref, cached = _run_task(
-        generate_dataset, domains=p.domains, n=p.n, seed=p.seed, out=p.dataset_out()
-    )
+    """Generate (or reuse) a dataset; returns its reference. ``dask`` (or the setting
+    ``VERACITY_DASK_ADDRESS``) runs the shards on a Dask cluster; the digest is the same."""
+    p = check_params(domains=domains, n=n, seed=seed, out=out, shards=shards,
+                     dask=dask or get_settings().dask_address)  # fmt: skip
+    args: dict[str, Any] = {"domains": p.domains, "n": p.n, "seed": p.seed, "out": p.dataset_out(),
+            "shards": p.shards}  # fmt: skip
+    if p.dask:
+        runner = dask_task_runner(p.dask)
+        ref, cached = generate_on_dask.with_options(task_runner=runner)(**args)
+    else:
+        ref, cached = _run_task(generate_dataset, **args)
     get_run_logger().info("dataset %s digest %s%s", ref["uri"], ref["digest"][:12],
                           " (cached)" if cached else "")  # fmt: skip
     return {**ref, "cached": cached}
@@ -530,11 +604,13 @@ def pipeline(
     train_params: dict[str, Any] | None = None,
     eval_split: str = "test",
     gate: bool = True,
+    shards: int = 1,
+    dask: str | None = None,
 ) -> dict[str, Any]:
     """generate -> validate -> train -> evaluate -> register + promote, with a run summary."""
     seed = date_seed() if seed is None else seed
     p = check_params(domains=domains, n=n, seed=seed, out=out, train=train_params,
-                     eval_split=eval_split, promote=gate)  # fmt: skip
+                     eval_split=eval_split, promote=gate, shards=shards, dask=dask)  # fmt: skip
     logger = get_run_logger()
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
@@ -548,7 +624,8 @@ def pipeline(
 
     s = time.perf_counter()
     logger.info("stage 1/5 generate: %d records per domain of %s", p.n, ", ".join(p.domains))
-    ref = generate(domains=p.domains, n=p.n, seed=p.seed, out=p.dataset_out())
+    ref = generate(domains=p.domains, n=p.n, seed=p.seed, out=p.dataset_out(), shards=p.shards,
+                   dask=p.dask)  # fmt: skip
     stage("generate", ref, s)
     out_["dataset"] = ref
 

@@ -37,6 +37,23 @@ class S3Settings(BaseSettings):
     )
 
 
+class StackSettings(BaseSettings):
+    """Where ``veracity stack up`` puts its services (local processes or compose)."""
+
+    model_config = SettingsConfigDict(env_prefix="VERACITY_STACK_", extra="ignore")
+
+    host: str = Field(default="127.0.0.1", description="bind address of every service")
+    postgres_port: int = Field(default=5432, ge=1, le=65535)
+    s3_port: int = Field(default=9000, ge=1, le=65535)
+    mlflow_port: int = Field(default=5000, ge=1, le=65535)
+    prefect_port: int = Field(default=4200, ge=1, le=65535)
+    bucket: str = "veracity"
+    # An existing PostgreSQL server to use (admin connection, no password in it: use PGPASSWORD
+    # or ~/.pgpass). None: use one on host:postgres_port if it answers, else initdb one.
+    postgres_admin_url: str | None = None
+    database_prefix: str = "veracity"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="VERACITY_", env_nested_delimiter="__", extra="ignore"
@@ -45,11 +62,14 @@ class Settings(BaseSettings):
     profile: Literal["local", "server"] = "local"
     home: Path = Path(".veracity")
     s3: S3Settings = Field(default_factory=S3Settings)
+    stack: StackSettings = Field(default_factory=StackSettings)
     # Server profile endpoints (a later issue fills the stack in); None means "derive from home".
     database_url: str | None = None
     mlflow_tracking_uri: str | None = None
     prefect_api_url: str | None = None
     data_root: str | None = None
+    # Dask scheduler for world generation ("tcp://host:8786"; "local" starts a LocalCluster).
+    dask_address: str | None = None
 
     @classmethod
     def settings_customise_sources(
