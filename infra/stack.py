@@ -252,20 +252,16 @@ class Stack:
                 raise StackError(f"no PostgreSQL answers on {host}:{port} and initdb is not "
                                  "installed; set VERACITY_STACK__POSTGRES_ADMIN_URL")  # fmt: skip
             data = c.root / "pgdata"
-            if not (data / "PG_VERSION").exists():
-                subprocess.run(
-                    [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-                     "-E", "UTF8", "--no-instructions"],
-                    check=True, capture_output=True,
-                )  # fmt: skip
             sockets = c.root / "pgsock"
             sockets.mkdir(exist_ok=True)
+            data.mkdir(mode=0o700, exist_ok=True)
+            as_user = _pg_user_prefix([data, sockets, Path(log)])
+            if not (data / "PG_VERSION").exists():
+                _run([*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
+                      "-A", "trust", "-E", "UTF8", "--no-instructions"])  # fmt: skip
             opts = f"-p {port} -c listen_addresses={host} -k {sockets}"
-            subprocess.run(
-                [str(bindir / "pg_ctl"), "-D", str(data), "-l", log, "-o", opts, "-w",
-                 "-t", str(int(c.startup_timeout_s)), "start"],
-                check=True, capture_output=True,
-            )  # fmt: skip
+            _run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-l", log, "-o", opts,
+                  "-w", "-t", str(int(c.startup_timeout_s)), "start"])  # fmt: skip
             pid = int((data / "postmaster.pid").read_text().split()[0])
             self.state["postgres"] = ServiceState("postgres", pid, redact(admin), log, True)
         self._save()
@@ -354,7 +350,8 @@ class Stack:
             if name == "postgres":
                 bindir = pg_bindir()
                 if bindir is not None:
-                    subprocess.run([str(bindir / "pg_ctl"), "-D", str(self.config.root / "pgdata"),
+                    data = self.config.root / "pgdata"
+                    subprocess.run([*_pg_user_prefix([]), str(bindir / "pg_ctl"), "-D", str(data),
                                     "-m", "fast", "-w", "stop"], capture_output=True)  # fmt: skip
             else:
                 terminate_group(st.pid, timeout)
@@ -399,6 +396,45 @@ def pg_bindir() -> Path | None:
         if (Path(cand) / "initdb").exists():
             return Path(cand)
     return None
+
+
+def _run(cmd: list[str]) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise StackError(f"{shlex.join(cmd)} failed:\n{proc.stdout}{proc.stderr}")
+
+
+def _pg_user_prefix(paths: list[Path]) -> list[str]:
+    """PostgreSQL refuses to run as root: as root, run it as the ``postgres`` user (owning
+    ``paths``) through ``runuser``; as anyone else, run it directly."""
+    if os.geteuid() != 0:
+        return []
+    import pwd
+
+    try:
+        user = pwd.getpwnam("postgres")
+    except KeyError as exc:
+        raise StackError("running as root and there is no 'postgres' user to run "
+                         "PostgreSQL as; run as an ordinary user") from exc  # fmt: skip
+    runuser = shutil.which("runuser")
+    if runuser is None:
+        raise StackError("running as root without runuser; run as an ordinary user")
+    for path in paths:
+        if not path.exists() and path.suffix == ".log":
+            path.touch()
+        os.chown(path, user.pw_uid, user.pw_gid)
+    # the postgres user must be able to reach the stack folder
+    for parent in {p.parent for p in paths}:
+        _allow_traverse(parent)
+    return [runuser, "-u", "postgres", "--"]
+
+
+def _allow_traverse(path: Path) -> None:
+    for p in [path, *path.parents]:
+        mode = p.stat().st_mode
+        if not mode & 0o001:
+            with contextlib.suppress(PermissionError):
+                p.chmod(mode | 0o001)
 
 
 def _pg_ready(url: str) -> bool:
