@@ -35,7 +35,7 @@ from tests.conftest import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "tests" / "artifacts" / "e2e"
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("VERACITY_CHROMIUM", "/usr/bin/chromium")  # Debian's package
 CHROMIUM_ARGS = [
     "--headless=new",
     "--no-sandbox",
