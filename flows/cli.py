@@ -200,6 +200,7 @@ def settings() -> None:
 def _register_stage_commands() -> None:
     from flows.registry_cmd import promote_command, registry_command, rollback_command
     from flows.run_cmd import deploy_command, run_command, ui_command
+    from flows.stack_cmd import stack_down_command, stack_status_command, stack_up_command
     from flows.validate_cmd import validate_command
 
     app.command(name="run")(run_command)
@@ -209,6 +210,11 @@ def _register_stage_commands() -> None:
     app.command(name="promote")(promote_command)
     app.command(name="rollback")(rollback_command)
     app.command(name="registry")(registry_command)
+    stack = typer.Typer(help="PostgreSQL, S3, MLflow and Prefect servers for the server profile.")
+    stack.command(name="up")(stack_up_command)
+    stack.command(name="down")(stack_down_command)
+    stack.command(name="status")(stack_status_command)
+    app.add_typer(stack, name="stack")
 
 
 _register_stage_commands()
