@@ -36,7 +36,11 @@ class APRConfig:
     dropout: float = 0.0
     route_fraction: float = 0.125  # target fraction of routed tokens
     warmup_steps: int = 200  # capacity warm-up: routed fraction goes 1.0 -> route_fraction
-    ema_decay: float = 0.5  # EMA of the per-step change of the score quantile (threshold trend)
+    # training threshold: quantile of the CURRENT estimator's scores on the probe states of the
+    # last `threshold_window` batches (rescored every step, so estimator drift cannot lag it)
+    threshold_window: int = 1
+    threshold_feedback: float = 0.5  # gain of the correction by the fraction really routed
+    ema_decay: float = 0.5  # unused since the rescored window; kept so older configs load
     lambda_est: float = 0.5  # weight of the estimator's BCE in the loss
     estimator_hidden: int = 64  # 0 = linear probe, otherwise a 1-hidden-layer MLP
     mode: str = "apr"
@@ -71,6 +75,7 @@ class _Pass(NamedTuple):
     est: Tensor  # estimator logits
     est_scores: Tensor  # their sigmoid: what routing thresholds
     routed: Tensor
+    h_probe: Tensor  # the probe state the estimator read (B, T, d)
 
 
 @dataclass
@@ -214,8 +219,12 @@ class APRTransformer(nn.Module):
         # NaN: not calibrated; inference then falls back to the training EMA threshold
         self.register_buffer("route_threshold", torch.tensor(float("nan")))
         self.register_buffer("step", torch.tensor(0, dtype=torch.long))
-        self.register_buffer("q_last", torch.tensor(float("nan")))  # last batch's quantile
-        self.register_buffer("q_trend", torch.tensor(0.0))  # EMA of its per-step change
+        # the last training threshold's logit, and the feedback correction of the quantile
+        # level (integral of routed - target): both kept in checkpoints, so a resumed run
+        # goes on routing as before while its window of probe states refills
+        self.register_buffer("q_last", torch.tensor(float("nan")))
+        self.register_buffer("q_trend", torch.tensor(0.0))
+        self._window: list[Tensor] = []  # fp32 probe states of recent batches' counted tokens
         self.apply(self._init_weights)
         for name, p in self.named_parameters():
             if name.endswith("proj.weight"):  # GPT-2 scaled init of residual projections
@@ -232,12 +241,13 @@ class APRTransformer(nn.Module):
             nn.init.zeros_(m.bias)
 
     # ---- routing ---------------------------------------------------------------------------
-    def route_target(self) -> float:
-        """Fraction to route now: linear warm-up from 1.0 while training, the target after."""
+    def route_target(self, step: int | None = None) -> float:
+        """Fraction to route at `step` (default: now): linear capacity warm-up from 1.0 while
+        training, the target after."""
         f = self.cfg.route_fraction
         if not self.training or self.cfg.warmup_steps <= 0:
             return f
-        w = min(1.0, int(self.step) / self.cfg.warmup_steps)
+        w = min(1.0, (int(self.step) if step is None else step) / self.cfg.warmup_steps)
         return 1.0 + (f - 1.0) * w
 
     def threshold(self) -> Tensor:
@@ -273,20 +283,45 @@ class APRTransformer(nn.Module):
         return route_scores >= self.threshold()
 
     @torch.no_grad()
-    def _update_threshold(self, scores: Tensor, valid: Tensor) -> None:
-        """Forecast the next batch's (1 - fraction) score quantile: this batch's quantile plus an
-        EMA of its per-step change (Holt-style). While the estimator still learns, its scores
-        drift together by more per step than they differ between tokens, and a plain EMA of the
-        quantile then lags into routing all or nothing. Used from the NEXT batch on, so a batch
-        never routes on statistics of its own future tokens."""
-        if not valid.any():
+    def _refresh_threshold(self) -> None:
+        """Training threshold for this step, set BEFORE the batch is seen: the (1 - target)
+        quantile of the current estimator's scores on the probe states of the last few
+        batches (a running quantile over a sliding window, rescored every step).
+
+        While the estimator learns, its scores drift together by more per step than they
+        differ between tokens. Any threshold carried over from earlier scores (an EMA of batch
+        quantiles, even with a trend forecast) then lags or overshoots into routing all or
+        nothing. Rescoring past tokens with this step's estimator removes the drift; the window
+        smooths the sampling noise of one small batch. The batch's own tokens never enter, so
+        each token's decision is its own score against a threshold fixed beforehand (causal)."""
+        f = self.route_target()
+        if f >= 1.0:  # capacity warm-up starts by routing everything
+            self.ema_threshold.fill_(float("-inf"))
             return
-        q = torch.quantile(scores[valid].float(), 1.0 - self.route_target())
-        d = self.cfg.ema_decay
-        change = torch.where(self.q_last.isnan(), 0.0, q - self.q_last)
-        self.q_trend.copy_(d * self.q_trend + (1 - d) * change)
+        if not self._window:  # fresh or resumed: keep the last threshold until states arrive
+            return
+        h = torch.cat(self._window)
+        logits = self.est_out(self.est_features(h)).squeeze(-1)
+        level = min(1.0, max(0.0, 1.0 - f + float(self.q_trend)))
+        q = torch.quantile(logits, level)
         self.q_last.copy_(q)
-        self.ema_threshold.copy_(q + self.q_trend)
+        self.ema_threshold.copy_(torch.sigmoid(q))
+
+    @torch.no_grad()
+    def _remember(self, h_probe: Tensor, valid: Tensor, routed: Tensor) -> None:
+        """Keep this batch's counted probe states (at most 4096) for the next thresholds, and
+        correct the quantile level by what this batch really routed. The base stack learns
+        too, so this batch's probe states are not distributed like the window's; the
+        correction (an integral controller on routed - target, in quantile units) removes
+        that systematic offset within a few steps."""
+        f = self.route_target()
+        if valid.any() and f < 1.0 and not self.q_last.isnan():
+            err = float((routed & valid).sum() / valid.sum()) - f
+            gain = self.cfg.threshold_feedback
+            self.q_trend.copy_((self.q_trend + gain * err).clamp(-(1.0 - f), f))
+        if valid.any() and self.cfg.threshold_window > 0:
+            self._window.append(h_probe[valid].detach().float()[-4096:])
+            del self._window[: -self.cfg.threshold_window]
 
     # ---- the network -----------------------------------------------------------------------
     def base(
@@ -347,12 +382,15 @@ class APRTransformer(nn.Module):
             if out is not None:
                 b_idx, t_idx, ref_logits = out
                 logits[b_idx, t_idx] = ref_logits  # in place: `logits` is a fresh fp32 copy
-        return _Pass(base_logits, logits, est, est_scores, routed)
+        return _Pass(base_logits, logits, est, est_scores, routed, h_probe)
 
     def forward(
         self, idx: Tensor, targets: Tensor | None = None, loss_mask: Tensor | None = None
     ) -> APROutput:
         """targets: next-token ids (B, T), negative = ignore; loss_mask: (B, T), 1 = counts."""
+        train_apr = self.training and self.cfg.mode == "apr" and targets is not None
+        if train_apr:
+            self._refresh_threshold()
         p = self._run(idx)
         out = APROutput(p.base_logits, p.logits, p.est_scores, p.routed)
         routed, est = p.routed, p.est
@@ -362,9 +400,9 @@ class APRTransformer(nn.Module):
         valid = targets >= 0
         if loss_mask is not None:
             valid = valid & loss_mask.bool()
+        if train_apr:
+            self._remember(p.h_probe, valid, p.routed)
         if self.training:
-            if self.cfg.mode == "apr":
-                self._update_threshold(p.est_scores, valid)
             self.step += 1
         out.loss, out.metrics = self._loss(out, est, targets, valid)
         return out
