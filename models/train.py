@@ -192,12 +192,13 @@ def _fit(uri: str, digest: str, config: TrainConfig, run_dir: Path) -> TrainResu
 def calibrate(model: APRTransformer, data: QADataModule) -> float:
     """Inference threshold: the score quantile that routes the target fraction of validation tokens.
 
-    Only the positions the loss counts (answer tokens by default) are used: the estimator was
-    trained there, and those are the tokens evaluation and serving route."""
+    Only the positions that predict answer tokens are used, whatever the loss counted: those
+    are the tokens evaluation and serving route, and they are harder (score higher) than the
+    document's, so a quantile over every position would route far more answers than asked."""
     scores = []
     for batch in data.val_dataloader():
         out = model(batch["idx"])
-        scores.append(out.est_scores[batch["loss_mask"] & (batch["targets"] >= 0)])
+        scores.append(out.est_scores[batch["answer_mask"] & (batch["targets"] >= 0)])
     return model.calibrate_threshold(torch.cat(scores))
 
 
