@@ -1,0 +1,209 @@
+"""Quality of dense / APR / all-deep at the default CPU budget -> benchmarks/results/quality.json.
+
+Each mode trains on the same dataset (``veracity run``'s default size, a fixed seed) for the same
+steps with the default recipe (``models.train``), then answers the held-out test entities with
+``models.evaluate.evaluate`` (abstention threshold chosen on the validation split). Reported per
+mode: composite and per-domain factual accuracy, accuracy per question kind, hallucination and
+abstention rates, FLOPs per token at the routed fraction seen while answering, p50 latency, wall
+times; then the issue's targets, each with its measured value and whether it holds.
+
+    .venv/bin/python benchmarks/quality.py            # ~15 min on 2 shared cores
+    .venv/bin/python benchmarks/quality.py --steps 50 --n 100 --out /tmp/q.json   # smoke run
+
+On a shared machine the modes can run as three processes (``--modes apr --out part-apr.json``,
+one thread each with ``--threads 1``) and be combined with ``--merge part-*.json``; every part
+records its own wall times and load.
+
+Timings are wall clock on a possibly shared machine: the load average is recorded with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from flows.pipeline import DEFAULT_MODEL, DEFAULT_N, DEFAULT_STEPS  # noqa: E402
+from models.evaluate import evaluate  # noqa: E402
+from models.train import TrainConfig, load_model, train  # noqa: E402
+from worldgen.dataset import generate  # noqa: E402
+from worldgen.domains import DOMAIN_NAMES  # noqa: E402
+
+MODES = ("dense", "apr", "all")
+# the published headline this project answers to
+TARGET_ACCURACY, TARGET_HALLUCINATION = 0.943, 0.031
+
+
+def load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def run_mode(uri: str, mode: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    config = TrainConfig(
+        mode=mode,
+        max_steps=args.steps,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        out=str(work / f"run-{mode}"),
+        model=dict(DEFAULT_MODEL),
+        val_check_interval=args.steps,
+        checkpoint_every=args.steps,
+    )
+    load_before = load()
+    t0 = time.perf_counter()
+    result = train(uri, config)
+    train_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    report = evaluate(result.model_dir, uri, "test")
+    eval_s = time.perf_counter() - t0
+    model, _ = load_model(result.model_dir)
+    routed = {"dense": 0.0, "all": 1.0}.get(mode, report.routed_fraction)
+    print(
+        f"{mode:6s} acc {report.accuracy:.3f} halluc {report.hallucination_rate:.3f} "
+        f"kinds {report.accuracy_by_kind} train {train_s:.0f}s eval {eval_s:.0f}s",
+        flush=True,
+    )
+    return {
+        "factual_accuracy": {"composite": report.accuracy, **report.accuracy_by_domain},
+        "accuracy_by_kind": report.accuracy_by_kind,
+        "hallucination_rate": report.hallucination_rate,
+        "hallucination_attempted": report.hallucination_attempted,
+        "abstention_rate": report.abstention_rate,
+        "abstain_threshold": report.abstain_threshold,
+        "flops_per_token": model.flops_per_token(routed),
+        "flops_per_answer": report.flops_per_answer,
+        "routed_fraction": report.routed_fraction,
+        "routed_by_kind": report.routed_by_kind,
+        "estimator_auroc": report.estimator_auroc,
+        "latency_p50_ms": report.latency_p50_ms,
+        "latency_p95_ms": report.latency_p95_ms,
+        "n_test": report.n,
+        "train_s": round(train_s, 1),
+        "eval_s": round(eval_s, 1),
+        "train_metrics": {k: round(v, 4) for k, v in sorted(result.metrics.items())},
+        "load_avg_before": load_before,
+        "load_avg_after": load(),
+    }
+
+
+def targets(modes: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    if not {"dense", "apr", "all"} <= modes.keys():
+        return out
+    acc = {m: modes[m]["factual_accuracy"]["composite"] for m in modes}
+    flops = {m: modes[m]["flops_per_token"] for m in modes}
+    extra = flops["all"] - flops["dense"]
+    share = (flops["apr"] - flops["dense"]) / extra if extra > 0 else float("nan")
+    multi = {m: modes[m]["accuracy_by_kind"].get("multistep", float("nan")) for m in modes}
+
+    def check(value: float, op: str, bound: float) -> dict[str, Any]:
+        ok = value >= bound if op == ">=" else value <= bound
+        return {"value": round(value, 4), "target": f"{op} {round(bound, 4)}", "met": bool(ok)}
+
+    out["apr_accuracy"] = check(acc["apr"], ">=", TARGET_ACCURACY)
+    out["apr_hallucination"] = check(modes["apr"]["hallucination_rate"], "<=", TARGET_HALLUCINATION)
+    out["apr_vs_dense"] = check(acc["apr"] - acc["dense"], ">=", 0.03)
+    out["apr_vs_all"] = check(acc["apr"] - acc["all"], ">=", -0.005)
+    out["apr_share_of_all_extra_flops"] = check(share, "<=", 0.25)
+    # does compute matter on this benchmark? all-deep must beat dense on multi-step questions
+    out["all_vs_dense_multistep"] = check(multi["all"] - multi["dense"], ">=", 0.05)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=DEFAULT_N, help="records per domain")
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: as trained)")
+    parser.add_argument("--merge", nargs="*", default=None, help="combine these part files")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "quality.json"))
+    args = parser.parse_args(argv)
+    if args.merge:
+        merge([Path(p) for p in args.merge], Path(args.out))
+        return
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        # training sets its own thread count: hold it at the asked one for this measurement
+        torch.set_num_threads = lambda n: None  # type: ignore[assignment]
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="veracity-quality-") as tmp:
+        work = Path(tmp)
+        uri = str(work / "dataset")
+        t0 = time.perf_counter()
+        generate(list(DOMAIN_NAMES), args.n, args.seed, uri)
+        gen_s = time.perf_counter() - t0
+        results = {mode: run_mode(uri, mode, args, work) for mode in modes}
+    recipe = TrainConfig(max_steps=args.steps, batch_size=args.batch_size, seed=args.seed)
+    payload = {
+        "benchmark": "quality",
+        "dataset": {
+            "domains": list(DOMAIN_NAMES),
+            "n_per_domain": args.n,
+            "seed": args.seed,
+            "split": "test (held-out entities)",
+            "generate_s": round(gen_s, 1),
+        },
+        "training": {**asdict(recipe), "mode": "per mode below", "model": dict(DEFAULT_MODEL)},
+        "modes": results,
+        "targets": targets(results),
+        "wall_s": round(time.perf_counter() - started, 1),
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "torch_threads": args.threads or "per training (cpu_count)",
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "load_avg_end": load(),
+        },
+        "commit": git_commit(),
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(payload, indent=2) + "\n")
+    print(json.dumps(payload["targets"], indent=2))
+    print(f"wrote {args.out} in {payload['wall_s']:.0f}s")
+
+
+def merge(parts: list[Path], out: Path) -> None:
+    """One payload from per-mode part files (same dataset and recipe), with the targets."""
+    loaded = [json.loads(p.read_text()) for p in parts]
+    payload = dict(loaded[0])
+    payload["modes"] = {m: r for part in loaded for m, r in part["modes"].items()}
+    payload["targets"] = targets(payload["modes"])
+    payload["wall_s"] = max(part["wall_s"] for part in loaded)
+    payload["parts"] = {
+        ",".join(part["modes"]): {"wall_s": part["wall_s"], "machine": part["machine"]}
+        for part in loaded
+    }
+    payload["run_in_parallel"] = len(loaded) > 1
+    out.write_text(json.dumps(payload, indent=2) + "\n")
+    print(json.dumps(payload["targets"], indent=2))
+
+
+if __name__ == "__main__":
+    main()
