@@ -180,6 +180,7 @@ def ui_command(
         "--backend-store-uri", s.tracking_uri,
         "--default-artifact-root", artifact_root(),
         "--host", "127.0.0.1", "--port", str(port),
+        "--workers", "1",  # one person browsing; 4 workers take ~20 s to answer on 2 cores
     ]  # fmt: skip
     typer.echo(f"MLflow UI on http://127.0.0.1:{port} (store {s.tracking_uri}); Ctrl-C stops it")
     # The UI needs no background job runner (it starts a dozen worker processes otherwise).
