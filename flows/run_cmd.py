@@ -136,7 +136,7 @@ def format_summary(result: dict[str, Any]) -> str:
         "  veracity ui                 MLflow UI on http://127.0.0.1:5000 (runs, models, plots)",
         f"  run page                    {result.get('mlflow_run_url')}",
         "  veracity registry           versions, aliases and gate decisions",
-        "  veracity run --seed 1       a new dataset: trains a challenger and runs the gate",
+        "  veracity run --seed N       another seed: a new dataset, a challenger and a gate decision",
         f"  Prefect artifacts           PREFECT_HOME={os.environ.get('PREFECT_HOME', '')}"
         " prefect artifact ls",
         f"  home                        {get_settings().home.resolve()}",
