@@ -106,6 +106,7 @@ def train(
     uri: str,
     mode: Annotated[str, typer.Option(help="dense, apr, all or random")] = "apr",
     devices: Annotated[int, typer.Option(help="devices (CPU processes or GPUs)")] = 1,
+    num_nodes: Annotated[int, typer.Option(help="nodes (launch one per node with torchrun)")] = 1,
     strategy: Annotated[str, typer.Option(help="auto or ddp")] = "auto",
     max_steps: Annotated[int, typer.Option(help="optimizer steps")] = 300,
     precision: Annotated[
@@ -129,6 +130,7 @@ def train(
     config = TrainConfig(
         mode=mode,
         devices=devices,
+        num_nodes=num_nodes,
         strategy=strategy,
         max_steps=max_steps,
         precision=precision,

@@ -42,6 +42,7 @@ DEFAULT_MODEL: dict[str, Any] = {
 class TrainConfig:
     mode: str = "apr"
     devices: int = 1
+    num_nodes: int = 1  # > 1: one process per node, started by torchrun (docs/production.md)
     strategy: str = "auto"
     max_steps: int = 300
     precision: str = "32-true"
@@ -60,8 +61,10 @@ class TrainConfig:
             raise TrainingInputError(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.strategy not in ("auto", "ddp"):
             raise TrainingInputError(f"--strategy must be auto or ddp, got {self.strategy!r}")
-        if self.devices < 1 or self.max_steps < 1 or self.batch_size < 1:
-            raise TrainingInputError("--devices, --max-steps and --batch-size must be >= 1")
+        if min(self.devices, self.num_nodes, self.max_steps, self.batch_size) < 1:
+            raise TrainingInputError(
+                "--devices, --num-nodes, --max-steps and --batch-size must be >= 1"
+            )
         if self.precision not in ("32-true", "bf16-mixed", "16-mixed"):
             raise TrainingInputError(
                 f"--precision must be 32-true, bf16-mixed or 16-mixed, got {self.precision!r}"
@@ -107,7 +110,7 @@ def train(dataset_uri: str, config: TrainConfig) -> TrainResult:
     digest = check_dataset(dataset_uri)
     run_dir = run_dir_for(dataset_uri, config)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if config.devices > 1 or config.strategy == "ddp":
+    if config.devices > 1 or config.num_nodes > 1 or config.strategy == "ddp":
         return _train_in_child(dataset_uri, config, run_dir)
     return _fit(dataset_uri, digest, config, run_dir)
 
@@ -157,6 +160,7 @@ def _fit(uri: str, digest: str, config: TrainConfig, run_dir: Path) -> TrainResu
     trainer = L.Trainer(
         accelerator="auto",
         devices=config.devices,
+        num_nodes=config.num_nodes,
         strategy=config.strategy,
         precision=config.precision,  # type: ignore[arg-type]
         max_steps=config.max_steps,
