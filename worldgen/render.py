@@ -16,9 +16,9 @@ validator can re-render it from the record and demand exact agreement.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 
 import numpy as np
 
@@ -121,6 +121,29 @@ class Renderer:
                     }
                 )
         return out
+
+
+def paths(*spec: tuple[tuple[str, ...], str]) -> tuple[Path, ...]:
+    """``((needs, kind), ...)`` as Paths: the compact way domains declare how to answer."""
+    for _, kind in spec:
+        if kind not in KINDS:
+            raise ValueError(f"unknown question kind {kind!r}; one of {KINDS}")
+    return tuple(Path(needs, cast(Kind, kind)) for needs, kind in spec)
+
+
+def lookups(
+    asked: tuple[str, ...], items: Iterable[tuple[str, str, Callable[[Row], str]]]
+) -> tuple[Question, ...]:
+    """One lookup question per stated fact; ``asked`` templates take ``{label}``."""
+    return tuple(
+        Question(
+            f"lookup_{key}",
+            tuple(t.format(label=label) for t in asked),
+            answer,
+            paths(((key,), "lookup")),
+        )
+        for key, label, answer in items
+    )
 
 
 def yes_no(flag: bool) -> str:

@@ -29,11 +29,12 @@ from worldgen.faults import FaultMode, Tables, pick, record_ids, set_values
 from worldgen.render import (
     Fact,
     Kind,
-    Path,
     Question,
     Renderer,
     Row,
+    lookups,
     money_field,
+    paths,
     stated_field,
     yes_no,
 )
@@ -404,10 +405,6 @@ def _breached(row: Row) -> bool:
     return ebit * 10 < MIN_COVERAGE_TENTHS[row["loan_type"]] * interest
 
 
-def _paths(*spec: tuple[tuple[str, ...], str]) -> tuple[Path, ...]:
-    return tuple(Path(needs, kind) for needs, kind in spec)  # type: ignore[arg-type]
-
-
 REV, COGS, GP, OPEX = "revenue_cents", "cogs_cents", "gross_profit_cents", "opex_cents"
 EBIT, INT, TAX, NI = "operating_income_cents", "interest_cents", "tax_cents", "net_income_cents"
 DIV, OPEN, CLOSE = "dividends_cents", "equity_open_cents", "equity_close_cents"
@@ -477,14 +474,9 @@ def renderer() -> Renderer:
             withhold_p=0.65,
         ),
     )
-    lookups = tuple(
-        Question(
-            f"lookup_{key}",
-            (f"What was the company's {label}?", f"Report the {label}."),
-            answer,
-            _paths(((key,), "lookup")),
-        )
-        for key, label, answer in (
+    lookups_ = lookups(
+        ("What was the company's {label}?", "Report the {label}."),
+        (
             ("sector", "sector", stated_field("sector")),
             ("loan_type", "main debt facility", stated_field("loan_type")),
             (REV, "revenue in dollars", money_field(REV)),
@@ -493,15 +485,15 @@ def renderer() -> Renderer:
             (INT, "interest expense in dollars", money_field(INT)),
             (DIV, "dividends in dollars", money_field(DIV)),
             (OPEN, "opening equity in dollars", money_field(OPEN)),
-        )
+        ),
     )
-    breach_paths = _paths((("covenant_breached",), "lookup"), *_over_ebit(INT, "loan_type"))
+    breach_paths = paths((("covenant_breached",), "lookup"), *_over_ebit(INT, "loan_type"))
     reasoned = (
         Question(
             "gross_profit",
             ("What was gross profit, in dollars?",),
             money_field(GP),
-            _paths(((GP,), "lookup"), ((REV, COGS), "derived")),
+            paths(((GP,), "lookup"), ((REV, COGS), "derived")),
         ),
         Question(
             "operating_income",
@@ -510,13 +502,13 @@ def renderer() -> Renderer:
                 "How much did the company earn from operations?",
             ),
             money_field(EBIT),
-            _paths(((EBIT,), "lookup"), ((GP, OPEX), "derived"), ((REV, COGS, OPEX), "multistep")),
+            paths(((EBIT,), "lookup"), ((GP, OPEX), "derived"), ((REV, COGS, OPEX), "multistep")),
         ),
         Question(
             "income_tax",
             ("What was the income tax expense, in dollars?",),
             money_field(TAX),
-            _paths(((TAX,), "lookup"), *_over_ebit(INT)),
+            paths(((TAX,), "lookup"), *_over_ebit(INT)),
         ),
         Question(
             "net_income",
@@ -525,7 +517,7 @@ def renderer() -> Renderer:
                 "How much did the company earn after interest and tax?",
             ),
             money_field(NI),
-            _paths(
+            paths(
                 ((NI,), "lookup"),
                 ((EBIT, INT, TAX), "derived"),
                 ((GP, OPEX, INT, TAX), "multistep"),
@@ -539,7 +531,7 @@ def renderer() -> Renderer:
                 "How many times did operating income cover interest?",
             ),
             lambda r: ratio(int(r[EBIT]), int(r[INT])),
-            _paths(*_over_ebit(INT)),
+            paths(*_over_ebit(INT)),
         ),
         Question(
             "covenant_breached",
@@ -560,7 +552,7 @@ def renderer() -> Renderer:
             "equity_close",
             ("What was closing equity, in dollars?",),
             money_field(CLOSE),
-            _paths(
+            paths(
                 ((CLOSE,), "lookup"),
                 ((ASSETS, LIAB), "derived"),
                 ((OPEN, NI, DIV), "derived"),
@@ -571,7 +563,7 @@ def renderer() -> Renderer:
             "total_assets",
             ("What were total assets, in dollars?",),
             money_field(ASSETS),
-            _paths(
+            paths(
                 ((ASSETS,), "lookup"),
                 ((LIAB, CLOSE), "derived"),
                 ((LIAB, OPEN, NI, DIV), "multistep"),
@@ -581,11 +573,11 @@ def renderer() -> Renderer:
             "total_liabilities",
             ("What were total liabilities, in dollars?",),
             money_field(LIAB),
-            _paths(((LIAB,), "lookup"), ((ASSETS, CLOSE), "derived")),
+            paths(((LIAB,), "lookup"), ((ASSETS, CLOSE), "derived")),
         ),
     )
     # Two derived and two multi-step questions per record keep reasoning the majority.
-    return Renderer(facts, lookups + reasoned, PER_KIND)
+    return Renderer(facts, lookups_ + reasoned, PER_KIND)
 
 
 # --- fault modes ---------------------------------------------------------------------------

@@ -28,13 +28,14 @@ from worldgen.faults import FaultMode, Tables, is_label, pick, record_ids, set_v
 from worldgen.render import (
     Fact,
     Kind,
-    Path,
     Question,
     Renderer,
     Row,
     flag_field,
+    lookups,
     money,
     money_field,
+    paths,
     stated_field,
     yes_no,
 )
@@ -498,10 +499,6 @@ def _days_to_file(row: Row) -> str:
     return str(days.days)
 
 
-def _paths(*spec: tuple[tuple[str, ...], str]) -> tuple[Path, ...]:
-    return tuple(Path(needs, kind) for needs, kind in spec)  # type: ignore[arg-type]
-
-
 DATES = ("incident_date", "filing_date")
 STATUTE = ("jurisdiction", "claim_type")
 # Time bar: stated; from dates and the limitation period (one rule); from dates and the
@@ -623,14 +620,9 @@ def renderer() -> Renderer:
             withhold_p=0.3,
         ),
     )
-    lookups = tuple(
-        Question(
-            f"lookup_{key}",
-            (f"What is the case's {label}?", f"Report the {label}."),
-            answer,
-            _paths(((key,), "lookup")),
-        )
-        for key, label, answer in (
+    lookups_ = lookups(
+        ("What is the case's {label}?", "Report the {label}."),
+        (
             ("jurisdiction", "governing law", stated_field("jurisdiction")),
             ("claim_type", "cause of action", stated_field("claim_type")),
             ("incident_date", "incident date", stated_field("incident_date")),
@@ -644,7 +636,7 @@ def renderer() -> Renderer:
             ("claimed_cents", "amount claimed in dollars", money_field("claimed_cents")),
             ("awarded_cents", "amount awarded in dollars", money_field("awarded_cents")),
             ("element_breach", "finding on breach", flag_field("element_breach")),
-        )
+        ),
     )
     reasoned = (
         Question(
@@ -654,7 +646,7 @@ def renderer() -> Renderer:
                 "What limitation period applies, in years?",
             ),
             lambda r: str(_limitation(r)),
-            _paths((("limitation_years",), "lookup"), (STATUTE, "derived")),
+            paths((("limitation_years",), "lookup"), (STATUTE, "derived")),
         ),
         Question(
             "filing_deadline",
@@ -663,7 +655,7 @@ def renderer() -> Renderer:
                 "By which date did the complaint have to be filed?",
             ),
             _deadline,
-            _paths(
+            paths(
                 (("incident_date", "limitation_years"), "derived"),
                 (("incident_date", *STATUTE), "multistep"),
             ),
@@ -672,19 +664,19 @@ def renderer() -> Renderer:
             "days_to_file",
             ("How many days passed between the incident and the filing?",),
             _days_to_file,
-            _paths((DATES, "derived")),
+            paths((DATES, "derived")),
         ),
         Question(
             "time_barred",
             ("Is the claim time-barred?", "Was the suit filed too late?"),
             flag_field("time_barred"),
-            _paths(*BAR_PATHS),
+            paths(*BAR_PATHS),
         ),
         Question(
             "filed_in_time",
             ("Was the complaint filed within the limitation period?",),
             lambda r: yes_no(not r["time_barred"]),
-            _paths(*BAR_PATHS),
+            paths(*BAR_PATHS),
         ),
         Question(
             "elements_met",
@@ -693,7 +685,7 @@ def renderer() -> Renderer:
                 "Were all required elements established?",
             ),
             flag_field("elements_met"),
-            _paths((("elements_met",), "lookup"), (("claim_type", *ELEMENTS), "derived")),
+            paths((("elements_met",), "lookup"), (("claim_type", *ELEMENTS), "derived")),
         ),
         Question(
             "ruling",
@@ -702,23 +694,23 @@ def renderer() -> Renderer:
                 "What was the judgment on liability?",
             ),
             stated_field("ruling"),
-            _paths(*RULING_PATHS),
+            paths(*RULING_PATHS),
         ),
         Question(
             "plaintiff_won",
             ("Did the plaintiff win?",),
             lambda r: yes_no(r["ruling"] == "liable"),
-            _paths(*RULING_PATHS),
+            paths(*RULING_PATHS),
         ),
         Question(
             "unawarded_cents",
             ("How much of the claim, in dollars, was not awarded?",),
             lambda r: money(int(r["claimed_cents"]) - int(r["awarded_cents"])),
-            _paths((("claimed_cents", "awarded_cents"), "derived")),
+            paths((("claimed_cents", "awarded_cents"), "derived")),
         ),
     )
     # Two derived and two multi-step questions per record keep reasoning the majority.
-    return Renderer(facts, lookups + reasoned, PER_KIND)
+    return Renderer(facts, lookups_ + reasoned, PER_KIND)
 
 
 # --- fault modes ---------------------------------------------------------------------------

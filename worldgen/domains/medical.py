@@ -25,6 +25,8 @@ from worldgen.render import (
     Question,
     Renderer,
     Row,
+    lookups,
+    paths,
     stated_field,
     yes_no,
 )
@@ -378,13 +380,9 @@ EGFR_MULTI = (
 )
 
 
-def _paths(*spec: tuple[tuple[str, ...], str]) -> tuple[Path, ...]:
-    return tuple(Path(needs, kind) for needs, kind in spec)  # type: ignore[arg-type]
-
-
 def _with_egfr(extra: tuple[str, ...]) -> tuple[Path, ...]:
     """Paths for a rule over eGFR: stated eGFR is one rule; eGFR from creatinine is two."""
-    return _paths(((*extra, "egfr"), "derived"), *(((*extra, *n), k) for n, k in EGFR_MULTI))
+    return paths(((*extra, "egfr"), "derived"), *(((*extra, *n), k) for n, k in EGFR_MULTI))
 
 
 def renderer() -> Renderer:
@@ -448,41 +446,39 @@ def renderer() -> Renderer:
     )
     # A lookup's answer is the fact exactly as the document states it.
     stated_as = {fact.key: fact.value for fact in facts}
-    lookups = tuple(
-        Question(
-            f"lookup_{key}",
-            (f"What is the patient's {label}?", f"Report the {label}."),
-            stated_as[key],
-            _paths(((key,), "lookup")),
-        )
-        for key, label in (
-            ("sex", "sex"),
-            ("birth_date", "date of birth"),
-            ("encounter_date", "encounter date"),
-            ("bmi", "bmi"),
-            ("smoker", "smoking status"),
-            ("diagnosis", "primary diagnosis"),
-            ("hba1c", "hba1c"),
-            ("glucose", "mean glucose"),
-            ("creatinine", "serum creatinine"),
-            ("sbp", "systolic pressure"),
-            ("dbp", "diastolic pressure"),
-            ("medication", "current medication"),
-            ("complication", "recorded complication"),
-        )
+    lookups_ = lookups(
+        ("What is the patient's {label}?", "Report the {label}."),
+        (
+            (key, label, stated_as[key])
+            for key, label in (
+                ("sex", "sex"),
+                ("birth_date", "date of birth"),
+                ("encounter_date", "encounter date"),
+                ("bmi", "bmi"),
+                ("smoker", "smoking status"),
+                ("diagnosis", "primary diagnosis"),
+                ("hba1c", "hba1c"),
+                ("glucose", "mean glucose"),
+                ("creatinine", "serum creatinine"),
+                ("sbp", "systolic pressure"),
+                ("dbp", "diastolic pressure"),
+                ("medication", "current medication"),
+                ("complication", "recorded complication"),
+            )
+        ),
     )
     derived = (
         Question(
             "age",
             ("How old was the patient at the encounter?",),
             stated_field("age"),
-            _paths(*AGE_PATHS),
+            paths(*AGE_PATHS),
         ),
         Question(
             "egfr",
             ("What is the patient's eGFR?",),
             stated_field("egfr"),
-            _paths((("egfr",), "lookup"), (("creatinine", "age", "sex"), "derived")),
+            paths((("egfr",), "lookup"), (("creatinine", "age", "sex"), "derived")),
         ),
         Question(
             "ckd_stage",
@@ -506,17 +502,17 @@ def renderer() -> Renderer:
             "hypertensive_range",
             ("Is the blood pressure in the hypertensive range?",),
             _hypertensive,
-            _paths((("sbp", "dbp"), "derived")),
+            paths((("sbp", "dbp"), "derived")),
         ),
         Question(
             "obese_smoker",
             ("Is the patient an obese smoker?",),
             lambda r: yes_no(r["bmi"] >= 30 and r["smoker"]),
-            _paths((("bmi", "smoker"), "derived")),
+            paths((("bmi", "smoker"), "derived")),
         ),
     )
     return Renderer(
-        facts, lookups + derived, {"lookup": 1, "derived": 2, "multistep": 2, "unknown": 1}
+        facts, lookups_ + derived, {"lookup": 1, "derived": 2, "multistep": 2, "unknown": 1}
     )
 
 
