@@ -109,16 +109,20 @@ def to_columns(spec: WorldSpec, frame: pd.DataFrame, names: tuple[str, ...]) -> 
 # --- recomputed structural equations -------------------------------------------------------
 
 
+# The domain of every multicolumn map metric here: GX's own keys for a column-list domain.
+MULTICOLUMN_DOMAIN_KEYS = (
+    "batch_id",
+    "table",
+    "column_list",
+    "row_condition",
+    "condition_parser",
+    "ignore_row_if",
+)
+
+
 class RecomputedHolds(MulticolumnMapMetricProvider):
     condition_metric_name = "veracity.recomputed.holds"
-    condition_domain_keys = (
-        "batch_id",
-        "table",
-        "column_list",
-        "row_condition",
-        "condition_parser",
-        "ignore_row_if",
-    )
+    condition_domain_keys = MULTICOLUMN_DOMAIN_KEYS
     condition_value_keys = ("domain", "invariant", "rule_index")
 
     @multicolumn_condition_partial(engine=PandasExecutionEngine)
@@ -165,14 +169,7 @@ def _rows(spec: WorldSpec, frame: pd.DataFrame) -> dict[int, dict[str, Any]]:
 
 class DocumentsMatchRecords(MulticolumnMapMetricProvider):
     condition_metric_name = "veracity.documents.match_records"
-    condition_domain_keys = (
-        "batch_id",
-        "table",
-        "column_list",
-        "row_condition",
-        "condition_parser",
-        "ignore_row_if",
-    )
+    condition_domain_keys = MULTICOLUMN_DOMAIN_KEYS
     condition_value_keys = ("domain",)
 
     @multicolumn_condition_partial(engine=PandasExecutionEngine)
@@ -200,14 +197,7 @@ class ExpectDocumentsToMatchRecords(MulticolumnMapExpectation):
 
 class AnswersMatchRecords(MulticolumnMapMetricProvider):
     condition_metric_name = "veracity.answers.match_records"
-    condition_domain_keys = (
-        "batch_id",
-        "table",
-        "column_list",
-        "row_condition",
-        "condition_parser",
-        "ignore_row_if",
-    )
+    condition_domain_keys = MULTICOLUMN_DOMAIN_KEYS
     condition_value_keys = ("domain",)
 
     @multicolumn_condition_partial(engine=PandasExecutionEngine)
