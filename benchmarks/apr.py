@@ -118,7 +118,7 @@ def main() -> None:
             model.cfg.mode = mode
             fractions_by_mode[mode] = float(model(x).routed.float().mean())
         # interleaved rounds, so load from other processes hits every mode alike
-        h_probe, _, _ = model.base(x)
+        h_probe, _, _, _ = model.base(x)
         for _ in range(args.repeats):
             for mode in modes:
                 model.cfg.mode = mode

@@ -119,14 +119,11 @@ def train(
     tiny: Annotated[bool, typer.Option(help="a 2-layer, 64-wide model (smoke tests)")] = False,
 ) -> None:
     """Fine-tune the APR transformer on a validated dataset's QA pairs."""
+    from models.sizes import TINY_MODEL
     from models.train import TrainConfig
     from models.train import train as run_training
 
-    model = (
-        {"n_layer": 2, "n_head": 2, "d_model": 64, "probe_layer": 0, "warmup_steps": 5}
-        if tiny
-        else {}
-    )
+    model = dict(TINY_MODEL) if tiny else {}
     config = TrainConfig(
         mode=mode,
         devices=devices,
@@ -200,7 +197,12 @@ def settings() -> None:
 
 
 def _register_stage_commands() -> None:
-    from flows.registry_cmd import promote_command, registry_command, rollback_command
+    from flows.registry_cmd import (
+        promote_command,
+        registry_command,
+        rollback_command,
+        serve_command,
+    )
     from flows.run_cmd import deploy_command, run_command, ui_command
     from flows.stack_cmd import stack_down_command, stack_status_command, stack_up_command
     from flows.validate_cmd import validate_command
@@ -212,6 +214,7 @@ def _register_stage_commands() -> None:
     app.command(name="promote")(promote_command)
     app.command(name="rollback")(rollback_command)
     app.command(name="registry")(registry_command)
+    app.command(name="serve")(serve_command)
     stack = typer.Typer(help="PostgreSQL, S3, MLflow and Prefect servers for the server profile.")
     stack.command(name="up")(stack_up_command)
     stack.command(name="down")(stack_down_command)

@@ -34,30 +34,15 @@ from prefect.states import State
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from infra.settings import get_settings
+from models.sizes import DEFAULT_MODEL
 
 ALL_DOMAINS = ("medical", "legal", "financial")
 # A small model and dataset that train, evaluate and promote in a few minutes on 2 CPU cores.
 DEFAULT_N = 300
-DEFAULT_STEPS = 500
+DEFAULT_STEPS = 1500
 DEFAULT_BATCH = 16
-DEFAULT_MODEL: dict[str, Any] = {
-    "n_layer": 2,
-    "n_head": 4,
-    "d_model": 96,
-    "probe_layer": 0,
-    "max_seq_len": 384,  # the longest default-dataset example is ~260 tokens
-    "warmup_steps": 20,
-}
-TINY_MODEL: dict[str, Any] = {
-    "n_layer": 2,
-    "n_head": 2,
-    "d_model": 64,
-    "probe_layer": 0,
-    "warmup_steps": 5,
-    "max_seq_len": 384,
-}
 # Version of the cache keys: bump when a stage's meaning changes under the same inputs.
-KEY_VERSION = "1"
+KEY_VERSION = "2"  # 2: packed QA, value slots, derivations
 FAILURE_COLUMNS = ("domain", "batch", "check", "expectation", "unexpected_count", "error")
 IO_ERRORS: tuple[type[BaseException], ...] = (OSError, TimeoutError, ConnectionError)
 
@@ -73,13 +58,13 @@ class TrainParams(BaseModel):
     mode: Literal["dense", "apr", "all", "random"] = "apr"
     max_steps: int = Field(default=DEFAULT_STEPS, ge=1, le=1_000_000)
     batch_size: int = Field(default=DEFAULT_BATCH, ge=1, le=4096)
-    lr: float = Field(default=1e-3, gt=0, lt=1)
+    lr: float = Field(default=3e-3, gt=0, lt=1)
     precision: Literal["32-true", "bf16-mixed", "16-mixed"] = "bf16-mixed"
     devices: int = Field(default=1, ge=1, le=64)
     strategy: Literal["auto", "ddp"] = "auto"
     seed: int = Field(default=0, ge=0)
     checkpoint_every: int = Field(default=25, ge=1)
-    val_check_interval: int = Field(default=100, ge=1)
+    val_check_interval: int = Field(default=250, ge=1)
     model: dict[str, Any] = Field(default_factory=lambda: dict(DEFAULT_MODEL))
 
     def config_hash(self) -> str:

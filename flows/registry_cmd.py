@@ -1,10 +1,11 @@
-"""``veracity promote VERSION``, ``veracity rollback``, ``veracity registry``.
+"""``veracity promote VERSION``, ``veracity rollback``, ``veracity registry``, ``veracity serve``.
 
 Register in ``flows/cli.py`` with::
 
     app.command(name="promote")(promote_command)
     app.command(name="rollback")(rollback_command)
     app.command(name="registry")(registry_command)
+    app.command(name="serve")(serve_command)
 
 Exit codes: 0 done (promoted / rolled back / listed); 3 the gate refused the version (the
 decision is still audited); 2 bad input (unknown version, nothing to roll back to, unreachable
@@ -130,3 +131,33 @@ def format_table(rows: list[dict[str, Any]], recent: list[dict[str, Any]]) -> st
             lines.append(f"  #{d['id']} {d['decided_at']:%Y-%m-%d %H:%M:%S} {d['actor']} "
                          f"v{d['challenger_version']} {verdict}{d['reason']}")  # fmt: skip
     return "\n".join(lines)
+
+
+def serve_command(
+    alias: Annotated[str, typer.Option(help="registry alias to serve")] = "champion",
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on", min=1, max=65535)] = 5001,
+) -> None:
+    """Serve veracity-apr@ALIAS over HTTP with MLflow's scoring server (POST /invocations)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with _user_errors():
+        import mlflow
+
+        from infra.settings import get_settings
+        from registry.promotion import MODEL_NAME
+
+        tracking = get_settings().tracking_uri
+        version = mlflow.MlflowClient(tracking).get_model_version_by_alias(MODEL_NAME, alias)
+    typer.echo(f"serving {MODEL_NAME} v{version.version} (@{alias}) on http://{host}:{port}")
+    bin_dir = Path(sys.executable).parent
+    # --env-manager local: serve from this installation (building a fresh env needs the
+    # network); mlflow execs `uvicorn` by name, so this environment's bin comes first on PATH
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking,
+           "PATH": os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")])}  # fmt: skip
+    cmd = [str(bin_dir / "mlflow"), "models", "serve", "-m", f"models:/{MODEL_NAME}@{alias}",
+           "--env-manager", "local", "--host", host, "--port", str(port)]  # fmt: skip
+    raise typer.Exit(subprocess.run(cmd, env=env).returncode)

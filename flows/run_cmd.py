@@ -66,6 +66,7 @@ def run_command(
     from pydantic import ValidationError
 
     from flows import pipeline as pl
+    from models.sizes import TINY_MODEL
 
     train: dict[str, Any] = {"mode": mode, "devices": devices}
     if devices > 1:
@@ -73,7 +74,7 @@ def run_command(
     if steps is not None:
         train["max_steps"] = steps
     if tiny:
-        train["model"] = dict(pl.TINY_MODEL)
+        train["model"] = dict(TINY_MODEL)
     domains = list(pl.ALL_DOMAINS) if domain == "all" else [domain]
     args: dict[str, Any] = {"domains": domains, "seed": seed, "train_params": train}
     if n is not None:

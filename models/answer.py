@@ -1,6 +1,11 @@
 """Answering one question with a trained model: greedy decoding, uncertainty, abstention.
 
 Shared by evaluation and the served MLflow pyfunc, so both answer in exactly the same way.
+
+A model answers either with the answer itself or with ``= derivation``: the world model's rule
+written over values the document states (``= 17203888.06 - 11992130.54``), which
+``worldgen.calc`` computes exactly. A derivation that does not compute is not an answer: it
+reads as ``unknown``. The derivation is kept with the answer, so every figure can be audited.
 """
 
 from __future__ import annotations
@@ -14,15 +19,35 @@ import torch
 
 from models.apr import APRTransformer
 from models.tokenizer import Tokenizer, normalize
+from worldgen.calc import CalcError, compute
 
 UNKNOWN = "unknown"
-MAX_ANSWER_TOKENS = 16
+DERIVE = "="
+MAX_ANSWER_TOKENS = 96  # an eGFR derivation from dates is ~70 tokens
+
+
+def target_text(answer: str, derivation: str = "") -> str:
+    """What a model learns to write for a question: its derivation when it has one."""
+    return f"{DERIVE} {derivation}" if derivation else answer
+
+
+def resolve(written: str) -> tuple[str, str]:
+    """(answer, derivation) from what the model wrote; a broken derivation answers unknown."""
+    if not written.startswith(DERIVE):
+        return written, ""
+    # a pointer decodes as its own word: "round( 8.0 / 2, 2)" reads better as "round(8.0 / 2, 2)"
+    derivation = written[len(DERIVE) :].strip().replace("( ", "(")
+    try:
+        return compute(derivation), derivation
+    except CalcError:
+        return UNKNOWN, derivation
 
 
 @dataclass(frozen=True)
 class Answer:
     text: str  # what the model says after abstention ("unknown" when it abstains)
-    raw: str  # what greedy decoding produced
+    raw: str  # the answer greedy decoding produced (a derivation's computed value)
+    derivation: str  # the derivation the model wrote, "" when it answered directly
     uncertainty: float  # max estimator score over the answer's tokens, in [0, 1]
     abstained: bool
     routed_fraction: float  # share of the answer's tokens that went through refinement
@@ -48,7 +73,8 @@ class Answerer:
     @torch.no_grad()
     def __call__(self, document: str, question: str) -> Answer:
         start = time.perf_counter()
-        prompt = self.tok.encode_example(document, question).ids
+        example = self.tok.encode_example(document, question)
+        prompt = example.ids
         room = self.model.cfg.max_seq_len - len(prompt)
         if room < 1:
             raise ValueError(
@@ -60,12 +86,13 @@ class Answerer:
         )
         ids = gen.tokens[0].tolist()
         n = ids.index(self.tok.end_id) + 1 if self.tok.end_id in ids else len(ids)
-        raw = normalize(self.tok.decode(ids[:n]))
+        raw, derivation = resolve(normalize(self.tok.decode(ids[:n], slots=example.slots)))
         uncertainty = float(gen.scores[0, :n].max()) if n else 1.0
         abstained = uncertainty > self.abstain_threshold and raw != UNKNOWN
         return Answer(
             text=UNKNOWN if abstained else raw,
             raw=raw,
+            derivation=derivation,
             uncertainty=uncertainty,
             abstained=abstained,
             routed_fraction=float(gen.routed[0, :n].float().mean()) if n else 0.0,

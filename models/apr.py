@@ -7,6 +7,12 @@ routed tokens; keys/values: every position of the final base hidden state, causa
 original position), then scattered back. The threshold is per token, never a top-k over the
 sequence, so the decision at position t depends only on tokens <= t and works while generating.
 
+With ``n_slots`` > 0 the logits of the slot tokens (``models.tokenizer``'s pointers to values
+the document states) come from a pointer head instead of the vocabulary projection: the logit
+of slot s is the score of attending to where s stands, so copying a stated value is learning
+where to look, not learning to reproduce an id (as in pointer networks). The base stack points
+from its final state; a routed token points again from its refined state.
+
 Modes share all code: "dense" routes nothing, "all" routes every token, "random" routes the
 same fraction by a deterministic hash of (position, token), "apr" routes by estimator score.
 """
@@ -44,6 +50,11 @@ class APRConfig:
     lambda_est: float = 0.5  # weight of the estimator's BCE in the loss
     estimator_hidden: int = 64  # 0 = linear probe, otherwise a 1-hidden-layer MLP
     mode: str = "apr"
+    n_slots: int = 0  # slot tokens (0: no pointer head; older configs load unchanged)
+    local_window: int = (
+        0  # > 0: each embedding also mixes the previous window-1 tokens' (causal conv)
+    )
+    slot_offset: int = 0  # id of the first slot token
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -182,6 +193,74 @@ class RefineBlock(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
+NEG = -1e4  # the logit of a slot the document has not stated (finite: safe in bf16)
+
+
+class Pointer(nn.Module):
+    """Copy attention over earlier positions, reduced to one logit per slot token."""
+
+    def __init__(self, cfg: APRConfig) -> None:
+        super().__init__()
+        self.n, self.offset, self.scale = cfg.n_slots, cfg.slot_offset, cfg.d_model**-0.5
+        self.ln_q, self.ln_k = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
+        self.q = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        self.k = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+
+    def keys(self, h: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, T, d) states and ids -> keys and each position's slot (``n`` = not a slot)."""
+        slot = idx - self.offset
+        return self.k(self.ln_k(h)), torch.where((slot >= 0) & (slot < self.n), slot, self.n)
+
+    def logits(self, hq: Tensor, qpos: Tensor, keys: Tensor, slots: Tensor) -> Tensor:
+        """(B, M, d) query states at positions qpos (B, M) -> (B, M, n_slots) slot logits: the
+        best score over the visible positions holding each slot."""
+        scores = (self.q(self.ln_q(hq)) @ keys.transpose(1, 2).to(hq.dtype)) * self.scale
+        visible = torch.arange(keys.size(1), device=hq.device) <= qpos.unsqueeze(-1)
+        scores = scores.masked_fill(~visible, NEG)
+        index = slots.unsqueeze(1).expand(-1, hq.size(1), -1)
+        best = scores.new_full((*hq.shape[:2], self.n + 1), NEG)
+        return best.scatter_reduce(2, index, scores, "amax")[..., : self.n]
+
+    def merge(self, logits: Tensor, slot_logits: Tensor) -> Tensor:
+        lo, hi = self.offset, self.offset + self.n
+        return torch.cat([logits[..., :lo], slot_logits.to(logits.dtype), logits[..., hi:]], -1)
+
+
+class LocalMix(nn.Module):
+    """A depthwise causal convolution over the token embeddings: every position starts out
+    knowing the few words before it, so "awarded: $ <v3>" makes <v3> an *awarded* value at
+    layer 0 instead of after a previous-token circuit has been learned."""
+
+    def __init__(self, cfg: APRConfig) -> None:
+        super().__init__()
+        self.window = cfg.local_window
+        self.conv = nn.Conv1d(cfg.d_model, cfg.d_model, self.window, groups=cfg.d_model, bias=False)
+
+    def forward(self, x: Tensor, past: Tensor | None) -> tuple[Tensor, Tensor]:
+        """x: (B, T, d) embeddings; past: the previous window-1 embeddings (None: none).
+        -> mixed embeddings, and the window-1 embeddings to carry to the next step."""
+        w = self.window - 1
+        pad = x.new_zeros(x.size(0), w, x.size(2)) if past is None else past.to(x.dtype)
+        full = torch.cat([pad, x], 1)
+        mixed = self.conv(full.transpose(1, 2)).transpose(1, 2)
+        return x + mixed, full[:, full.size(1) - w :]
+
+
+class PointerCache:
+    """The pointer's keys and slot ids of every position so far, while generating (and the
+    last embeddings the local mix needs)."""
+
+    def __init__(self) -> None:
+        self.keys: Tensor | None = None
+        self.slots: Tensor | None = None
+        self.recent: Tensor | None = None
+
+    def append(self, keys: Tensor, slots: Tensor) -> tuple[Tensor, Tensor]:
+        self.keys = keys if self.keys is None else torch.cat([self.keys, keys], 1)
+        self.slots = slots if self.slots is None else torch.cat([self.slots, slots], 1)
+        return self.keys, self.slots
+
+
 def _hash_uniform(idx: Tensor, pos: Tensor, seed: int) -> Tensor:
     """Deterministic uniform [0, 1) per (token, position): causal, same with or without cache."""
     h = (idx.long() * 1_103_515_245 + pos * 12_345_679 + seed * 2_654_435) & 0x7FFFFFFF
@@ -214,6 +293,8 @@ class APRTransformer(nn.Module):
         self.est_out = nn.Linear(h or d, 1)
         self.refine = nn.ModuleList(RefineBlock(cfg) for _ in range(cfg.n_refine))
         self.ln_r = nn.LayerNorm(d)  # the refined head: ln_r + lm_head, in fp32
+        self.pointer = Pointer(cfg) if cfg.n_slots else None
+        self.local = LocalMix(cfg) if cfg.local_window > 1 else None
         # -inf: no quantile seen yet, route everything (the warm-up starts at fraction 1.0)
         self.register_buffer("ema_threshold", torch.tensor(float("-inf")))
         # NaN: not calibrated; inference then falls back to the training EMA threshold
@@ -325,24 +406,45 @@ class APRTransformer(nn.Module):
 
     # ---- the network -----------------------------------------------------------------------
     def base(
-        self, idx: Tensor, pos0: int = 0, caches: list[KVCache] | None = None
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """Base stack in bf16 autocast -> (probe state, final residual state, base logits)."""
+        self,
+        idx: Tensor,
+        pos0: int = 0,
+        caches: list[KVCache] | None = None,
+        pcache: PointerCache | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor, Tensor] | None]:
+        """Base stack in bf16 autocast -> (probe state, final residual state, base logits,
+        the pointer's keys and slots of every position so far)."""
         if pos0 + idx.size(1) > self.cfg.max_seq_len:
             raise ValueError(f"sequence longer than max_seq_len={self.cfg.max_seq_len}")
         pos = torch.arange(pos0, pos0 + idx.size(1), device=idx.device)
         with torch.autocast(idx.device.type, dtype=torch.bfloat16):
-            x = self.drop(self.wte(idx) + self.wpe(pos))
+            x = self.wte(idx)
+            if self.local is not None:
+                x, recent = self.local(x, None if pcache is None else pcache.recent)
+                if pcache is not None:
+                    pcache.recent = recent
+            x = self.drop(x + self.wpe(pos))
             h_probe = x
             for i, blk in enumerate(self.blocks):
                 x = blk(x, None if caches is None else caches[i])
                 if i == self.cfg.probe_layer:
                     h_probe = x
             logits = self.lm_head(self.ln_f(x))
-        return h_probe, x, logits
+            pointed = None
+            if self.pointer is not None:
+                keys, slots = self.pointer.keys(x, idx)
+                pointed = (keys, slots) if pcache is None else pcache.append(keys, slots)
+                qpos = pos.unsqueeze(0).expand(idx.size(0), -1)
+                logits = self.pointer.merge(logits, self.pointer.logits(x, qpos, *pointed))
+        return h_probe, x, logits, pointed
 
     def refined(
-        self, h: Tensor, routed: Tensor, pos0: int = 0, caches: list[KVCache] | None = None
+        self,
+        h: Tensor,
+        routed: Tensor,
+        pos0: int = 0,
+        caches: list[KVCache] | None = None,
+        pointed: tuple[Tensor, Tensor] | None = None,
     ) -> tuple[Tensor, Tensor, Tensor] | None:
         """fp32 refinement of the routed tokens -> (batch idx, position idx, logits) or None."""
         B = h.size(0)
@@ -364,6 +466,11 @@ class APRTransformer(nn.Module):
             for blk, (k, v) in zip(blocks, kvs, strict=True):
                 x = blk(x, (b_idx, slot), qpos, k, v)
             logits = self.lm_head(self.ln_r(x))
+            if self.pointer is not None and pointed is not None:
+                # routed tokens point again from their refined state, in the padded layout
+                xq = x.new_zeros(B, qpos.size(1), x.size(-1)).index_put((b_idx, slot), x)
+                slot_logits = self.pointer.logits(xq, qpos, pointed[0].float(), pointed[1])
+                logits = self.pointer.merge(logits, slot_logits[b_idx, slot])
         return b_idx, t_idx, logits
 
     def _run(
@@ -372,13 +479,14 @@ class APRTransformer(nn.Module):
         pos0: int = 0,
         caches: list[KVCache] | None = None,
         rcaches: list[KVCache] | None = None,
+        pcache: PointerCache | None = None,
     ) -> _Pass:
-        h_probe, h, base_logits = self.base(idx, pos0, caches)
+        h_probe, h, base_logits, pointed = self.base(idx, pos0, caches, pcache)
         est, est_scores = self.scores(h_probe)
         routed = self.route(est_scores, idx, pos0)
         logits = base_logits.float()
         if self.cfg.mode != "dense":
-            out = self.refined(h, routed, pos0, rcaches)
+            out = self.refined(h, routed, pos0, rcaches, pointed)
             if out is not None:
                 b_idx, t_idx, ref_logits = out
                 logits[b_idx, t_idx] = ref_logits  # in place: `logits` is a fresh fp32 copy
@@ -443,8 +551,9 @@ class APRTransformer(nn.Module):
         """Greedy decoding with a KV cache; each new token is routed like in forward()."""
         caches = [KVCache() for _ in self.blocks]
         rcaches = [KVCache() for _ in self.refine]
+        pcache = PointerCache()
         B, T0 = idx.shape
-        p = self._run(idx, 0, caches, rcaches)
+        p = self._run(idx, 0, caches, rcaches, pcache)
         done = torch.zeros(B, dtype=torch.bool, device=idx.device)
         toks, scores, routes = [], [], []
         for i in range(max_new_tokens):
@@ -457,7 +566,7 @@ class APRTransformer(nn.Module):
             routes.append(p.routed[:, -1])
             if bool(done.all()) or i == max_new_tokens - 1 or T0 + i >= self.cfg.max_seq_len:
                 break
-            p = self._run(nxt.unsqueeze(1), T0 + i, caches, rcaches)
+            p = self._run(nxt.unsqueeze(1), T0 + i, caches, rcaches, pcache)
         if not toks:
             empty = idx.new_zeros((B, 0))
             return Generation(empty, empty.float(), empty.bool())
@@ -471,11 +580,13 @@ class APRTransformer(nn.Module):
         d, V, hd = c.d_model, c.vocab_size, c.d_model // c.n_head
         ctx = ((seq_len or c.max_seq_len) + 1) / 2
         layer = 24 * d * d + 4 * d * ctx  # qkv + proj + mlp, then QK^T and AV
-        base = c.n_layer * layer + 2 * d * V
+        pointer = (8 * d * d + 2 * d * ctx) if c.n_slots else 0  # q and k; scores
+        base = c.n_layer * layer + 2 * d * V + pointer
         h = c.estimator_hidden
         est = 2 * d * h + 2 * h if h else 2 * d
         if routed_fraction <= 0 or c.mode == "dense":
             return float(base + est)
         kv = c.n_refine * 2 * d * 2 * hd  # shared K/V for every position
         per_routed = c.n_refine * (20 * d * d + 4 * d * ctx) + 2 * d * V
+        per_routed += (4 * d * d + 2 * d * ctx) if c.n_slots else 0  # the refined pointer query
         return float(base + est + kv + routed_fraction * per_routed)

@@ -51,6 +51,7 @@ class EvalReport:
     brier: float
     flops_per_answer: float
     routed_by_kind: dict[str, float] = field(default_factory=dict)
+    derivation_rate: float = 0.0  # share of answers the model derived (computed exactly)
     reliability: list[list[float]] = field(
         default_factory=list
     )  # [confidence, accuracy, share] per bin
@@ -217,6 +218,7 @@ def build_report(
             )
             for k in by_kind
         },
+        derivation_rate=float(np.mean([bool(a.derivation) for a in raw])),
         reliability=reliability_bins(confidence, raw_correct.astype(float)),
         outcomes={
             qa_key(d, q): o

@@ -6,10 +6,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
+import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from models.answer import target_text
 from models.apr import APRConfig, APRTransformer
 from models.tokenizer import Tokenizer, UnknownTokenError
 from worldgen.dataset import load_qa
@@ -23,7 +26,7 @@ class TrainingInputError(ValueError):
 @dataclass(frozen=True)
 class Encoded:
     ids: list[int]
-    answer_start: int
+    answer_spans: tuple[tuple[int, int], ...]  # [start, end) of each answer, its <end> included
 
 
 class QADataset(Dataset[Encoded]):
@@ -37,24 +40,63 @@ class QADataset(Dataset[Encoded]):
         return self.examples[i]
 
 
-def encode_split(uri: str, split: str, tokenizer: Tokenizer, max_len: int) -> list[Encoded]:
+def encode_split(
+    uri: str, split: str, tokenizer: Tokenizer, max_len: int, pack: bool = False
+) -> list[Encoded]:
+    """One example per question, or with ``pack`` the questions of a document after it.
+
+    Packing (``<doc> D <q> q1 <a> a1 <end> <q> q2 <a> a2 <end> ...``) reads each document once
+    for its five or so answers: the same answer supervision for a fraction of the tokens. The
+    first question of a packed example is exactly what inference sees; the others see earlier
+    answers of the same document, in an order fixed per record so training is reproducible.
+    A document whose questions do not fit in ``max_len`` continues in another example.
+    """
     frame = load_qa(uri, split)
+    if "derivation" not in frame:
+        frame = frame.assign(derivation="")
+    groups = (
+        [g for _, g in frame.groupby(["domain", "record_id"], sort=True)]
+        if pack
+        else [frame.iloc[[i]] for i in range(len(frame))]
+    )
     out = []
-    for doc, question, answer in zip(
-        frame["document"], frame["question"], frame["answer"], strict=True
-    ):
+    for group in groups:
+        order = np.random.default_rng(int(group["record_id"].iloc[0])).permutation(len(group))
         try:
-            ex = tokenizer.encode_example(doc, question, answer)
+            out += encode_group(tokenizer, group.iloc[order], max_len + 1)
         except UnknownTokenError as exc:
             raise TrainingInputError(
                 f"{split} split: {exc}; it never occurs in the training text"
             ) from None
-        if len(ex.ids) > max_len + 1:
+    return out
+
+
+def encode_group(tokenizer: Tokenizer, group: pd.DataFrame, limit: int) -> list[Encoded]:
+    """The questions of one document after that document, each followed by what to write."""
+    doc, slots = tokenizer.encode_document(group["document"].iloc[0])
+    head = [tokenizer.doc_id, *doc]
+    out: list[Encoded] = []
+    ids, spans = list(head), list[tuple[int, int]]()
+    for question, answer, derivation in zip(
+        group["question"], group["answer"], group["derivation"], strict=True
+    ):
+        qa = [tokenizer.q_id, *tokenizer.encode(question), tokenizer.a_id]
+        written = [
+            *tokenizer.encode_answer(target_text(answer, derivation), slots),
+            tokenizer.end_id,
+        ]
+        if len(head) + len(qa) + len(written) > limit:
             raise TrainingInputError(
-                f"{split} split has an example of {len(ex.ids)} tokens, over max_seq_len {max_len}; "
-                "raise --max-seq-len"
+                f"an example of {len(head) + len(qa) + len(written)} tokens is over max_seq_len "
+                f"{limit - 1}; raise --max-seq-len"
             )
-        out.append(Encoded(ex.ids, ex.answer_start))
+        if spans and len(ids) + len(qa) + len(written) > limit:
+            out.append(Encoded(ids, tuple(spans)))
+            ids, spans = list(head), list[tuple[int, int]]()
+        ids += qa
+        spans.append((len(ids), len(ids) + len(written)))
+        ids += written
+    out.append(Encoded(ids, tuple(spans)))
     return out
 
 
@@ -69,7 +111,8 @@ def collate(batch: list[Encoded], pad_id: int, answer_only: bool) -> dict[str, T
         n = len(e.ids) - 1
         idx[row, :n] = ids[:-1]
         targets[row, :n] = ids[1:]
-        answer[row, e.answer_start - 1 : n] = True  # positions that predict answer tokens
+        for start, end in e.answer_spans:  # positions that predict answer tokens
+            answer[row, start - 1 : end - 1] = True
     mask = answer if answer_only else targets >= 0
     return {"idx": idx, "targets": targets, "loss_mask": mask, "answer_mask": answer}
 
@@ -84,10 +127,11 @@ class QADataModule(L.LightningDataModule):
         batch_size: int = 32,
         answer_only: bool = True,
         tokenizer: Tokenizer | None = None,
+        pack: bool = True,
     ) -> None:
         super().__init__()
         self.uri, self.max_seq_len, self.batch_size = uri, max_seq_len, batch_size
-        self.answer_only = answer_only
+        self.answer_only, self.pack = answer_only, pack
         self.tokenizer = tokenizer
         self.train_set: QADataset | None = None
         self.val_set: QADataset | None = None
@@ -96,6 +140,8 @@ class QADataModule(L.LightningDataModule):
         if self.tokenizer is None:
             train = load_qa(self.uri, "train")
             texts = [*train["document"], *train["question"], *train["answer"]]
+            if "derivation" in train:
+                texts += [target_text("", d) for d in train["derivation"] if d]
             for domain in sorted(set(train["domain"])):
                 texts += vocabulary_texts(domain)
             self.tokenizer = Tokenizer.fit(texts, strict=True)
@@ -103,7 +149,9 @@ class QADataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         tok = self.prepare_tokenizer()
-        self.train_set = QADataset(encode_split(self.uri, "train", tok, self.max_seq_len))
+        self.train_set = QADataset(
+            encode_split(self.uri, "train", tok, self.max_seq_len, pack=self.pack)
+        )
         self.val_set = QADataset(encode_split(self.uri, "validation", tok, self.max_seq_len))
 
     def _loader(self, data: QADataset | None, shuffle: bool) -> DataLoader[Any]:

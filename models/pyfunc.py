@@ -3,7 +3,8 @@
 Logged as *models from code* (this file is the model's code, the weights are an artifact), so
 loading a model never unpickles anything: the file is executed, and the weights come from
 safetensors. Input rows: ``document``, ``question``. Output: ``answer``, ``confidence``,
-``abstained``, ``routed_fraction``.
+``abstained``, ``routed_fraction``, and ``derivation``: the rule the model wrote over the
+document's values when it computed the answer ("" when it answered directly), for audit.
 """
 
 from __future__ import annotations
@@ -27,9 +28,13 @@ SIGNATURE = ModelSignature(
             ColSpec("double", "confidence"),
             ColSpec("boolean", "abstained"),
             ColSpec("double", "routed_fraction"),
+            ColSpec("string", "derivation"),
         ]
     ),
 )
+
+
+OUTPUT_COLUMNS = ["answer", "confidence", "abstained", "routed_fraction", "derivation"]
 
 
 class VeracityAPR(PythonModel):
@@ -51,9 +56,10 @@ class VeracityAPR(PythonModel):
                     "confidence": 1.0 - a.uncertainty,
                     "abstained": a.abstained,
                     "routed_fraction": a.routed_fraction,
+                    "derivation": a.derivation,
                 }
             )
-        return pd.DataFrame(rows, columns=["answer", "confidence", "abstained", "routed_fraction"])
+        return pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
 
 
 def log_model(model_dir: str | Path, name: str = "apr", **kwargs: Any) -> Any:

@@ -10,20 +10,33 @@ piece written directly after the previous one, with no space between, is stored 
 continuation form with a ``##`` prefix (as in WordPiece), which is how decode knows where the
 spaces were: "type2 diabetes" -> type ##2 diabetes; "2024-03-01" -> 2 ##0 ##2 ##4 ##- ##0 ...
 Digits are always in the vocabulary in both forms, so any number can be encoded.
+
+Value slots (a pointer vocabulary, as in number-mapping math solvers): every number or date
+the document states gets a slot token ``<v0>``, ``<v1>``, ... (in order of first appearance,
+equal values sharing one) written just before its digits, which stay, so magnitudes remain
+readable. An answer that is exactly a stated value is encoded as that one slot token, and
+decoding resolves slots against the document's values. Copying a 10-digit amount is then one
+pointer step instead of ten exact digit copies, and the model cannot emit a figure that is
+not in the document unless it spells it out digit by digit.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import string
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 PAD, DOC, Q, A, END, UNK = "<pad>", "<doc>", "<q>", "<a>", "<end>", "<unk>"
 SPECIALS: tuple[str, ...] = (PAD, DOC, Q, A, END, UNK)
+MAX_SLOTS = 32
+SLOTS: tuple[str, ...] = tuple(f"<v{i}>" for i in range(MAX_SLOTS))
 CONT = "##"
 _PIECE = re.compile(r"[^\W\d_]+|\d|[^\w\s]|_")
+# a stated value: a date, or a number not glued to letters ("type2", "3a" and "q1" are words)
+_VALUE = re.compile(r"(?<![\w.-])(?:\d{4}-\d{2}-\d{2}|-?\d+(?:\.\d+)?)(?![\w-])")
 _DIGITS = [str(d) for d in range(10)]
 
 
@@ -41,6 +54,7 @@ class UnknownTokenError(KeyError):
 class Example(NamedTuple):
     ids: list[int]
     answer_start: int  # index of the first answer token (== len(ids) when no answer given)
+    slots: tuple[str, ...] = ()  # the document's stated values, by slot number
 
 
 def normalize(text: str) -> str:
@@ -79,11 +93,16 @@ class Tokenizer:
         counts: Counter[str] = Counter()
         for text in texts:
             counts.update(pieces(text))
-        always = set(_DIGITS) | {CONT + d for d in _DIGITS}
+        # digits and single letters in both forms: any number, and codes such as "3b", encode
+        always = {p for c in (*_DIGITS, *string.ascii_lowercase) for p in (c, CONT + c)}
         kept = {t for t, c in counts.items() if c >= min_count} | always
-        kept -= set(SPECIALS)
+        kept -= set(SPECIALS) | set(SLOTS)
         ordered = sorted(kept, key=lambda t: (-counts.get(t, 0), t))
-        return cls([*SPECIALS, *ordered], strict=strict)
+        return cls([*SPECIALS, *SLOTS, *ordered], strict=strict)
+
+    @property
+    def has_slots(self) -> bool:
+        return SLOTS[0] in self.index
 
     @property
     def vocab_size(self) -> int:
@@ -103,15 +122,66 @@ class Tokenizer:
     def encode(self, text: str) -> list[int]:
         return [self.token_id(p) for p in pieces(text)]
 
-    def decode(self, ids: Iterable[int], skip_special: bool = True) -> str:
+    def encode_document(self, text: str) -> tuple[list[int], tuple[str, ...]]:
+        """The document's ids with a slot token before each stated value, and the slot values."""
+        if not self.has_slots:
+            return self.encode(text), ()
+        text = text.lower()
+        starts: dict[int, str] = {}
+        slots: dict[str, int] = {}
+        for m in _VALUE.finditer(text):
+            if m.group() not in slots and len(slots) == MAX_SLOTS:
+                continue  # past the last slot a value is only its digits
+            starts[m.start()] = SLOTS[slots.setdefault(m.group(), len(slots))]
+        ids: list[int] = []
+        end = -1
+        for m in _PIECE.finditer(text):
+            slot = starts.get(m.start())
+            if slot is not None:
+                ids.append(self.index[slot])
+            piece = m.group()
+            ids.append(self.token_id(CONT + piece if m.start() == end else piece))
+            end = m.end()
+        return ids, tuple(slots)
+
+    def encode_answer(self, answer: str, slots: Sequence[str]) -> list[int]:
+        """The answer's pieces with every stated value in it as its slot token instead: a
+        stated answer is one slot, a derivation points at each value it uses."""
+        text = normalize(answer)
+        spans = {m.start(): m for m in _VALUE.finditer(text) if m.group() in slots}
+        ids: list[int] = []
+        end = skip_to = -1
+        for m in _PIECE.finditer(text):
+            if m.start() < skip_to:
+                continue
+            value = spans.get(m.start())
+            if value is not None:
+                ids.append(self.index[SLOTS[list(slots).index(value.group())]])
+                end = skip_to = value.end()
+                continue
+            ids.append(self.token_id(CONT + m.group() if m.start() == end else m.group()))
+            end = m.end()
+        return ids
+
+    def decode(
+        self, ids: Iterable[int], skip_special: bool = True, slots: Sequence[str] = ()
+    ) -> str:
         """Rejoin pieces; ``##`` pieces attach to the previous one without a space.
 
         With ``skip_special`` the structural tokens (<pad> <doc> <q> <a> <end>) are dropped;
-        <unk> is always written out so a reader can see something was lost.
+        <unk> is always written out so a reader can see something was lost. A slot token reads
+        as its value from ``slots``; one the document does not have reads as <unk>.
         """
         out: list[str] = []
         for i in ids:
             tok = self.vocab[int(i)]
+            if tok in SLOTS:
+                k = SLOTS.index(tok)
+                if slots:
+                    out.append(slots[k] if k < len(slots) else UNK)
+                elif not skip_special:
+                    out.append(tok)
+                continue
             if skip_special and tok in SPECIALS and tok != UNK:
                 continue
             if tok.startswith(CONT) and out:
@@ -122,11 +192,12 @@ class Tokenizer:
 
     def encode_example(self, document: str, question: str, answer: str | None = None) -> Example:
         """``<doc> document <q> question <a> answer <end>``; without an answer, ends at <a>."""
-        ids = [self.doc_id, *self.encode(document), self.q_id, *self.encode(question), self.a_id]
+        doc, slots = self.encode_document(document)
+        ids = [self.doc_id, *doc, self.q_id, *self.encode(question), self.a_id]
         start = len(ids)
         if answer is not None:
-            ids += [*self.encode(answer), self.end_id]
-        return Example(ids, start)
+            ids += [*self.encode_answer(answer, slots), self.end_id]
+        return Example(ids, start, slots)
 
     def to_json(self) -> str:
         return json.dumps({"format": "veracity-word-tokenizer/1", "vocab": self.vocab})

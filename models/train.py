@@ -23,19 +23,9 @@ import torch
 from infra.settings import get_settings
 from models.apr import MODES, APRConfig, APRTransformer
 from models.lit import APRModule, QADataModule, TrainingInputError
-from models.tokenizer import Tokenizer
+from models.sizes import DEFAULT_MODEL
+from models.tokenizer import SLOTS, Tokenizer
 from worldgen.dataset import read_manifest
-
-# Sized for 2 CPU cores: a run of a few hundred steps takes minutes.
-DEFAULT_MODEL: dict[str, Any] = {
-    "n_layer": 4,
-    "n_head": 4,
-    "d_model": 256,
-    "n_refine": 1,
-    "probe_layer": 1,
-    "max_seq_len": 256,
-    "warmup_steps": 100,
-}
 
 
 @dataclass
@@ -47,9 +37,10 @@ class TrainConfig:
     max_steps: int = 300
     precision: str = "32-true"
     batch_size: int = 32
-    lr: float = 1e-3
+    lr: float = 3e-3
     seed: int = 0
     answer_only: bool = True
+    pack: bool = True  # all questions of a document in one training sequence
     val_check_interval: int = 100
     checkpoint_every: int = 50
     resume: bool = False
@@ -70,8 +61,18 @@ class TrainConfig:
                 f"--precision must be 32-true, bf16-mixed or 16-mixed, got {self.precision!r}"
             )
 
-    def model_config(self, vocab_size: int) -> dict[str, Any]:
-        return {**DEFAULT_MODEL, **self.model, "vocab_size": vocab_size, "mode": self.mode}
+    def model_config(self, tok: Tokenizer) -> dict[str, Any]:
+        """The default size, the pointer over the tokenizer's slots, then this run's fields."""
+        pointer = (
+            {"n_slots": len(SLOTS), "slot_offset": tok.index[SLOTS[0]]} if tok.has_slots else {}
+        )
+        return {
+            **DEFAULT_MODEL,
+            **pointer,
+            **self.model,
+            "vocab_size": tok.vocab_size,
+            "mode": self.mode,
+        }
 
 
 @dataclass
@@ -141,18 +142,15 @@ def _fit(uri: str, digest: str, config: TrainConfig, run_dir: Path) -> TrainResu
     )
     data = QADataModule(
         uri,
-        DEFAULT_MODEL["max_seq_len"]
-        if "max_seq_len" not in config.model
-        else config.model["max_seq_len"],
+        config.model.get("max_seq_len", DEFAULT_MODEL["max_seq_len"]),
         config.batch_size,
         config.answer_only,
         tok,
+        pack=config.pack,
     )
     tok = data.prepare_tokenizer()
     tokenizer_file.write_text(tok.to_json())
-    module = APRModule(
-        config.model_config(tok.vocab_size), lr=config.lr, max_steps=config.max_steps
-    )
+    module = APRModule(config.model_config(tok), lr=config.lr, max_steps=config.max_steps)
     ckpt_dir = run_dir / "checkpoints"
     checkpoints = ModelCheckpoint(
         dirpath=ckpt_dir, save_last=True, save_top_k=0, every_n_train_steps=config.checkpoint_every

@@ -23,6 +23,9 @@ EXPERIMENT = "veracity"
 SECRET_HINTS = ("password", "secret", "token", "access_key", "credential")
 
 
+EXPERIMENT_KIND = "mlflow.experimentKind"
+
+
 def configure(experiment: str = EXPERIMENT) -> str:
     """Point MLflow at the profile's tracking store; returns the experiment id.
 
@@ -37,6 +40,9 @@ def configure(experiment: str = EXPERIMENT) -> str:
         with contextlib.suppress(mlflow.exceptions.MlflowException):  # created concurrently
             mlflow.create_experiment(experiment, artifact_location=artifact_root())
     exp = mlflow.set_experiment(experiment)
+    if exp.tags.get(EXPERIMENT_KIND) != "custom_model_development":
+        # MLflow 3 opens an untagged experiment in its GenAI (traces) view; this is model training
+        mlflow.set_experiment_tag(EXPERIMENT_KIND, "custom_model_development")
     return str(exp.experiment_id)
 
 

@@ -213,13 +213,14 @@ class AnswersMatchRecords(MulticolumnMapMetricProvider):
             )
             if found and isinstance(plan, str)
         }
-        qas = column_list[["record_id", "kind", "key", "answer"]].to_dict("records")
+        qas = column_list[["record_id", "kind", "key", "answer", "derivation"]].to_dict("records")
         bad = answer_mismatches(renderer_for(domain), rows, plans, qas)
         return ~column_list["record_id"].isin(bad)
 
 
 class ExpectAnswersToMatchRecords(MulticolumnMapExpectation):
-    """Each QA answer and kind follow from its record and the facts its document states."""
+    """Each QA answer, kind and derivation follow from its record and the facts its document
+    states."""
 
     domain: str
     ignore_row_if: str = "never"  # type: ignore[assignment]

@@ -68,7 +68,7 @@ from worldgen.spec import (
 SPLITS = ("train", "validation", "test")  # worldgen.dataset.SPLITS, without importing storage
 BATCHES = ("records", "records_sql", "documents", "qa")
 DOCUMENT_COLUMNS = ("record_id", "plan", "document")
-QA_COLUMNS = ("record_id", "qa_id", "kind", "key", "question", "answer")
+QA_COLUMNS = ("record_id", "qa_id", "kind", "key", "question", "answer", "derivation")
 
 # VarDomain dtype -> the type name ExpectColumnValuesToBeOfType checks on pandas.
 TYPE_NAMES = {
@@ -304,7 +304,16 @@ def build_suite(spec: WorldSpec, renderer: Renderer | None = None) -> DomainSuit
         )
         qa.append(
             ExpectAnswersToMatchRecords(
-                column_list=["record_id", "kind", "key", "answer", "plan", FOUND, *record_cols],
+                column_list=[
+                    "record_id",
+                    "kind",
+                    "key",
+                    "answer",
+                    "derivation",
+                    "plan",
+                    FOUND,
+                    *record_cols,
+                ],
                 domain=domain,
                 meta=_meta("answer_matches_record"),
             )

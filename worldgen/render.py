@@ -10,6 +10,10 @@ shuffles the sentences and asks questions of four kinds:
 * ``multistep`` two or more rules chained over three or more stated facts;
 * ``unknown``   the answer is withheld and not derivable: the canonical answer is ``unknown``.
 
+A path may carry its *derivation*: the rule written over the stated values in the language of
+``worldgen.calc`` (``17203888.06 - 11992130.54``), which computes to exactly the answer. It is
+how a model can learn to show its work and leave the arithmetic to an exact evaluator.
+
 The document keeps its *plan* (fact key and paraphrase index, in sentence order) so a
 validator can re-render it from the record and demand exact agreement.
 """
@@ -41,12 +45,26 @@ class Fact:
         return self.templates[template].format(v=self.value(row))
 
 
+Values = Mapping[str, str]  # fact key -> its value as the document states it
+Program = str | Callable[[Values, Row], str]
+
+
 @dataclass(frozen=True)
 class Path:
-    """Stated facts that make a question answerable, and the kind of reasoning that takes."""
+    """Stated facts that make a question answerable, the kind of reasoning that takes, and
+    optionally the derivation: a ``str.format`` template over stated fact keys, or a function
+    of the stated values and the record (when the rule itself depends on the case)."""
 
     needs: tuple[str, ...]
     kind: Kind
+    program: Program | None = None
+
+    def derivation(self, values: Values, row: Row) -> str:
+        if self.program is None:
+            return ""
+        if isinstance(self.program, str):
+            return self.program.format(**values)
+        return self.program(values, row)
 
 
 @dataclass(frozen=True)
@@ -56,12 +74,21 @@ class Question:
     answer: Callable[[Row], str]
     paths: tuple[Path, ...]
 
-    def kind_given(self, stated: frozenset[str]) -> Kind:
-        """The first path whose facts are all stated decides the kind; none means unknown."""
+    def path_given(self, stated: frozenset[str]) -> Path | None:
+        """The first path whose facts are all stated; None when the answer is not derivable."""
         for path in self.paths:
             if stated.issuperset(path.needs):
-                return path.kind
-        return UNKNOWN
+                return path
+        return None
+
+    def kind_given(self, stated: frozenset[str]) -> Kind:
+        path = self.path_given(stated)
+        return UNKNOWN if path is None else path.kind
+
+    def derivation(self, row: Row, values: Values) -> str:
+        """The derivation of the answer from the stated ``values`` ("" when it has none)."""
+        path = self.path_given(frozenset(values))
+        return "" if path is None else path.derivation(values, row)
 
     def expected(self, row: Row, stated: frozenset[str]) -> str:
         return UNKNOWN if self.kind_given(stated) == UNKNOWN else self.answer(row)
@@ -100,6 +127,9 @@ class Renderer:
     def document(self, row: Row, plan: list[tuple[str, int]]) -> str:
         return " ".join(self.fact(key).sentence(row, t) for key, t in plan)
 
+    def stated_values(self, row: Row, stated: frozenset[str]) -> dict[str, str]:
+        return {key: self.fact(key).value(row) for key in stated}
+
     def ask(
         self, row: Row, stated: frozenset[str], rng: np.random.Generator
     ) -> list[dict[str, str]]:
@@ -107,6 +137,7 @@ class Renderer:
         for q in self.questions:
             by_kind[q.kind_given(stated)].append(q)
         out = []
+        values = self.stated_values(row, stated)
         for kind, count in self.per_kind.items():
             pool = by_kind[kind]
             for i in rng.permutation(len(pool))[:count]:
@@ -118,17 +149,19 @@ class Renderer:
                         "key": q.key,
                         "question": text,
                         "answer": q.expected(row, stated),
+                        "derivation": q.derivation(row, values),
                     }
                 )
         return out
 
 
-def paths(*spec: tuple[tuple[str, ...], str]) -> tuple[Path, ...]:
-    """``((needs, kind), ...)`` as Paths: the compact way domains declare how to answer."""
-    for _, kind in spec:
+def paths(*spec: tuple[Any, ...]) -> tuple[Path, ...]:
+    """``((needs, kind[, program]), ...)`` as Paths: the compact way domains declare how to
+    answer."""
+    for _needs, kind, *_ in spec:
         if kind not in KINDS:
             raise ValueError(f"unknown question kind {kind!r}; one of {KINDS}")
-    return tuple(Path(needs, cast(Kind, kind)) for needs, kind in spec)
+    return tuple(Path(tuple(needs), cast(Kind, kind), *program) for needs, kind, *program in spec)
 
 
 def lookups(
@@ -234,9 +267,11 @@ def answer_mismatches(
     plans: Mapping[int, str],
     qas: list[dict[str, Any]],
 ) -> list[int]:
-    """Record ids with a QA answer (or kind) that the record and its document do not support."""
+    """Record ids with a QA answer, kind or derivation (when the QA carries one) that the record
+    and its document do not support."""
     bad = set()
     stated_by_record: dict[int, frozenset[str]] = {}  # a record has ~6 questions: decode once
+    values_by_record: dict[int, dict[str, str]] = {}
     for qa in qas:
         rid = qa["record_id"]
         row = rows.get(rid)
@@ -251,6 +286,10 @@ def answer_mismatches(
                 and qa["kind"] == question.kind_given(stated)
                 and qa["answer"] == question.expected(row, stated)
             )
+            if ok and row is not None and "derivation" in qa:
+                if rid not in values_by_record:
+                    values_by_record[rid] = renderer.stated_values(row, stated)
+                ok = qa["derivation"] == question.derivation(row, values_by_record[rid])
         except (KeyError, ValueError):
             ok = False
         if not ok:

@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from flows import pipeline as pl
+from models.sizes import TINY_MODEL
 from tests.conftest import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,7 +56,7 @@ ARGS: dict[str, Any] = {
         "batch_size": 8,
         "checkpoint_every": 10,
         "val_check_interval": 10,
-        "model": dict(pl.TINY_MODEL),
+        "model": dict(TINY_MODEL),
     },
 }
 # Floors nobody fails: the gate still runs (validation status, audit row, alias move).

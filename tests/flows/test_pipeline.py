@@ -20,9 +20,10 @@ from typer.testing import CliRunner
 
 from flows import pipeline as pl
 from flows.run_cmd import deploy_command, run_command
+from models.sizes import TINY_MODEL
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = {**pl.TINY_MODEL}
+TINY = dict(TINY_MODEL)
 
 
 def prefect_env(tmp: Path, home: Path) -> dict[str, str]:

@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 import pytest
 
-from flows.pipeline import TINY_MODEL
+from models.sizes import TINY_MODEL
 from tests.integration.conftest import SECRET, Services, api, run_python
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]

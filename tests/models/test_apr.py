@@ -24,9 +24,13 @@ def data(batch: int = 4, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     return seq[:, :-1], seq[:, 1:]
 
 
-def prepared(mode: str, train: bool) -> APRTransformer:
+# the pointer head over slot tokens 6..13 and the local mix of the last 3 embeddings
+POINTER = {"n_slots": 8, "slot_offset": 6, "local_window": 3}
+
+
+def prepared(mode: str, train: bool, **kw: object) -> APRTransformer:
     """A model whose router really splits tokens: trained a few steps, threshold set."""
-    model = tiny(mode)
+    model = tiny(mode, **kw)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     for i in range(25):
         out = model(*data(seed=100 + i))
@@ -42,10 +46,13 @@ def prepared(mode: str, train: bool) -> APRTransformer:
     return model.train(train)
 
 
+@pytest.mark.parametrize("extra", [{}, POINTER], ids=["vocab", "pointer"])
 @pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
 @pytest.mark.parametrize("mode", MODES)
-def test_changing_future_tokens_changes_no_earlier_output(mode: str, train: bool) -> None:
-    model = prepared(mode, train)
+def test_changing_future_tokens_changes_no_earlier_output(
+    mode: str, train: bool, extra: dict[str, int]
+) -> None:
+    model = prepared(mode, train, **extra)
     x, y = data(batch=3, seed=3)
     cut = 11
     x2 = x.clone()
@@ -66,9 +73,10 @@ def test_changing_future_tokens_changes_no_earlier_output(mode: str, train: bool
         assert bool(routed.all()) == (mode == "all") and routed.any() == (mode == "all")
 
 
+@pytest.mark.parametrize("extra", [{}, POINTER], ids=["vocab", "pointer"])
 @pytest.mark.parametrize("mode", MODES)
-def test_kv_cache_generation_equals_full_forward_greedy(mode: str) -> None:
-    model = prepared(mode, train=False)
+def test_kv_cache_generation_equals_full_forward_greedy(mode: str, extra: dict[str, int]) -> None:
+    model = prepared(mode, train=False, **extra)
     prompt = data(batch=2, seed=5)[0][:, :10]
     gen = model.generate(prompt, max_new_tokens=12)
     ids = prompt
@@ -82,6 +90,19 @@ def test_kv_cache_generation_equals_full_forward_greedy(mode: str) -> None:
             ids = torch.cat([ids, nxt[:, None]], 1)
     if mode == "apr":
         assert gen.routed.any() and not gen.routed.all()
+
+
+def test_pointer_logits_only_for_slots_already_seen() -> None:
+    model = prepared("apr", train=False, **POINTER)
+    x = torch.tensor([[20, 7, 21, 9, 22, 23]])  # slots 1 (id 7) and 3 (id 9) stated
+    with torch.no_grad():
+        out = model(x)
+    slot_logits = out.logits[0, :, 6:14]
+    unseen = [0, 2, 4, 5, 6, 7]
+    assert (slot_logits[:, unseen] <= -1e3).all()  # never stated: cannot be pointed at
+    assert (slot_logits[0, [1, 3]] <= -1e3).all()  # position 0 has seen no slot yet
+    assert (slot_logits[1:, 1] > -1e3).all() and (slot_logits[3:, 3] > -1e3).all()
+    assert (slot_logits[1:3, 3] <= -1e3).all()  # slot 3 only from where it stands on
 
 
 def test_generation_stops_at_stop_token() -> None:
@@ -127,7 +148,7 @@ def test_refinement_is_fp32_and_base_is_bf16() -> None:
     out = model(data()[0])
     assert seen == {"base": torch.bfloat16, "refine": torch.float32}
     assert out.base_logits.dtype == torch.bfloat16 and out.logits.dtype == torch.float32
-    _, h, _ = model.base(data()[0])
+    _, h, _, _ = model.base(data()[0])
     res = model.refined(h, out.routed)
     assert res is not None and res[2].dtype == torch.float32
 

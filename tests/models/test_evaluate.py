@@ -20,14 +20,15 @@ from models.evaluate import (
     outcome,
     qa_key,
 )
+from models.sizes import TINY_MODEL
 from models.train import TrainConfig, train
 from worldgen import dataset as ds
 
-TINY = {"n_layer": 2, "n_head": 2, "d_model": 64, "probe_layer": 0, "warmup_steps": 5}
+TINY = dict(TINY_MODEL)
 
 
 def _answer(raw: str, uncertainty: float) -> Answer:
-    return Answer(raw, raw, uncertainty, False, 0.1, 10, 2, 0.001)
+    return Answer(raw, raw, "", uncertainty, False, 0.1, 10, 2, 0.001)
 
 
 def test_outcomes_are_simpleqa_style() -> None:
@@ -115,5 +116,5 @@ print(json.dumps(out.to_dict("records")))
     )
     assert served.returncode == 0, served.stderr[-2000:]
     row = json.loads(served.stdout.strip().splitlines()[-1])[0]
-    assert set(row) == {"answer", "confidence", "abstained", "routed_fraction"}
+    assert set(row) == {"answer", "confidence", "abstained", "routed_fraction", "derivation"}
     assert isinstance(row["answer"], str) and 0.0 <= row["confidence"] <= 1.0

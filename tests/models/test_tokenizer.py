@@ -1,6 +1,6 @@
 import pytest
 
-from models.tokenizer import SPECIALS, Tokenizer, UnknownTokenError, normalize
+from models.tokenizer import SLOTS, SPECIALS, Tokenizer, UnknownTokenError, normalize
 
 ANSWERS = ["yes", "no", "unknown", "stage 3a", "2024-03-01", "132", "type2 diabetes", "132.5"]
 CORPUS = [
@@ -46,11 +46,11 @@ def test_vocab_layout_and_any_number_encodes(tok: Tokenizer) -> None:
 
 
 def test_encode_example(tok: Tokenizer) -> None:
-    ids, start = tok.encode_example("Stage 3a.", "Stage?", "stage 3a")
+    ids, start, _ = tok.encode_example("Stage 3a.", "Stage?", "stage 3a")
     assert ids[0] == tok.doc_id and ids[start - 1] == tok.a_id and ids[-1] == tok.end_id
     assert tok.decode(ids[start:]) == "stage 3a"
     assert tok.decode(ids) == "stage 3a. stage? stage 3a"
-    prompt, pstart = tok.encode_example("Stage 3a.", "Stage?")
+    prompt, pstart, _ = tok.encode_example("Stage 3a.", "Stage?")
     assert prompt == ids[:start] and pstart == len(prompt)
 
 
@@ -71,3 +71,20 @@ def test_json_round_trip(tok: Tokenizer) -> None:
     assert again.encode(CORPUS[0]) == tok.encode(CORPUS[0])
     with pytest.raises(ValueError):
         Tokenizer.from_json('{"vocab": []}')
+
+
+def test_stated_values_get_slots_and_answers_point_at_them(tok: Tokenizer) -> None:
+    doc = "Patient P-17 was diagnosed with Type2 diabetes on 2024-03-01. Pressure 132.5, stage 3a 132.5."
+    ex = tok.encode_example(doc, "What stage is it?", "132.5")
+    # dates and numbers are values; "p-17", "type2" and "3a" are words
+    assert ex.slots == ("2024-03-01", "132.5")
+    pieces = [tok.vocab[i] for i in ex.ids]
+    assert pieces[: ex.answer_start].count(SLOTS[1]) == 2  # equal values share a slot
+    assert pieces[pieces.index(SLOTS[0]) + 1 : pieces.index(SLOTS[0]) + 3] == ["2", "##0"]
+    assert pieces[ex.answer_start :] == [SLOTS[1], "<end>"]  # one pointer, not five digits
+    assert tok.decode(ex.ids[ex.answer_start :], slots=ex.slots) == "132.5"
+    assert tok.decode(ex.ids[: ex.answer_start]) == normalize(doc) + " what stage is it?"
+    # an answer that is not stated is spelled out; a slot the document lacks reads as <unk>
+    other = tok.encode_example(doc, "What stage is it?", "stage 3a")
+    assert tok.decode(other.ids[other.answer_start :], slots=other.slots) == "stage 3a"
+    assert tok.decode([tok.index[SLOTS[5]]], slots=ex.slots) == "<unk>"

@@ -15,10 +15,11 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 from models.lit import TrainingInputError
+from models.sizes import TINY_MODEL
 from models.train import TrainConfig, load_model, train
 from worldgen import dataset as ds
 
-TINY = {"n_layer": 2, "n_head": 2, "d_model": 64, "probe_layer": 0, "warmup_steps": 5}
+TINY = dict(TINY_MODEL)
 ROOT = Path(__file__).resolve().parents[2]
 
 

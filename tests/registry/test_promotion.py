@@ -9,7 +9,7 @@ import typer
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from flows.registry_cmd import promote_command, registry_command, rollback_command
+from flows.registry_cmd import promote_command, registry_command, rollback_command, serve_command
 from infra.settings import get_settings
 from registry import (
     MODEL_NAME,
@@ -194,6 +194,7 @@ def _cli() -> typer.Typer:
     app.command(name="promote")(promote_command)
     app.command(name="rollback")(rollback_command)
     app.command(name="registry")(registry_command)
+    app.command(name="serve")(serve_command)
     return app
 
 
@@ -217,6 +218,9 @@ def test_cli_table_and_one_line_errors(registry: Registry) -> None:
     rows = registry_table()
     assert [r["version"] for r in rows] == [v1, v2]
     assert rows[0]["aliases"] == ["champion"] and rows[1]["decision"] == "refused"
+    result = runner.invoke(app, ["serve", "--alias", "no-such-alias"])
+    assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+    assert "no-such-alias" in result.output and "Traceback" not in result.output
 
 
 def test_lost_compare_and_set_is_still_recorded(

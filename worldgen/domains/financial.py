@@ -20,7 +20,9 @@ minimum coverage per loan type; the sector margins and every distribution.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,9 +31,12 @@ from worldgen.faults import FaultMode, Tables, pick, record_ids, set_values
 from worldgen.render import (
     Fact,
     Kind,
+    Path,
+    Program,
     Question,
     Renderer,
     Row,
+    Values,
     lookups,
     money_field,
     paths,
@@ -411,14 +416,38 @@ DIV, OPEN, CLOSE = "dividends_cents", "equity_open_cents", "equity_close_cents"
 LIAB, ASSETS = "liabilities_cents", "assets_cents"
 
 
-def _over_ebit(*extra: str) -> tuple[tuple[tuple[str, ...], str], ...]:
+# EBIT as stated, or as its derivation from what is stated (``worldgen.calc`` language)
+EBIT_FROM = {
+    (EBIT,): f"{{{EBIT}}}",
+    (GP, OPEX): f"({{{GP}}} - {{{OPEX}}})",
+    (REV, COGS, OPEX): f"({{{REV}}} - {{{COGS}}} - {{{OPEX}}})",
+}
+
+
+def _over_ebit(
+    *extra: str, rule: Callable[[str], Program] | None = None
+) -> tuple[tuple[Any, ...], ...]:
     """A rule over EBIT: stated EBIT is one rule; EBIT from gross profit and opex, or from
-    revenue, COGS and opex, adds one or two more."""
-    return (
-        ((EBIT, *extra), "derived"),
-        ((GP, OPEX, *extra), "multistep"),
-        ((REV, COGS, OPEX, *extra), "multistep"),
+    revenue, COGS and opex, adds one or two more. ``rule`` writes the derivation around
+    EBIT's own."""
+    return tuple(
+        ((*needs, *extra), "derived" if len(needs) == 1 else "multistep")
+        + (() if rule is None else (rule(ebit),))
+        for needs, ebit in EBIT_FROM.items()
     )
+
+
+def _coverage_rule(compare: str) -> Callable[[str], Program]:
+    """EBIT against the loan's minimum coverage times interest (the minimum depends on the loan)."""
+
+    def rule(ebit: str) -> Program:
+        def program(values: Values, row: Row) -> str:
+            floor = Decimal(MIN_COVERAGE_TENTHS[row["loan_type"]]) / 10
+            return f"{ebit} {compare} {floor} * {{{INT}}}".format(**values)
+
+        return program
+
+    return rule
 
 
 PER_KIND: dict[Kind, int] = {"lookup": 1, "derived": 2, "multistep": 2, "unknown": 1}
@@ -487,13 +516,19 @@ def renderer() -> Renderer:
             (OPEN, "opening equity in dollars", money_field(OPEN)),
         ),
     )
-    breach_paths = paths((("covenant_breached",), "lookup"), *_over_ebit(INT, "loan_type"))
+
+    def breach_paths(compare: str) -> tuple[Path, ...]:
+        return paths(
+            (("covenant_breached",), "lookup"),
+            *_over_ebit(INT, "loan_type", rule=_coverage_rule(compare)),
+        )
+
     reasoned = (
         Question(
             "gross_profit",
             ("What was gross profit, in dollars?",),
             money_field(GP),
-            paths(((GP,), "lookup"), ((REV, COGS), "derived")),
+            paths(((GP,), "lookup"), ((REV, COGS), "derived", f"{{{REV}}} - {{{COGS}}}")),
         ),
         Question(
             "operating_income",
@@ -502,13 +537,22 @@ def renderer() -> Renderer:
                 "How much did the company earn from operations?",
             ),
             money_field(EBIT),
-            paths(((EBIT,), "lookup"), ((GP, OPEX), "derived"), ((REV, COGS, OPEX), "multistep")),
+            paths(
+                ((EBIT,), "lookup"),
+                ((GP, OPEX), "derived", f"{{{GP}}} - {{{OPEX}}}"),
+                ((REV, COGS, OPEX), "multistep", f"{{{REV}}} - {{{COGS}}} - {{{OPEX}}}"),
+            ),
         ),
         Question(
             "income_tax",
             ("What was the income tax expense, in dollars?",),
             money_field(TAX),
-            paths(((TAX,), "lookup"), *_over_ebit(INT)),
+            paths(
+                ((TAX,), "lookup"),
+                *_over_ebit(
+                    INT, rule=lambda e: f"floor(max({e} - {{{INT}}}, 0) * {TAX_RATE_PCT / 100}, 2)"
+                ),
+            ),
         ),
         Question(
             "net_income",
@@ -519,9 +563,7 @@ def renderer() -> Renderer:
             money_field(NI),
             paths(
                 ((NI,), "lookup"),
-                ((EBIT, INT, TAX), "derived"),
-                ((GP, OPEX, INT, TAX), "multistep"),
-                ((REV, COGS, OPEX, INT, TAX), "multistep"),
+                *_over_ebit(INT, TAX, rule=lambda e: f"{e} - {{{INT}}} - {{{TAX}}}"),
             ),
         ),
         Question(
@@ -531,7 +573,7 @@ def renderer() -> Renderer:
                 "How many times did operating income cover interest?",
             ),
             lambda r: ratio(int(r[EBIT]), int(r[INT])),
-            paths(*_over_ebit(INT)),
+            paths(*_over_ebit(INT, rule=lambda e: f"round({e} / {{{INT}}}, 2)")),
         ),
         Question(
             "covenant_breached",
@@ -540,13 +582,13 @@ def renderer() -> Renderer:
                 "Did the company breach its coverage covenant?",
             ),
             lambda r: yes_no(_breached(r)),
-            breach_paths,
+            breach_paths("<"),
         ),
         Question(
             "covenant_compliant",
             ("Was the company in compliance with its coverage covenant?",),
             lambda r: yes_no(not _breached(r)),
-            breach_paths,
+            breach_paths(">="),
         ),
         Question(
             "equity_close",
@@ -554,9 +596,13 @@ def renderer() -> Renderer:
             money_field(CLOSE),
             paths(
                 ((CLOSE,), "lookup"),
-                ((ASSETS, LIAB), "derived"),
-                ((OPEN, NI, DIV), "derived"),
-                ((OPEN, EBIT, INT, TAX, DIV), "multistep"),
+                ((ASSETS, LIAB), "derived", f"{{{ASSETS}}} - {{{LIAB}}}"),
+                ((OPEN, NI, DIV), "derived", f"{{{OPEN}}} + {{{NI}}} - {{{DIV}}}"),
+                (
+                    (OPEN, EBIT, INT, TAX, DIV),
+                    "multistep",
+                    f"{{{OPEN}}} + {{{EBIT}}} - {{{INT}}} - {{{TAX}}} - {{{DIV}}}",
+                ),
             ),
         ),
         Question(
@@ -565,15 +611,19 @@ def renderer() -> Renderer:
             money_field(ASSETS),
             paths(
                 ((ASSETS,), "lookup"),
-                ((LIAB, CLOSE), "derived"),
-                ((LIAB, OPEN, NI, DIV), "multistep"),
+                ((LIAB, CLOSE), "derived", f"{{{LIAB}}} + {{{CLOSE}}}"),
+                (
+                    (LIAB, OPEN, NI, DIV),
+                    "multistep",
+                    f"{{{LIAB}}} + {{{OPEN}}} + {{{NI}}} - {{{DIV}}}",
+                ),
             ),
         ),
         Question(
             "total_liabilities",
             ("What were total liabilities, in dollars?",),
             money_field(LIAB),
-            paths(((LIAB,), "lookup"), ((ASSETS, CLOSE), "derived")),
+            paths(((LIAB,), "lookup"), ((ASSETS, CLOSE), "derived", f"{{{ASSETS}}} - {{{CLOSE}}}")),
         ),
     )
     # Two derived and two multi-step questions per record keep reasoning the majority.

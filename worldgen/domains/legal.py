@@ -31,6 +31,7 @@ from worldgen.render import (
     Question,
     Renderer,
     Row,
+    Values,
     flag_field,
     lookups,
     money,
@@ -501,13 +502,29 @@ def _days_to_file(row: Row) -> str:
 
 DATES = ("incident_date", "filing_date")
 STATUTE = ("jurisdiction", "claim_type")
-# Time bar: stated; from dates and the limitation period (one rule); from dates and the
-# statute (the limitation table, then the bar: two rules).
-BAR_PATHS = (
-    (("time_barred",), "lookup"),
-    ((*DATES, "limitation_years"), "derived"),
-    ((*DATES, *STATUTE), "multistep"),
-)
+DEADLINE = "add_years({incident_date}, {limitation_years})"
+
+
+def _deadline_by_statute(values: Values, row: Row) -> str:
+    """The deadline's derivation when the period comes from the statute table, not the text."""
+    return f"add_years({values['incident_date']}, {_limitation(row)})"
+
+
+def _bar(compare: str) -> tuple[tuple[object, ...], ...]:
+    """Time bar: stated; from dates and the limitation period (one rule); from dates and the
+    statute (the limitation table, then the bar: two rules)."""
+    return (
+        (("time_barred",), "lookup"),
+        ((*DATES, "limitation_years"), "derived", f"{{filing_date}} {compare} {DEADLINE}"),
+        (
+            (*DATES, *STATUTE),
+            "multistep",
+            lambda v, r: f"{v['filing_date']} {compare} {_deadline_by_statute(v, r)}",
+        ),
+    )
+
+
+BAR_PATHS = _bar(">")
 RULING_PATHS = (
     (("ruling",), "lookup"),
     (("elements_met", "time_barred", "defence_valid"), "derived"),
@@ -656,15 +673,15 @@ def renderer() -> Renderer:
             ),
             _deadline,
             paths(
-                (("incident_date", "limitation_years"), "derived"),
-                (("incident_date", *STATUTE), "multistep"),
+                (("incident_date", "limitation_years"), "derived", DEADLINE),
+                (("incident_date", *STATUTE), "multistep", _deadline_by_statute),
             ),
         ),
         Question(
             "days_to_file",
             ("How many days passed between the incident and the filing?",),
             _days_to_file,
-            paths((DATES, "derived")),
+            paths((DATES, "derived", "days({incident_date}, {filing_date})")),
         ),
         Question(
             "time_barred",
@@ -676,7 +693,7 @@ def renderer() -> Renderer:
             "filed_in_time",
             ("Was the complaint filed within the limitation period?",),
             lambda r: yes_no(not r["time_barred"]),
-            paths(*BAR_PATHS),
+            paths(*_bar("<=")),
         ),
         Question(
             "elements_met",
@@ -706,7 +723,9 @@ def renderer() -> Renderer:
             "unawarded_cents",
             ("How much of the claim, in dollars, was not awarded?",),
             lambda r: money(int(r["claimed_cents"]) - int(r["awarded_cents"])),
-            paths((("claimed_cents", "awarded_cents"), "derived")),
+            paths(
+                (("claimed_cents", "awarded_cents"), "derived", "{claimed_cents} - {awarded_cents}")
+            ),
         ),
     )
     # Two derived and two multi-step questions per record keep reasoning the majority.

@@ -25,6 +25,7 @@ from worldgen.render import (
     Question,
     Renderer,
     Row,
+    Values,
     lookups,
     paths,
     stated_field,
@@ -366,6 +367,10 @@ def _hypertensive(row: Row) -> str:
     return yes_no(row["sbp"] >= 130 or row["dbp"] >= 80)
 
 
+METFORMIN_FOR = ("prediabetes", "type 2 diabetes")
+EMPAGLIFLOZIN_FOR = ("type 2 diabetes", "chronic kidney disease")
+
+
 def _eligible(drug: str, diagnoses: tuple[str, ...]) -> Callable[[Row], str]:
     def answer(row: Row) -> str:
         return yes_no(row["diagnosis"] in diagnoses and row["egfr"] >= EGFR_FLOOR[drug])
@@ -373,16 +378,60 @@ def _eligible(drug: str, diagnoses: tuple[str, ...]) -> Callable[[Row], str]:
     return answer
 
 
-AGE_PATHS = ((("age",), "lookup"), (("birth_date", "encounter_date"), "derived"))
+AGE_FROM_DATES = "age({birth_date}, {encounter_date})"
+AGE_PATHS = ((("age",), "lookup"), (("birth_date", "encounter_date"), "derived", AGE_FROM_DATES))
+
+
+def _egfr_derivation(age: str) -> Callable[[Values, Row], str]:
+    """CKD-EPI 2021 written out over the stated creatinine, with the patient's sex constants."""
+
+    def program(values: Values, row: Row) -> str:
+        female = row["sex"] == "female"
+        kappa, alpha = ("0.7", "-0.241") if female else ("0.9", "-0.302")
+        ratio = f"{values['creatinine']} / {kappa}"
+        return (
+            f"rint(142 * min({ratio}, 1) ** {alpha} * max({ratio}, 1) ** -1.2"
+            f" * 0.9938 ** {age.format(**values)}{' * 1.012' if female else ''})"
+        )
+
+    return program
+
+
 EGFR_MULTI = (
-    (("creatinine", "age", "sex"), "multistep"),
-    (("creatinine", "birth_date", "encounter_date", "sex"), "multistep"),
+    (("creatinine", "age", "sex"), "multistep", _egfr_derivation("{age}")),
+    (
+        ("creatinine", "birth_date", "encounter_date", "sex"),
+        "multistep",
+        _egfr_derivation(AGE_FROM_DATES),
+    ),
 )
 
 
-def _with_egfr(extra: tuple[str, ...]) -> tuple[Path, ...]:
-    """Paths for a rule over eGFR: stated eGFR is one rule; eGFR from creatinine is two."""
-    return paths(((*extra, "egfr"), "derived"), *(((*extra, *n), k) for n, k in EGFR_MULTI))
+def _with_egfr(
+    extra: tuple[str, ...], rule: Callable[[str, Row], str] | None = None
+) -> tuple[Path, ...]:
+    """Paths for a rule over eGFR: stated eGFR is one rule; eGFR from creatinine is two.
+    ``rule`` writes the derivation around eGFR's own (none: the model answers unaided)."""
+
+    def program(egfr: Callable[[Values, Row], str]) -> tuple[Callable[[Values, Row], str], ...]:
+        if rule is None:
+            return ()
+        return (lambda v, r: rule(egfr(v, r), r),)
+
+    stated: Callable[[Values, Row], str] = lambda v, r: v["egfr"]  # noqa: E731
+    return paths(
+        ((*extra, "egfr"), "derived", *program(stated)),
+        *(((*extra, *needs), kind, *program(egfr)) for needs, kind, egfr in EGFR_MULTI),
+    )
+
+
+def _eligibility_rule(drug: str, diagnoses: tuple[str, ...]) -> Callable[[str, Row], str]:
+    """Eligible diagnoses compare eGFR with the drug's floor; any other diagnosis is a no."""
+
+    def rule(egfr: str, row: Row) -> str:
+        return f"{egfr} >= {EGFR_FLOOR[drug]}" if row["diagnosis"] in diagnoses else "no"
+
+    return rule
 
 
 def renderer() -> Renderer:
@@ -478,7 +527,10 @@ def renderer() -> Renderer:
             "egfr",
             ("What is the patient's eGFR?",),
             stated_field("egfr"),
-            paths((("egfr",), "lookup"), (("creatinine", "age", "sex"), "derived")),
+            paths(
+                (("egfr",), "lookup"),
+                (("creatinine", "age", "sex"), "derived", _egfr_derivation("{age}")),
+            ),
         ),
         Question(
             "ckd_stage",
@@ -489,26 +541,26 @@ def renderer() -> Renderer:
         Question(
             "metformin_eligible",
             ("Is metformin allowed for this patient?", "Could this patient be given metformin?"),
-            _eligible("metformin", ("prediabetes", "type 2 diabetes")),
-            _with_egfr(("diagnosis",)),
+            _eligible("metformin", METFORMIN_FOR),
+            _with_egfr(("diagnosis",), _eligibility_rule("metformin", METFORMIN_FOR)),
         ),
         Question(
             "empagliflozin_eligible",
             ("Is empagliflozin allowed for this patient?",),
-            _eligible("empagliflozin", ("type 2 diabetes", "chronic kidney disease")),
-            _with_egfr(("diagnosis",)),
+            _eligible("empagliflozin", EMPAGLIFLOZIN_FOR),
+            _with_egfr(("diagnosis",), _eligibility_rule("empagliflozin", EMPAGLIFLOZIN_FOR)),
         ),
         Question(
             "hypertensive_range",
             ("Is the blood pressure in the hypertensive range?",),
             _hypertensive,
-            paths((("sbp", "dbp"), "derived")),
+            paths((("sbp", "dbp"), "derived", "{sbp} >= 130 or {dbp} >= 80")),
         ),
         Question(
             "obese_smoker",
             ("Is the patient an obese smoker?",),
             lambda r: yes_no(r["bmi"] >= 30 and r["smoker"]),
-            paths((("bmi", "smoker"), "derived")),
+            paths((("bmi", "smoker"), "derived", "{bmi} >= 30 and {smoker}")),
         ),
     )
     return Renderer(

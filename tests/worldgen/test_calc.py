@@ -1,0 +1,84 @@
+"""The derivation language: exact results, the world model's canonical forms, clear refusals."""
+
+import pytest
+
+from worldgen.calc import CalcError, compute
+from worldgen.dataset import generate_block
+from worldgen.domains import DOMAIN_NAMES, get_domain
+from worldgen.frames import to_rows
+from worldgen.render import answer_mismatches, decode_plan
+
+
+@pytest.mark.parametrize(
+    ("derivation", "value"),
+    [
+        ("17203888.06 - 11992130.54", "5211757.52"),  # exact cents, no float error
+        ("0.10 + 0.20", "0.30"),
+        ("100.00 - -5.00", "105.00"),
+        ("(1.00 - 2.50) * 2", "-3.00"),
+        ("days(2014-06-11, 2019-12-09)", "2007"),
+        ("add_years(2016-02-29, 3)", "2019-02-28"),  # 29 February -> 28 February
+        ("add_years(2016-02-29, 4)", "2020-02-29"),
+        ("age(1928-05-09, 2018-04-24)", "89"),
+        ("age(1928-04-24, 2018-04-24)", "90"),
+        ("round(8979865.89 / 1057147.69, 2)", "8.49"),
+        ("round(1.005, 2)", "1.01"),  # half up, exactly
+        ("floor(max(100.00 - 200.00, 0) * 0.21, 2)", "0.00"),  # no tax on a loss
+        ("floor(99.99 * 0.21, 2)", "20.99"),
+        ("rint(2.5)", "2"),  # half to even, as numpy.rint
+        ("2019-12-09 > add_years(2014-06-11, 6)", "no"),
+        ("151 >= 130 or 97 >= 80", "yes"),
+        ("30.6 >= 30 and no", "no"),
+        ("not 1 < 2", "no"),
+        (
+            "rint(142 * min(1.07 / 0.7, 1) ** -0.241 * max(1.07 / 0.7, 1) ** -1.2 * 0.9938 ** 89 * 1.012)",
+            "50",
+        ),
+    ],
+)
+def test_derivations_compute_exactly(derivation: str, value: str) -> None:
+    assert compute(derivation) == value
+
+
+@pytest.mark.parametrize(
+    ("derivation", "needle"),
+    [
+        ("1 +", "ends too early"),
+        ("1 2", "unexpected '2'"),
+        ("explode(1)", "unknown function 'explode'"),
+        ("1 / 0", "cannot compute"),
+        ("days(2014-06-11, 5)", "cannot compute"),
+        ("1 $ 2", "cannot read"),
+        ("(1 + 2", "ends too early"),
+        ("add_years(5, 2016-02-29)", "cannot compute"),  # arguments swapped
+        ("age(2016-02-29)", "cannot compute"),
+    ],
+)
+def test_bad_derivations_are_refused_in_one_line(derivation: str, needle: str) -> None:
+    with pytest.raises(CalcError) as err:
+        compute(derivation)
+    assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("domain", DOMAIN_NAMES)
+def test_every_derivation_computes_to_its_answer(domain: str) -> None:
+    qa = generate_block(domain, 1500, 0, 0)["qa"]
+    derived = qa[qa["derivation"] != ""]
+    assert len(derived) > 0.3 * len(qa)  # arithmetic and rule questions carry their derivation
+    assert set(derived["kind"]) <= {"derived", "multistep"}
+    assert (qa.loc[qa["kind"].isin(["lookup", "unknown"]), "derivation"] == "").all()
+    computed = [compute(d) for d in derived["derivation"]]
+    assert computed == derived["answer"].tolist()
+
+
+def test_a_tampered_derivation_is_a_mismatch() -> None:
+    dom = get_domain("financial")
+    tables = generate_block("financial", 200, 0, 0)
+    rows = {int(r["record_id"]): r for r in to_rows(tables["records"], dom.spec)}
+    plans = dict(zip(tables["documents"]["record_id"], tables["documents"]["plan"], strict=True))
+    qas = tables["qa"].to_dict("records")
+    assert answer_mismatches(dom.renderer, rows, plans, qas) == []
+    victim = next(q for q in qas if q["derivation"])
+    victim["derivation"] = victim["derivation"].replace(" - ", " + ", 1)
+    assert answer_mismatches(dom.renderer, rows, plans, qas) == [victim["record_id"]]
+    assert decode_plan(plans[victim["record_id"]])  # the document itself is untouched

@@ -1,0 +1,221 @@
+"""The derivation language: how an answer follows from values a document states.
+
+The world model writes, for every question it can answer by a rule, the rule applied to the
+stated values (``17203888.06 - 11992130.54``); a model learns to write the same and this
+evaluator computes it exactly, so arithmetic is never left to a network's guess. Amounts are
+``Decimal`` (exact cents), dates are ``datetime.date``, powers fall back to float as the
+world model's own equations do, and the result prints in the world model's canonical form.
+
+Grammar (no ``eval``; anything else is a ``CalcError``)::
+
+    expr    := or
+    or      := and ("or" and)*            and := not ("and" not)*
+    not     := "not" not | compare        compare := sum (("<"|"<="|">"|">="|"=="|"!=") sum)?
+    sum     := product (("+"|"-") product)*
+    product := power (("*"|"/") power)*   power := unary ("**" unary)?
+    unary   := "-" unary | atom
+    atom    := NUMBER | DATE | WORD | NAME "(" expr ("," expr)* ")" | "(" expr ")"
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import operator
+import re
+from collections.abc import Callable
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from typing import Any
+
+Value = Any  # Decimal | float | int | bool | dt.date | str
+_TOKEN = re.compile(
+    r"\s*(?:(?P<date>\d{4}-\d{2}-\d{2})|(?P<num>\d+(?:\.\d+)?)|(?P<op>\*\*|<=|>=|==|!=|[-+*/(),<>])"
+    r"|(?P<word>[a-z_]+))"
+)
+
+
+class CalcError(ValueError):
+    """The text is not a derivation this language can compute."""
+
+
+def _add_years(day: dt.date, years: Value) -> dt.date:
+    try:
+        return day.replace(year=day.year + int(years))
+    except ValueError:  # 29 February in a non-leap year
+        return day.replace(year=day.year + int(years), day=28)
+
+
+def _age(born: dt.date, on: dt.date) -> int:
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+def _quantize(x: Value, places: Value, rounding: str) -> Decimal:
+    return Decimal(x).quantize(Decimal(1).scaleb(-int(places)), rounding=rounding)
+
+
+FUNCTIONS: dict[str, Callable[..., Value]] = {
+    "days": lambda a, b: (b - a).days,  # days from a to b
+    "age": _age,  # whole years from a birth date to a date
+    "add_years": _add_years,  # same calendar day later (29 Feb -> 28 Feb)
+    "round": lambda x, n: _quantize(x, n, ROUND_HALF_UP),
+    "floor": lambda x, n: _quantize(x, n, ROUND_FLOOR),
+    "rint": lambda x: round(float(x)),  # half to even, as numpy's rint
+    "min": min,
+    "max": max,
+}
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.tokens: list[tuple[str, str]] = []
+        pos, text = 0, text.strip().lower()
+        while pos < len(text):
+            m = _TOKEN.match(text, pos)
+            if not m or m.end() == pos:
+                raise CalcError(f"cannot read {text[pos : pos + 12]!r}")
+            kind = m.lastgroup or "op"
+            self.tokens.append((kind, m.group(kind)))
+            pos = m.end()
+        self.i = 0
+
+    def peek(self) -> str | None:
+        return self.tokens[self.i][1] if self.i < len(self.tokens) else None
+
+    def take(self, expected: str | None = None) -> tuple[str, str]:
+        if self.i >= len(self.tokens):
+            raise CalcError("derivation ends too early")
+        tok = self.tokens[self.i]
+        if expected is not None and tok[1] != expected:
+            raise CalcError(f"expected {expected!r}, found {tok[1]!r}")
+        self.i += 1
+        return tok
+
+    def expr(self) -> Value:
+        left = self.conj()
+        while self.peek() == "or":
+            self.take()
+            right = self.conj()
+            left = bool(left) or bool(right)
+        return left
+
+    def conj(self) -> Value:
+        left = self.neg()
+        while self.peek() == "and":
+            self.take()
+            right = self.neg()
+            left = bool(left) and bool(right)
+        return left
+
+    def neg(self) -> Value:
+        if self.peek() == "not":
+            self.take()
+            return not self.neg()
+        return self.compare()
+
+    def compare(self) -> Value:
+        left = self.sum()
+        op = self.peek()
+        if op in ("<", "<=", ">", ">=", "==", "!="):
+            self.take()
+            right = self.sum()
+            return {
+                "<": left < right,
+                "<=": left <= right,
+                ">": left > right,
+                ">=": left >= right,
+                "==": left == right,
+                "!=": left != right,
+            }[op]
+        return left
+
+    def sum(self) -> Value:
+        left = self.product()
+        while self.peek() in ("+", "-"):
+            add = self.take()[1] == "+"
+            right = self.product()
+            left = _mixed(left, right, operator.add if add else operator.sub)
+        return left
+
+    def product(self) -> Value:
+        left = self.power()
+        while self.peek() in ("*", "/"):
+            mul = self.take()[1] == "*"
+            right = self.power()
+            left = _mixed(left, right, operator.mul if mul else operator.truediv)
+        return left
+
+    def power(self) -> Value:
+        base = self.unary()
+        if self.peek() == "**":
+            self.take()
+            return float(base) ** float(self.unary())
+        return base
+
+    def unary(self) -> Value:
+        if self.peek() == "-":
+            self.take()
+            return -self.unary()
+        return self.atom()
+
+    def atom(self) -> Value:
+        kind, text = self.take()
+        if kind == "num":
+            return Decimal(text)
+        if kind == "date":
+            return dt.date.fromisoformat(text)
+        if text == "(":
+            value = self.expr()
+            self.take(")")
+            return value
+        if kind == "word" and self.peek() == "(":
+            if text not in FUNCTIONS:
+                raise CalcError(f"unknown function {text!r}")
+            self.take("(")
+            args = [self.expr()]
+            while self.peek() == ",":
+                self.take()
+                args.append(self.expr())
+            self.take(")")
+            return FUNCTIONS[text](*args)
+        if kind == "word":
+            return {"yes": True, "no": False}.get(text, text)
+        raise CalcError(f"unexpected {text!r}")
+
+
+def _mixed(a: Value, b: Value, op: Callable[[Any, Any], Value]) -> Value:
+    """Decimal with Decimal stays exact; a float on either side makes the result a float."""
+    if isinstance(a, float) or isinstance(b, float):
+        return op(float(a), float(b))
+    return op(a, b)
+
+
+def evaluate(text: str) -> Value:
+    parser = _Parser(text)
+    try:
+        value = parser.expr()
+    except CalcError:
+        raise
+    except (TypeError, ValueError, AttributeError, ArithmeticError, RecursionError) as exc:
+        # a written derivation can be wrong in any way: a date where a number belongs, ...
+        raise CalcError(f"cannot compute {text!r}: {exc}") from None
+    if parser.peek() is not None:
+        raise CalcError(f"unexpected {parser.peek()!r} after a complete derivation")
+    return value
+
+
+def canonical(value: Value) -> str:
+    """The world model's form of a computed value: yes/no, ISO dates, exact decimals."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise CalcError("the derivation does not give a finite number")
+        return repr(value)
+    return str(value)
+
+
+def compute(text: str) -> str:
+    """Evaluate a derivation and print its result canonically."""
+    return canonical(evaluate(text))
