@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from models.pointer import LocalMix, Pointer, PointerCache
+
 MODES = ("dense", "apr", "all", "random")
 
 
@@ -191,74 +193,6 @@ class RefineBlock(nn.Module):
         )
         x = x + self.proj(y.transpose(1, 2)[where].reshape(-1, C))
         return x + self.mlp(self.ln2(x))
-
-
-NEG = -1e4  # the logit of a slot the document has not stated (finite: safe in bf16)
-
-
-class Pointer(nn.Module):
-    """Copy attention over earlier positions, reduced to one logit per slot token."""
-
-    def __init__(self, cfg: APRConfig) -> None:
-        super().__init__()
-        self.n, self.offset, self.scale = cfg.n_slots, cfg.slot_offset, cfg.d_model**-0.5
-        self.ln_q, self.ln_k = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
-        self.q = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
-        self.k = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
-
-    def keys(self, h: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
-        """(B, T, d) states and ids -> keys and each position's slot (``n`` = not a slot)."""
-        slot = idx - self.offset
-        return self.k(self.ln_k(h)), torch.where((slot >= 0) & (slot < self.n), slot, self.n)
-
-    def logits(self, hq: Tensor, qpos: Tensor, keys: Tensor, slots: Tensor) -> Tensor:
-        """(B, M, d) query states at positions qpos (B, M) -> (B, M, n_slots) slot logits: the
-        best score over the visible positions holding each slot."""
-        scores = (self.q(self.ln_q(hq)) @ keys.transpose(1, 2).to(hq.dtype)) * self.scale
-        visible = torch.arange(keys.size(1), device=hq.device) <= qpos.unsqueeze(-1)
-        scores = scores.masked_fill(~visible, NEG)
-        index = slots.unsqueeze(1).expand(-1, hq.size(1), -1)
-        best = scores.new_full((*hq.shape[:2], self.n + 1), NEG)
-        return best.scatter_reduce(2, index, scores, "amax")[..., : self.n]
-
-    def merge(self, logits: Tensor, slot_logits: Tensor) -> Tensor:
-        lo, hi = self.offset, self.offset + self.n
-        return torch.cat([logits[..., :lo], slot_logits.to(logits.dtype), logits[..., hi:]], -1)
-
-
-class LocalMix(nn.Module):
-    """A depthwise causal convolution over the token embeddings: every position starts out
-    knowing the few words before it, so "awarded: $ <v3>" makes <v3> an *awarded* value at
-    layer 0 instead of after a previous-token circuit has been learned."""
-
-    def __init__(self, cfg: APRConfig) -> None:
-        super().__init__()
-        self.window = cfg.local_window
-        self.conv = nn.Conv1d(cfg.d_model, cfg.d_model, self.window, groups=cfg.d_model, bias=False)
-
-    def forward(self, x: Tensor, past: Tensor | None) -> tuple[Tensor, Tensor]:
-        """x: (B, T, d) embeddings; past: the previous window-1 embeddings (None: none).
-        -> mixed embeddings, and the window-1 embeddings to carry to the next step."""
-        w = self.window - 1
-        pad = x.new_zeros(x.size(0), w, x.size(2)) if past is None else past.to(x.dtype)
-        full = torch.cat([pad, x], 1)
-        mixed = self.conv(full.transpose(1, 2)).transpose(1, 2)
-        return x + mixed, full[:, full.size(1) - w :]
-
-
-class PointerCache:
-    """The pointer's keys and slot ids of every position so far, while generating (and the
-    last embeddings the local mix needs)."""
-
-    def __init__(self) -> None:
-        self.keys: Tensor | None = None
-        self.slots: Tensor | None = None
-        self.recent: Tensor | None = None
-
-    def append(self, keys: Tensor, slots: Tensor) -> tuple[Tensor, Tensor]:
-        self.keys = keys if self.keys is None else torch.cat([self.keys, keys], 1)
-        self.slots = slots if self.slots is None else torch.cat([self.slots, slots], 1)
-        return self.keys, self.slots
 
 
 def _hash_uniform(idx: Tensor, pos: Tensor, seed: int) -> Tensor:
