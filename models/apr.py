@@ -53,9 +53,8 @@ class APRConfig:
     estimator_hidden: int = 64  # 0 = linear probe, otherwise a 1-hidden-layer MLP
     mode: str = "apr"
     n_slots: int = 0  # slot tokens (0: no pointer head; older configs load unchanged)
-    local_window: int = (
-        0  # > 0: each embedding also mixes the previous window-1 tokens' (causal conv)
-    )
+    # > 0: each embedding also mixes in the previous window - 1 tokens' (a causal conv)
+    local_window: int = 0
     slot_offset: int = 0  # id of the first slot token
 
     def __post_init__(self) -> None:

@@ -127,38 +127,42 @@ class Tokenizer:
         if not self.has_slots:
             return self.encode(text), ()
         text = text.lower()
-        starts: dict[int, str] = {}
         slots: dict[str, int] = {}
+        at: dict[int, tuple[int, int]] = {}
         for m in _VALUE.finditer(text):
             if m.group() not in slots and len(slots) == MAX_SLOTS:
                 continue  # past the last slot a value is only its digits
-            starts[m.start()] = SLOTS[slots.setdefault(m.group(), len(slots))]
-        ids: list[int] = []
-        end = -1
-        for m in _PIECE.finditer(text):
-            slot = starts.get(m.start())
-            if slot is not None:
-                ids.append(self.index[slot])
-            piece = m.group()
-            ids.append(self.token_id(CONT + piece if m.start() == end else piece))
-            end = m.end()
-        return ids, tuple(slots)
+            at[m.start()] = (m.end(), slots.setdefault(m.group(), len(slots)))
+        return self._encode_marked(text, at, keep_values=True), tuple(slots)
 
     def encode_answer(self, answer: str, slots: Sequence[str]) -> list[int]:
         """The answer's pieces with every stated value in it as its slot token instead: a
         stated answer is one slot, a derivation points at each value it uses."""
         text = normalize(answer)
-        spans = {m.start(): m for m in _VALUE.finditer(text) if m.group() in slots}
+        number = {value: k for k, value in enumerate(slots)}
+        at = {
+            m.start(): (m.end(), number[m.group()])
+            for m in _VALUE.finditer(text)
+            if m.group() in number
+        }
+        return self._encode_marked(text, at, keep_values=False)
+
+    def _encode_marked(
+        self, text: str, at: dict[int, tuple[int, int]], keep_values: bool
+    ) -> list[int]:
+        """Pieces of ``text`` with slot ``k`` written where ``at`` maps a start to (end, k):
+        before the value's own pieces, or (``keep_values=False``) instead of them."""
         ids: list[int] = []
         end = skip_to = -1
         for m in _PIECE.finditer(text):
             if m.start() < skip_to:
                 continue
-            value = spans.get(m.start())
-            if value is not None:
-                ids.append(self.index[SLOTS[list(slots).index(value.group())]])
-                end = skip_to = value.end()
-                continue
+            marked = at.get(m.start())
+            if marked is not None:
+                ids.append(self.index[SLOTS[marked[1]]])
+                if not keep_values:
+                    end = skip_to = marked[0]
+                    continue
             ids.append(self.token_id(CONT + m.group() if m.start() == end else m.group()))
             end = m.end()
         return ids
