@@ -37,12 +37,15 @@ from infra.settings import get_settings
 from models.sizes import DEFAULT_MODEL
 
 ALL_DOMAINS = ("medical", "legal", "financial")
-# A small model and dataset that train, evaluate and promote in a few minutes on 2 CPU cores.
-DEFAULT_N = 300
-DEFAULT_STEPS = 1500
+# A small model that trains, evaluates and promotes in under ten minutes on 2 CPU cores. The data
+# is cheap (seconds) and plentiful: with 300 records per domain the model memorised its training
+# documents (train loss 0.002) and answered 0.66 of held-out questions; with 10000 it sees each
+# document about once and the same steps answer 0.85 (1750 steps keep the job under 10 minutes).
+DEFAULT_N = 10000
+DEFAULT_STEPS = 1750
 DEFAULT_BATCH = 16
 # Version of the cache keys: bump when a stage's meaning changes under the same inputs.
-KEY_VERSION = "2"  # 2: packed QA, value slots, derivations
+KEY_VERSION = "3"  # 2: packed QA, value slots, derivations; 3: evaluation samples per domain
 FAILURE_COLUMNS = ("domain", "batch", "check", "expectation", "unexpected_count", "error")
 IO_ERRORS: tuple[type[BaseException], ...] = (OSError, TimeoutError, ConnectionError)
 
@@ -64,7 +67,7 @@ class TrainParams(BaseModel):
     strategy: Literal["auto", "ddp"] = "auto"
     seed: int = Field(default=0, ge=0)
     checkpoint_every: int = Field(default=25, ge=1)
-    val_check_interval: int = Field(default=250, ge=1)
+    val_check_interval: int = Field(default=500, ge=1)
     model: dict[str, Any] = Field(default_factory=lambda: dict(DEFAULT_MODEL))
 
     def config_hash(self) -> str:

@@ -7,7 +7,6 @@ from typing import Any
 
 import lightning as L
 import numpy as np
-import pandas as pd
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
@@ -17,6 +16,9 @@ from models.apr import APRConfig, APRTransformer
 from models.tokenizer import Tokenizer, UnknownTokenError
 from worldgen.dataset import load_qa
 from worldgen.domains import vocabulary_texts
+
+# validation while training reads a fixed sample: enough to track, cheap at every check
+VAL_PER_DOMAIN = 300
 
 
 class TrainingInputError(ValueError):
@@ -41,7 +43,12 @@ class QADataset(Dataset[Encoded]):
 
 
 def encode_split(
-    uri: str, split: str, tokenizer: Tokenizer, max_len: int, pack: bool = False
+    uri: str,
+    split: str,
+    tokenizer: Tokenizer,
+    max_len: int,
+    pack: bool = False,
+    per_domain: int | None = None,
 ) -> list[Encoded]:
     """One example per question, or with ``pack`` the questions of a document after it.
 
@@ -51,19 +58,28 @@ def encode_split(
     answers of the same document, in an order fixed per record so training is reproducible.
     A document whose questions do not fit in ``max_len`` continues in another example.
     """
-    frame = load_qa(uri, split)
+    frame = load_qa(uri, split, per_domain=per_domain)
     if "derivation" not in frame:
         frame = frame.assign(derivation="")
-    groups = (
-        [g for _, g in frame.groupby(["domain", "record_id"], sort=True)]
-        if pack
-        else [frame.iloc[[i]] for i in range(len(frame))]
+    frame = frame.sort_values(["domain", "record_id"], kind="stable")
+    # plain tuples: pandas indexing per group cost more than the tokenizing itself
+    rows = list(
+        zip(
+            frame["record_id"],
+            frame["document"],
+            frame["question"],
+            frame["answer"],
+            frame["derivation"],
+            strict=True,
+        )
     )
+    keys = list(zip(frame["domain"], frame["record_id"], strict=True))
     out = []
-    for group in groups:
-        order = np.random.default_rng(int(group["record_id"].iloc[0])).permutation(len(group))
+    for start, end in group_bounds(keys) if pack else ((i, i + 1) for i in range(len(rows))):
+        group = rows[start:end]
+        order = np.random.default_rng(int(group[0][0])).permutation(len(group))
         try:
-            out += encode_group(tokenizer, group.iloc[order], max_len + 1)
+            out += encode_group(tokenizer, [group[i] for i in order], max_len + 1)
         except UnknownTokenError as exc:
             raise TrainingInputError(
                 f"{split} split: {exc}; it never occurs in the training text"
@@ -71,15 +87,23 @@ def encode_split(
     return out
 
 
-def encode_group(tokenizer: Tokenizer, group: pd.DataFrame, limit: int) -> list[Encoded]:
-    """The questions of one document after that document, each followed by what to write."""
-    doc, slots = tokenizer.encode_document(group["document"].iloc[0])
+def group_bounds(keys: list[tuple[str, int]]) -> list[tuple[int, int]]:
+    """[start, end) of each run of equal keys in a sorted list."""
+    starts = [i for i in range(len(keys)) if i == 0 or keys[i] != keys[i - 1]]
+    return list(zip(starts, [*starts[1:], len(keys)], strict=True))
+
+
+def encode_group(
+    tokenizer: Tokenizer, group: list[tuple[int, str, str, str, str]], limit: int
+) -> list[Encoded]:
+    """The questions of one document after that document, each followed by what to write.
+
+    ``group``: (record_id, document, question, answer, derivation) rows of one record."""
+    doc, slots = tokenizer.encode_document(group[0][1])
     head = [tokenizer.doc_id, *doc]
     out: list[Encoded] = []
     ids, spans = list(head), list[tuple[int, int]]()
-    for question, answer, derivation in zip(
-        group["question"], group["answer"], group["derivation"], strict=True
-    ):
+    for _, _, question, answer, derivation in group:
         qa = [tokenizer.q_id, *tokenizer.encode(question), tokenizer.a_id]
         written = [
             *tokenizer.encode_answer(target_text(answer, derivation), slots),
@@ -152,7 +176,9 @@ class QADataModule(L.LightningDataModule):
         self.train_set = QADataset(
             encode_split(self.uri, "train", tok, self.max_seq_len, pack=self.pack)
         )
-        self.val_set = QADataset(encode_split(self.uri, "validation", tok, self.max_seq_len))
+        self.val_set = QADataset(
+            encode_split(self.uri, "validation", tok, self.max_seq_len, per_domain=VAL_PER_DOMAIN)
+        )
 
     def _loader(self, data: QADataset | None, shuffle: bool) -> DataLoader[Any]:
         assert data is not None and self.tokenizer is not None, "call setup() first"

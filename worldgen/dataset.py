@@ -314,9 +314,15 @@ def load_table(uri: str, domain: str, table: str, verify: bool = True) -> pd.Dat
 
 
 def load_qa(
-    uri: str, split: str | None = None, domains: Iterable[str] | None = None
+    uri: str,
+    split: str | None = None,
+    domains: Iterable[str] | None = None,
+    per_domain: int | None = None,
 ) -> pd.DataFrame:
-    """QA pairs joined with their documents: what training and evaluation read."""
+    """QA pairs joined with their documents: what training and evaluation read.
+
+    ``per_domain`` keeps the questions of each domain's first records up to that many: records
+    are independent draws, so the head is a fair sample, and the same one for every reader."""
     manifest = read_manifest(uri)
     frames_: list[pd.DataFrame] = []
     for domain in domains or manifest["domains"]:
@@ -324,7 +330,9 @@ def load_qa(
         docs = load_table(uri, domain, "documents")[["record_id", "document"]]
         joined = qa.merge(docs, on="record_id", how="left")
         joined.insert(0, "domain", domain)
-        frames_.append(joined if split is None else joined[joined["split"] == split])
+        if split is not None:
+            joined = joined[joined["split"] == split]
+        frames_.append(joined if per_domain is None else joined.head(per_domain))
     out = pd.concat(frames_, ignore_index=True)
     if split is not None and out.empty:
         raise DatasetError(f"{uri} has no rows in split {split!r}")

@@ -119,3 +119,13 @@ def test_medical_lookup_answers_are_stated_verbatim(medical: ds.DatasetRef) -> N
     assert len(lookups) > 100
     for answer, document in zip(lookups["answer"], lookups["document"], strict=True):
         assert answer.lower() in document.lower()
+
+
+def test_per_domain_keeps_the_first_questions_of_each_domain(tmp_path: Path) -> None:
+    ref = ds.generate(["medical", "legal"], 200, 3, str(tmp_path / "two"))
+    full = ds.load_qa(ref.uri, "test")
+    sample = ds.load_qa(ref.uri, "test", per_domain=25)
+    assert sample.groupby("domain").size().to_dict() == {"legal": 25, "medical": 25}
+    heads = pd.concat(g.head(25) for _, g in full.groupby("domain", sort=False))
+    pd.testing.assert_frame_equal(sample, heads.reset_index(drop=True))
+    assert ds.load_qa(ref.uri, "test", per_domain=10**6).equals(full)
