@@ -157,14 +157,23 @@ def evaluate(
     uri: Annotated[str, typer.Argument(help="dataset URI")],
     split: Annotated[str, typer.Option(help="train, validation or test")] = "test",
     report: Annotated[str | None, typer.Option(help="write the full report (JSON) here")] = None,
+    per_domain: Annotated[
+        int | None,
+        typer.Option(
+            help="questions per domain and split, the same for every model (default 300); 0: all"
+        ),
+    ] = None,
 ) -> None:
     """Score a model against the world model's ground truth (accuracy, hallucination, latency)."""
+    from models.evaluate import EVAL_PER_DOMAIN, save_report
     from models.evaluate import evaluate as run_eval
-    from models.evaluate import save_report
 
     if split not in ("train", "validation", "test"):
         raise UserError(f"--split must be train, validation or test, got {split!r}")
-    result = run_eval(model, uri, split)
+    if per_domain is not None and per_domain < 0:
+        raise UserError(f"--per-domain must be 0 (every question) or more, got {per_domain}")
+    sample = EVAL_PER_DOMAIN if per_domain is None else per_domain or None
+    result = run_eval(model, uri, split, per_domain=sample)
     if report:
         save_report(result, report)
     typer.echo(

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from flows.cli import app
 from models.answer import Answer
 from models.evaluate import (
     EvalReport,
@@ -73,7 +75,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
 
 def test_report_covers_every_question_and_metric(trained: tuple[str, str]) -> None:
     uri, model_dir = trained
-    report = evaluate(model_dir, uri, "test")
+    report = evaluate(model_dir, uri, "test", per_domain=None)
     qa = ds.load_qa(uri, "test")
     assert report.n == len(qa) and set(report.outcomes) == {
         qa_key(d, q) for d, q in zip(qa["domain"], qa["qa_id"], strict=True)
@@ -84,6 +86,21 @@ def test_report_covers_every_question_and_metric(trained: tuple[str, str]) -> No
     assert report.hallucination_rate == pytest.approx(counts["incorrect"] / report.n)
     assert report.latency_p95_ms >= report.latency_p50_ms > 0 and report.flops_per_answer > 0
     assert EvalReport.from_dict(json.loads(json.dumps(report.to_dict()))) == report
+
+
+def test_per_domain_answers_the_same_first_questions_of_each_domain(
+    trained: tuple[str, str],
+) -> None:
+    uri, model_dir = trained
+    report = evaluate(model_dir, uri, "test", per_domain=4)
+    first = ds.load_qa(uri, "test").groupby("domain").head(4)
+    assert report.n == 8 and set(report.outcomes) == {
+        qa_key(d, q) for d, q in zip(first["domain"], first["qa_id"], strict=True)
+    }
+    cli = CliRunner().invoke(app, ["evaluate", model_dir, uri, "--per-domain", "4"])
+    assert cli.exit_code == 0 and "questions      8" in cli.output, cli.output
+    bad = CliRunner().invoke(app, ["evaluate", model_dir, uri, "--per-domain", "-1"])
+    assert bad.exit_code == 2 and "--per-domain must be 0" in bad.output.strip()
 
 
 @pytest.mark.slow
