@@ -1,6 +1,8 @@
 """Evaluation against the world model's ground truth.
 
-Every question is answered greedily and scored by exact match after normalisation. Outcomes are
+Each question is answered greedily and scored by exact match after normalisation: by default the
+first ``EVAL_PER_DOMAIN`` questions of each domain (the same ones for every model, so the gate's
+paired test compares like with like), or every question with ``per_domain=None``. Outcomes are
 SimpleQA style: ``correct``, ``incorrect`` (an attempted answer that is wrong: a hallucination)
 or ``abstained`` (the model said ``unknown`` where an answer existed). ``unknown`` is the one
 correct answer to an unanswerable question.
