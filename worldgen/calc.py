@@ -34,6 +34,14 @@ _TOKEN = re.compile(
 )
 
 
+_ARITHMETIC: dict[str, Callable[[Any, Any], Any]] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+}
+
+
 class CalcError(ValueError):
     """The text is not a derivation this language can compute."""
 
@@ -129,19 +137,17 @@ class _Parser:
         return left
 
     def sum(self) -> Value:
-        left = self.product()
-        while self.peek() in ("+", "-"):
-            add = self.take()[1] == "+"
-            right = self.product()
-            left = _mixed(left, right, operator.add if add else operator.sub)
-        return left
+        return self.chain(self.product, ("+", "-"))
 
     def product(self) -> Value:
-        left = self.power()
-        while self.peek() in ("*", "/"):
-            mul = self.take()[1] == "*"
-            right = self.power()
-            left = _mixed(left, right, operator.mul if mul else operator.truediv)
+        return self.chain(self.power, ("*", "/"))
+
+    def chain(self, operand: Callable[[], Value], ops: tuple[str, str]) -> Value:
+        """A left-associative run of ``operand (op operand)*`` for one precedence level."""
+        left = operand()
+        while self.peek() in ops:
+            op = _ARITHMETIC[self.take()[1]]
+            left = _mixed(left, operand(), op)
         return left
 
     def power(self) -> Value:
