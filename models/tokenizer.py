@@ -33,6 +33,7 @@ PAD, DOC, Q, A, END, UNK = "<pad>", "<doc>", "<q>", "<a>", "<end>", "<unk>"
 SPECIALS: tuple[str, ...] = (PAD, DOC, Q, A, END, UNK)
 MAX_SLOTS = 32
 SLOTS: tuple[str, ...] = tuple(f"<v{i}>" for i in range(MAX_SLOTS))
+_SLOT_NUMBER = {slot: k for k, slot in enumerate(SLOTS)}
 CONT = "##"
 _PIECE = re.compile(r"[^\W\d_]+|\d|[^\w\s]|_")
 # a stated value: a date, or a number not glued to letters ("type2", "3a" and "q1" are words)
@@ -179,8 +180,8 @@ class Tokenizer:
         out: list[str] = []
         for i in ids:
             tok = self.vocab[int(i)]
-            if tok in SLOTS:
-                k = SLOTS.index(tok)
+            k = _SLOT_NUMBER.get(tok)
+            if k is not None:
                 if slots:
                     out.append(slots[k] if k < len(slots) else UNK)
                 elif not skip_special:
