@@ -15,6 +15,9 @@ Grammar (no ``eval``; anything else is a ``CalcError``)::
     product := power (("*"|"/") power)*   power := unary ("**" unary)?
     unary   := "-" unary | atom
     atom    := NUMBER | DATE | WORD | NAME "(" expr ("," expr)* ")" | "(" expr ")"
+
+The word ``unstated`` stands where a value the document does not give would go: a
+derivation that contains it computes to nothing (``CalcError``), so its answer is ``unknown``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any
 
 Value = Any  # Decimal | float | int | bool | dt.date | str
+UNSTATED = "unstated"
 _TOKEN = re.compile(
     r"\s*(?:(?P<date>\d{4}-\d{2}-\d{2})|(?P<num>\d+(?:\.\d+)?)|(?P<op>\*\*|<=|>=|==|!=|[-+*/(),<>])"
     r"|(?P<word>[a-z_]+))"
@@ -183,6 +187,8 @@ class _Parser:
                 args.append(self.expr())
             self.take(")")
             return FUNCTIONS[text](*args)
+        if text == UNSTATED:
+            raise CalcError("the derivation needs a value the document does not state")
         if kind == "word":
             return {"yes": True, "no": False}.get(text, text)
         raise CalcError(f"unexpected {text!r}")

@@ -14,6 +14,13 @@ A path may carry its *derivation*: the rule written over the stated values in th
 ``worldgen.calc`` (``17203888.06 - 11992130.54``), which computes to exactly the answer. It is
 how a model can learn to show its work and leave the arithmetic to an exact evaluator.
 
+An ``unknown`` question over a rule still carries a derivation when one can be written
+honestly: the rule over the path that lacks the fewest facts, with ``unstated`` where each
+missing fact's value would go (``121 >= 130 or unstated >= 80``), or just ``unstated`` when
+every path would branch on a missing fact. It computes to nothing, so the answer stays
+``unknown``; what it teaches is that "is this value stated?" is a decision made at each value
+the rule needs, not one guess before the first word (a rule question always starts with ``=``).
+
 The document keeps its *plan* (fact key and paraphrase index, in sentence order) so a
 validator can re-render it from the record and demand exact agreement.
 """
@@ -25,6 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal, cast
 
 import numpy as np
+
+from worldgen.calc import UNSTATED
 
 Row = Mapping[str, Any]
 Kind = Literal["lookup", "derived", "multistep", "unknown"]
@@ -63,8 +72,35 @@ class Path:
         if self.program is None:
             return ""
         if isinstance(self.program, str):
-            return self.program.format(**values)
+            return self.program.format_map(values)
         return self.program(values, row)
+
+    def unstated_derivation(self, values: Values, row: Row) -> str:
+        """The derivation with ``unstated`` for each missing fact, or "" when a missing fact
+        would steer the rule rather than appear in it (a branch on a withheld diagnosis would
+        leak what the document does not say)."""
+        missing = [key for key in self.needs if key not in values]
+        marks = {key: f"{UNSTATED}_{i}_" for i, key in enumerate(missing)}
+        try:
+            text = self.derivation(_Filled(values, marks), row)
+        except (KeyError, ValueError, TypeError, ArithmeticError):
+            return ""
+        if not all(mark in text for mark in marks.values()):
+            return ""
+        for mark in marks.values():
+            text = text.replace(mark, UNSTATED)
+        return text
+
+
+class _Filled(dict[str, str]):
+    """Stated values, with a marker for each missing one."""
+
+    def __init__(self, values: Values, marks: Mapping[str, str]) -> None:
+        super().__init__(values)
+        self.marks = marks
+
+    def __missing__(self, key: str) -> str:
+        return self.marks[key]
 
 
 @dataclass(frozen=True)
@@ -86,9 +122,20 @@ class Question:
         return UNKNOWN if path is None else path.kind
 
     def derivation(self, row: Row, values: Values) -> str:
-        """The derivation of the answer from the stated ``values`` ("" when it has none)."""
-        path = self.path_given(frozenset(values))
-        return "" if path is None else path.derivation(values, row)
+        """The derivation of the answer from the stated ``values`` ("" when it has none); for
+        an unknown answer to a rule, the nearest path's derivation with its gaps marked
+        ``unstated`` (just ``unstated`` when no path can be written without a leak)."""
+        stated = frozenset(values)
+        path = self.path_given(stated)
+        if path is not None:
+            return path.derivation(values, row)
+        # nearest first: the path a reader would have tried, lacking the fewest facts
+        for path in sorted(self.paths, key=lambda p: len(set(p.needs) - stated)):
+            text = path.unstated_derivation(values, row)
+            if text:
+                return text
+        # a rule question always starts its answer the same way; the gap is named at once
+        return UNSTATED if any(p.program is not None for p in self.paths) else ""
 
     def expected(self, row: Row, stated: frozenset[str]) -> str:
         return UNKNOWN if self.kind_given(stated) == UNKNOWN else self.answer(row)

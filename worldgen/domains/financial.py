@@ -443,7 +443,7 @@ def _coverage_rule(compare: str) -> Callable[[str], Program]:
     def rule(ebit: str) -> Program:
         def program(values: Values, row: Row) -> str:
             floor = Decimal(MIN_COVERAGE_TENTHS[row["loan_type"]]) / 10
-            return f"{ebit} {compare} {floor} * {{{INT}}}".format(**values)
+            return f"{ebit} {compare} {floor} * {{{INT}}}".format_map(values)
 
         return program
 

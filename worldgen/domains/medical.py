@@ -391,7 +391,7 @@ def _egfr_derivation(age: str) -> Callable[[Values, Row], str]:
         ratio = f"{values['creatinine']} / {kappa}"
         return (
             f"rint(142 * min({ratio}, 1) ** {alpha} * max({ratio}, 1) ** -1.2"
-            f" * 0.9938 ** {age.format(**values)}{' * 1.012' if female else ''})"
+            f" * 0.9938 ** {age.format_map(values)}{' * 1.012' if female else ''})"
         )
 
     return program
@@ -426,10 +426,11 @@ def _with_egfr(
 
 
 def _eligibility_rule(drug: str, diagnoses: tuple[str, ...]) -> Callable[[str, Row], str]:
-    """Eligible diagnoses compare eGFR with the drug's floor; any other diagnosis is a no."""
+    """eGFR against the drug's floor, and whether the diagnosis is one the drug is for. Both
+    parts are always written, so a missing eGFR shows in the derivation whatever the diagnosis."""
 
     def rule(egfr: str, row: Row) -> str:
-        return f"{egfr} >= {EGFR_FLOOR[drug]}" if row["diagnosis"] in diagnoses else "no"
+        return f"{egfr} >= {EGFR_FLOOR[drug]} and {yes_no(row['diagnosis'] in diagnoses)}"
 
     return rule
 
