@@ -15,7 +15,7 @@ from models.answer import target_text
 from models.apr import APRConfig, APRTransformer
 from models.tokenizer import Tokenizer, UnknownTokenError
 from worldgen.dataset import load_qa
-from worldgen.domains import vocabulary_texts
+from worldgen.domains import value_phrases, vocabulary_texts
 
 # validation while training reads a fixed sample: enough to track, cheap at every check
 VAL_PER_DOMAIN = 300
@@ -166,9 +166,11 @@ class QADataModule(L.LightningDataModule):
             texts = [*train["document"], *train["question"], *train["answer"]]
             if "derivation" in train:
                 texts += [target_text("", d) for d in train["derivation"] if d]
-            for domain in sorted(set(train["domain"])):
+            domains = sorted(set(train["domain"]))
+            for domain in domains:
                 texts += vocabulary_texts(domain)
-            self.tokenizer = Tokenizer.fit(texts, strict=True)
+            phrases = [p for domain in domains for p in value_phrases(domain)]
+            self.tokenizer = Tokenizer.fit(texts, strict=True, phrases=phrases)
         return self.tokenizer
 
     def setup(self, stage: str | None = None) -> None:

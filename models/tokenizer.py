@@ -18,6 +18,11 @@ readable. An answer that is exactly a stated value is encoded as that one slot t
 decoding resolves slots against the document's values. Copying a 10-digit amount is then one
 pointer step instead of ten exact digit copies, and the model cannot emit a figure that is
 not in the document unless it spells it out digit by digit.
+
+Category labels the world model can state (``phrases``: "type 2 diabetes", "term loan") are
+values too: each occurrence gets a slot like a number, so quoting the sector is a pointer to
+where the document names it, not a guess among the sectors the model has seen. The longest
+phrase wins ("not liable" over "liable"), and the "2" of "type 2 diabetes" is not a number.
 """
 
 from __future__ import annotations
@@ -39,6 +44,16 @@ _PIECE = re.compile(r"[^\W\d_]+|\d|[^\w\s]|_")
 # a stated value: a date, or a number not glued to letters ("type2", "3a" and "q1" are words)
 _VALUE = re.compile(r"(?<![\w.-])(?:\d{4}-\d{2}-\d{2}|-?\d+(?:\.\d+)?)(?![\w-])")
 _DIGITS = [str(d) for d in range(10)]
+FORMAT = "veracity-word-tokenizer/2"  # /2 adds phrases; /1 files (no phrases) still load
+
+
+def value_pattern(phrases: Iterable[str]) -> re.Pattern[str]:
+    """Stated values: any of ``phrases`` as whole words (longest first), then numbers and dates."""
+    ordered = sorted({p.lower() for p in phrases}, key=lambda p: (-len(p), p))
+    if not ordered:
+        return _VALUE
+    alternatives = "|".join(re.escape(p) for p in ordered)
+    return re.compile(rf"(?<![\w.-])(?:{alternatives})(?![\w-])|{_VALUE.pattern}")
 
 
 class UnknownTokenError(KeyError):
@@ -76,7 +91,9 @@ def pieces(text: str) -> list[str]:
 
 
 class Tokenizer:
-    def __init__(self, vocab: Sequence[str], strict: bool = False) -> None:
+    def __init__(
+        self, vocab: Sequence[str], strict: bool = False, phrases: Iterable[str] = ()
+    ) -> None:
         if tuple(vocab[: len(SPECIALS)]) != SPECIALS:
             raise ValueError(f"vocabulary must start with the special tokens {SPECIALS}")
         if len(set(vocab)) != len(vocab):
@@ -84,13 +101,22 @@ class Tokenizer:
         self.vocab: list[str] = list(vocab)
         self.index: dict[str, int] = {tok: i for i, tok in enumerate(self.vocab)}
         self.strict = strict
+        self.phrases: tuple[str, ...] = tuple(sorted({p.lower() for p in phrases}))
+        self._values = value_pattern(self.phrases)
 
     # ids of the special tokens, for the model and the data pipeline
     pad_id, doc_id, q_id, a_id, end_id, unk_id = range(len(SPECIALS))
 
     @classmethod
-    def fit(cls, texts: Iterable[str], min_count: int = 1, strict: bool = False) -> Tokenizer:
-        """Build the vocabulary from a corpus; order is by frequency, then alphabetical."""
+    def fit(
+        cls,
+        texts: Iterable[str],
+        min_count: int = 1,
+        strict: bool = False,
+        phrases: Iterable[str] = (),
+    ) -> Tokenizer:
+        """Build the vocabulary from a corpus; order is by frequency, then alphabetical.
+        ``phrases``: category labels a document states, slotted like numbers."""
         counts: Counter[str] = Counter()
         for text in texts:
             counts.update(pieces(text))
@@ -99,7 +125,7 @@ class Tokenizer:
         kept = {t for t, c in counts.items() if c >= min_count} | always
         kept -= set(SPECIALS) | set(SLOTS)
         ordered = sorted(kept, key=lambda t: (-counts.get(t, 0), t))
-        return cls([*SPECIALS, *SLOTS, *ordered], strict=strict)
+        return cls([*SPECIALS, *SLOTS, *ordered], strict=strict, phrases=phrases)
 
     @property
     def has_slots(self) -> bool:
@@ -130,7 +156,7 @@ class Tokenizer:
         text = text.lower()
         slots: dict[str, int] = {}
         at: dict[int, tuple[int, int]] = {}
-        for m in _VALUE.finditer(text):
+        for m in self._values.finditer(text):
             if m.group() not in slots and len(slots) == MAX_SLOTS:
                 continue  # past the last slot a value is only its digits
             at[m.start()] = (m.end(), slots.setdefault(m.group(), len(slots)))
@@ -143,7 +169,7 @@ class Tokenizer:
         number = {value: k for k, value in enumerate(slots)}
         at = {
             m.start(): (m.end(), number[m.group()])
-            for m in _VALUE.finditer(text)
+            for m in self._values.finditer(text)
             if m.group() in number
         }
         return self._encode_marked(text, at, keep_values=False)
@@ -205,11 +231,11 @@ class Tokenizer:
         return Example(ids, start, slots)
 
     def to_json(self) -> str:
-        return json.dumps({"format": "veracity-word-tokenizer/1", "vocab": self.vocab})
+        return json.dumps({"format": FORMAT, "vocab": self.vocab, "phrases": list(self.phrases)})
 
     @classmethod
     def from_json(cls, text: str, strict: bool = False) -> Tokenizer:
         data = json.loads(text)
-        if data.get("format") != "veracity-word-tokenizer/1":
+        if data.get("format") not in (FORMAT, "veracity-word-tokenizer/1"):
             raise ValueError(f"not a Veracity tokenizer file (format={data.get('format')!r})")
-        return cls(data["vocab"], strict=strict)
+        return cls(data["vocab"], strict=strict, phrases=data.get("phrases", ()))

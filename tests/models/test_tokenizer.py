@@ -88,3 +88,28 @@ def test_stated_values_get_slots_and_answers_point_at_them(tok: Tokenizer) -> No
     other = tok.encode_example(doc, "What stage is it?", "stage 3a")
     assert tok.decode(other.ids[other.answer_start :], slots=other.slots) == "stage 3a"
     assert tok.decode([tok.index[SLOTS[5]]], slots=ex.slots) == "<unk>"
+
+
+def test_stated_category_labels_are_values_too() -> None:
+    doc = "Assessment: type 2 diabetes. Medication: none. Complications: none. Ruling: not liable. SBP: 135."
+    labels = ["type 2 diabetes", "none", "not liable", "liable", "New York"]
+    tok = Tokenizer.fit([doc, "What is the ruling? liable new york"], phrases=labels)
+    ex = tok.encode_example(doc, "What is the ruling?", "not liable")
+    # the longest label wins, the "2" inside a label is not a number, equal labels share a slot
+    assert ex.slots == ("type 2 diabetes", "none", "not liable", "135")
+    assert [tok.vocab[i] for i in ex.ids[ex.answer_start :]] == [SLOTS[2], "<end>"]
+    assert tok.decode(ex.ids[ex.answer_start :], slots=ex.slots) == "not liable"
+    assert tok.decode(ex.ids[: ex.answer_start]) == normalize(doc) + " what is the ruling?"
+    # a label the document does not state is written out word by word
+    assert tok.encode_answer("liable", ex.slots) == [tok.index["liable"]]
+    assert tok.encode_answer("New York", ex.slots) == tok.encode("new york")
+
+
+def test_labels_survive_the_tokenizer_file() -> None:
+    tok = Tokenizer.fit(["Sector: retail."], phrases=["retail"])
+    again = Tokenizer.from_json(tok.to_json())
+    assert again.phrases == ("retail",)
+    assert again.encode_document("Sector: retail.") == tok.encode_document("Sector: retail.")
+    # a tokenizer file written before labels were values still loads, and slots numbers only
+    old = Tokenizer.from_json(tok.to_json().replace("/2", "/1").replace('"retail"]', "]"))
+    assert old.encode_document("Sector: retail. 7")[1] == ("7",)

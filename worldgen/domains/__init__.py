@@ -45,3 +45,10 @@ def vocabulary_texts(name: str) -> list[str]:
     for var in dom.spec.variables:
         texts += list(var.domain.categories or ())
     return texts
+
+
+def value_phrases(name: str) -> list[str]:
+    """The category labels a document of the domain can state ("type 2 diabetes", "term loan"):
+    values a model should point at, as it points at numbers."""
+    dom = get_domain(name)
+    return [label for var in dom.spec.variables for label in var.domain.categories or ()]
