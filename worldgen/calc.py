@@ -26,6 +26,7 @@ import datetime as dt
 import math
 import operator
 import re
+from bisect import bisect_right
 from collections.abc import Callable
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any
@@ -65,6 +66,15 @@ def _quantize(x: Value, places: Value, rounding: str) -> Decimal:
     return Decimal(x).quantize(Decimal(1).scaleb(-int(places)), rounding=rounding)
 
 
+# KDIGO 2012 GFR categories: G1 >= 90, G2 60-89, G3a 45-59, G3b 30-44, G4 15-29, G5 < 15
+GFR_BOUNDS = (15, 30, 45, 60, 90)
+GFR_STAGES = ("5", "4", "3b", "3a", "2", "1")
+
+
+def _gfr_stage(egfr: Value) -> str:
+    return f"stage {GFR_STAGES[bisect_right(GFR_BOUNDS, egfr)]}"
+
+
 FUNCTIONS: dict[str, Callable[..., Value]] = {
     "days": lambda a, b: (b - a).days,  # days from a to b
     "age": _age,  # whole years from a birth date to a date
@@ -72,6 +82,7 @@ FUNCTIONS: dict[str, Callable[..., Value]] = {
     "round": lambda x, n: _quantize(x, n, ROUND_HALF_UP),
     "floor": lambda x, n: _quantize(x, n, ROUND_FLOOR),
     "rint": lambda x: round(float(x)),  # half to even, as numpy's rint
+    "gfr_stage": _gfr_stage,  # the KDIGO stage an eGFR falls in
     "min": min,
     "max": max,
 }

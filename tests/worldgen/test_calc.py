@@ -30,6 +30,10 @@ from worldgen.render import answer_mismatches, decode_plan
         ("151 >= 130 or 97 >= 80", "yes"),
         ("30.6 >= 30 and no", "no"),
         ("not 1 < 2", "no"),
+        ("gfr_stage(90)", "stage 1"),  # KDIGO: G1 from 90, G3a 45-59, G5 below 15
+        ("gfr_stage(59)", "stage 3a"),
+        ("gfr_stage(44)", "stage 3b"),
+        ("gfr_stage(14)", "stage 5"),
         (
             "rint(142 * min(1.07 / 0.7, 1) ** -0.241 * max(1.07 / 0.7, 1) ** -1.2 * 0.9938 ** 89 * 1.012)",
             "50",

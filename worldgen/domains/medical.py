@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from worldgen.calc import GFR_BOUNDS, GFR_STAGES
 from worldgen.faults import FaultMode, Tables, is_label, pick, record_ids, set_values
 from worldgen.render import (
     Fact,
@@ -95,8 +96,8 @@ def ckd_epi_2021(creatinine: np.ndarray, age: np.ndarray, female: np.ndarray) ->
 
 def egfr_stage(egfr: np.ndarray) -> np.ndarray:
     """KDIGO G-stage labels: G1 >= 90, G2 60-89, G3a 45-59, G3b 30-44, G4 15-29, G5 < 15."""
-    names = np.array(["5", "4", "3b", "3a", "2", "1"], dtype=object)
-    return names[np.searchsorted([15, 30, 45, 60, 90], egfr, side="right")]
+    names = np.array(GFR_STAGES, dtype=object)
+    return names[np.searchsorted(GFR_BOUNDS, egfr, side="right")]
 
 
 # --- structural equations ----------------------------------------------------------------
@@ -537,7 +538,7 @@ def renderer() -> Renderer:
             "ckd_stage",
             ("What CKD stage does the eGFR indicate?", "Which KDIGO GFR stage is the patient in?"),
             _stage,
-            _with_egfr(()),
+            _with_egfr((), lambda egfr, _row: f"gfr_stage({egfr})"),
         ),
         Question(
             "metformin_eligible",
