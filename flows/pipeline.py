@@ -46,7 +46,7 @@ DEFAULT_STEPS = 1750
 DEFAULT_BATCH = 16
 # Version of the cache keys: bump when a stage's meaning changes under the same inputs.
 KEY_VERSION = "4"  # 2: packed QA, value slots, derivations; 3: evaluation samples per domain;
-# 4: unknown rule answers mark what is unstated
+# 4: unknown rule answers mark what is unstated; labels are pointers; stages and indications derive
 FAILURE_COLUMNS = ("domain", "batch", "check", "expectation", "unexpected_count", "error")
 IO_ERRORS: tuple[type[BaseException], ...] = (OSError, TimeoutError, ConnectionError)
 

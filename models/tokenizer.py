@@ -23,6 +23,7 @@ Category labels the world model can state (``phrases``: "type 2 diabetes", "term
 values too: each occurrence gets a slot like a number, so quoting the sector is a pointer to
 where the document names it, not a guess among the sectors the model has seen. The longest
 phrase wins ("not liable" over "liable"), and the "2" of "type 2 diabetes" is not a number.
+In an answer a label is a pointer when it is the whole answer or quoted in a derivation.
 """
 
 from __future__ import annotations
@@ -170,9 +171,16 @@ class Tokenizer:
         at = {
             m.start(): (m.end(), number[m.group()])
             for m in self._values.finditer(text)
-            if m.group() in number
+            if m.group() in number and self._stands_as_value(text, m.start(), m.end())
         }
         return self._encode_marked(text, at, keep_values=False)
+
+    def _stands_as_value(self, text: str, start: int, end: int) -> bool:
+        """Numbers always; a label only as the whole answer or quoted in a derivation, where
+        an unquoted word is the rule's own (``indicated(metformin, 'type 2 diabetes')``)."""
+        if text[start:end] not in self.phrases or (start, end) == (0, len(text)):
+            return True
+        return text[start - 1 : start] == "'" and text[end : end + 1] == "'"
 
     def _encode_marked(
         self, text: str, at: dict[int, tuple[int, int]], keep_values: bool

@@ -14,10 +14,12 @@ Grammar (no ``eval``; anything else is a ``CalcError``)::
     sum     := product (("+"|"-") product)*
     product := power (("*"|"/") power)*   power := unary ("**" unary)?
     unary   := "-" unary | atom
-    atom    := NUMBER | DATE | WORD | NAME "(" expr ("," expr)* ")" | "(" expr ")"
+    atom    := NUMBER | DATE | WORD | 'LABEL' | NAME "(" expr ("," expr)* ")" | "(" expr ")"
 
-The word ``unstated`` stands where a value the document does not give would go: a
-derivation that contains it computes to nothing (``CalcError``), so its answer is ``unknown``.
+A quoted ``'label'`` is a category value as the document states it (``'type 2 diabetes'``).
+The word ``unstated`` (bare or quoted) stands where a value the document does not give would
+go: a derivation that contains it computes to nothing (``CalcError``), so its answer is
+``unknown``.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ Value = Any  # Decimal | float | int | bool | dt.date | str
 UNSTATED = "unstated"
 _TOKEN = re.compile(
     r"\s*(?:(?P<date>\d{4}-\d{2}-\d{2})|(?P<num>\d+(?:\.\d+)?)|(?P<op>\*\*|<=|>=|==|!=|[-+*/(),<>])"
-    r"|(?P<word>[a-z_]+))"
+    r"|(?P<word>[a-z_]+)|(?P<text>'[^']*'))"
 )
 
 
@@ -75,6 +77,19 @@ def _gfr_stage(egfr: Value) -> str:
     return f"stage {GFR_STAGES[bisect_right(GFR_BOUNDS, egfr)]}"
 
 
+# the diagnoses each drug is indicated for (the medical world's prescribing rule)
+INDICATIONS: dict[str, tuple[str, ...]] = {
+    "metformin": ("prediabetes", "type 2 diabetes"),
+    "empagliflozin": ("type 2 diabetes", "chronic kidney disease"),
+}
+
+
+def _indicated(drug: Value, diagnosis: Value) -> bool:
+    if drug not in INDICATIONS:
+        raise ValueError(f"no indications known for {drug!r}")
+    return diagnosis in INDICATIONS[drug]
+
+
 FUNCTIONS: dict[str, Callable[..., Value]] = {
     "days": lambda a, b: (b - a).days,  # days from a to b
     "age": _age,  # whole years from a birth date to a date
@@ -83,6 +98,7 @@ FUNCTIONS: dict[str, Callable[..., Value]] = {
     "floor": lambda x, n: _quantize(x, n, ROUND_FLOOR),
     "rint": lambda x: round(float(x)),  # half to even, as numpy's rint
     "gfr_stage": _gfr_stage,  # the KDIGO stage an eGFR falls in
+    "indicated": _indicated,  # indicated(metformin, 'prediabetes'): is the drug for it?
     "min": min,
     "max": max,
 }
@@ -198,8 +214,10 @@ class _Parser:
                 args.append(self.expr())
             self.take(")")
             return FUNCTIONS[text](*args)
-        if text == UNSTATED:
+        if text.strip("' ") == UNSTATED:
             raise CalcError("the derivation needs a value the document does not state")
+        if kind == "text":  # a pointer decodes as its own word: "' type 2 diabetes'"
+            return text[1:-1].strip()
         if kind == "word":
             return {"yes": True, "no": False}.get(text, text)
         raise CalcError(f"unexpected {text!r}")

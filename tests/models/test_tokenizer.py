@@ -113,3 +113,16 @@ def test_labels_survive_the_tokenizer_file() -> None:
     # a tokenizer file written before labels were values still loads, and slots numbers only
     old = Tokenizer.from_json(tok.to_json().replace("/2", "/1").replace('"retail"]', "]"))
     assert old.encode_document("Sector: retail. 7")[1] == ("7",)
+
+
+def test_in_a_derivation_only_a_quoted_label_is_a_pointer() -> None:
+    doc = "Assessment: type 2 diabetes. Current medication: metformin. eGFR was 52."
+    rule = "= 52 >= 30 and indicated(metformin, 'type 2 diabetes')"
+    tok = Tokenizer.fit([doc, rule], phrases=["type 2 diabetes", "metformin"])
+    _, slots = tok.encode_document(doc)
+    pieces = [tok.vocab[i] for i in tok.encode_answer(rule, slots)]
+    assert pieces.count(SLOTS[0]) == 1 and SLOTS[1] not in pieces  # the drug is the rule's word
+    assert "##metformin" in pieces  # glued to "indicated("
+    assert tok.decode(tok.encode_answer(rule, slots), slots=slots) == (
+        "= 52 >= 30 and indicated(metformin, ' type 2 diabetes')"
+    )

@@ -34,6 +34,8 @@ from worldgen.render import answer_mismatches, decode_plan
         ("gfr_stage(59)", "stage 3a"),
         ("gfr_stage(44)", "stage 3b"),
         ("gfr_stage(14)", "stage 5"),
+        ("52 >= 30 and indicated(metformin, 'type 2 diabetes')", "yes"),
+        ("52 >= 30 and indicated(metformin, ' hypertension')", "no"),  # as a pointer decodes
         (
             "rint(142 * min(1.07 / 0.7, 1) ** -0.241 * max(1.07 / 0.7, 1) ** -1.2 * 0.9938 ** 89 * 1.012)",
             "50",
@@ -58,6 +60,8 @@ def test_derivations_compute_exactly(derivation: str, value: str) -> None:
         ("age(2016-02-29)", "cannot compute"),
         ("121 >= 130 or unstated >= 80", "does not state"),
         ("26.6 >= 30 and unstated", "does not state"),  # never read as a truthy word
+        ("52 >= 30 and indicated(metformin, 'unstated')", "does not state"),
+        ("indicated(aspirin, 'healthy')", "no indications known for 'aspirin'"),
     ],
 )
 def test_bad_derivations_are_refused_in_one_line(derivation: str, needle: str) -> None:
@@ -90,16 +94,15 @@ def test_unknown_answers_mark_what_the_document_does_not_state(domain: str) -> N
             compute(derivation)
 
 
-def test_a_rule_that_branches_on_a_missing_fact_gets_no_derivation() -> None:
-    """Metformin's rule depends on the diagnosis: with the diagnosis withheld, writing the rule
-    would tell the model what the document does not say, so only the gap is named."""
+def test_a_rule_marks_each_missing_fact_where_it_would_be_used() -> None:
+    """Metformin's rule points at the eGFR and the diagnosis; each missing one is marked."""
     question = get_domain("medical").renderer.question("metformin_eligible")
     row = {"diagnosis": "type 2 diabetes", "egfr": 52, "sex": "female"}
-    assert question.derivation(row, {"diagnosis": "type 2 diabetes"}) == "unstated >= 30 and yes"
-    assert question.derivation(row, {"egfr": "52"}) == "unstated"
-    assert (
-        question.derivation(row, {"egfr": "52", "diagnosis": "type 2 diabetes"})
-        == "52 >= 30 and yes"
+    rule = "{} >= 30 and indicated(metformin, '{}')"
+    assert question.derivation(row, {"egfr": "52"}) == rule.format(52, "unstated")
+    assert question.derivation(row, {"diagnosis": "healthy"}) == rule.format("unstated", "healthy")
+    assert question.derivation(row, {"egfr": "52", "diagnosis": "healthy"}) == rule.format(
+        52, "healthy"
     )
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from worldgen.calc import GFR_BOUNDS, GFR_STAGES
+from worldgen.calc import GFR_BOUNDS, GFR_STAGES, INDICATIONS
 from worldgen.faults import FaultMode, Tables, is_label, pick, record_ids, set_values
 from worldgen.render import (
     Fact,
@@ -368,8 +368,8 @@ def _hypertensive(row: Row) -> str:
     return yes_no(row["sbp"] >= 130 or row["dbp"] >= 80)
 
 
-METFORMIN_FOR = ("prediabetes", "type 2 diabetes")
-EMPAGLIFLOZIN_FOR = ("type 2 diabetes", "chronic kidney disease")
+METFORMIN_FOR = INDICATIONS["metformin"]
+EMPAGLIFLOZIN_FOR = INDICATIONS["empagliflozin"]
 
 
 def _eligible(drug: str, diagnoses: tuple[str, ...]) -> Callable[[Row], str]:
@@ -417,7 +417,7 @@ def _with_egfr(
     def program(egfr: Callable[[Values, Row], str]) -> tuple[Callable[[Values, Row], str], ...]:
         if rule is None:
             return ()
-        return (lambda v, r: rule(egfr(v, r), r),)
+        return (lambda v, r: rule(egfr(v, r), r).format_map(v),)
 
     stated: Callable[[Values, Row], str] = lambda v, r: v["egfr"]  # noqa: E731
     return paths(
@@ -426,12 +426,12 @@ def _with_egfr(
     )
 
 
-def _eligibility_rule(drug: str, diagnoses: tuple[str, ...]) -> Callable[[str, Row], str]:
-    """eGFR against the drug's floor, and whether the diagnosis is one the drug is for. Both
-    parts are always written, so a missing eGFR shows in the derivation whatever the diagnosis."""
+def _eligibility_rule(drug: str) -> Callable[[str, Row], str]:
+    """eGFR against the drug's floor, and whether the stated diagnosis is one the drug is for
+    (``indicated`` in the derivation language): the diagnosis is a value the rule points at."""
 
     def rule(egfr: str, row: Row) -> str:
-        return f"{egfr} >= {EGFR_FLOOR[drug]} and {yes_no(row['diagnosis'] in diagnoses)}"
+        return f"{egfr} >= {EGFR_FLOOR[drug]} and indicated({drug}, '{{diagnosis}}')"
 
     return rule
 
@@ -544,13 +544,13 @@ def renderer() -> Renderer:
             "metformin_eligible",
             ("Is metformin allowed for this patient?", "Could this patient be given metformin?"),
             _eligible("metformin", METFORMIN_FOR),
-            _with_egfr(("diagnosis",), _eligibility_rule("metformin", METFORMIN_FOR)),
+            _with_egfr(("diagnosis",), _eligibility_rule("metformin")),
         ),
         Question(
             "empagliflozin_eligible",
             ("Is empagliflozin allowed for this patient?",),
             _eligible("empagliflozin", EMPAGLIFLOZIN_FOR),
-            _with_egfr(("diagnosis",), _eligibility_rule("empagliflozin", EMPAGLIFLOZIN_FOR)),
+            _with_egfr(("diagnosis",), _eligibility_rule("empagliflozin")),
         ),
         Question(
             "hypertensive_range",
