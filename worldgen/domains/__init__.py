@@ -42,9 +42,7 @@ def vocabulary_texts(name: str) -> list[str]:
         texts += [t.replace("{v}", " ") for t in fact.templates]
     for question in dom.renderer.questions:
         texts += list(question.templates)
-    for var in dom.spec.variables:
-        texts += list(var.domain.categories or ())
-    return texts
+    return texts + value_phrases(name)
 
 
 def value_phrases(name: str) -> list[str]:

@@ -368,13 +368,10 @@ def _hypertensive(row: Row) -> str:
     return yes_no(row["sbp"] >= 130 or row["dbp"] >= 80)
 
 
-METFORMIN_FOR = INDICATIONS["metformin"]
-EMPAGLIFLOZIN_FOR = INDICATIONS["empagliflozin"]
-
-
-def _eligible(drug: str, diagnoses: tuple[str, ...]) -> Callable[[Row], str]:
+def _eligible(drug: str) -> Callable[[Row], str]:
     def answer(row: Row) -> str:
-        return yes_no(row["diagnosis"] in diagnoses and row["egfr"] >= EGFR_FLOOR[drug])
+        indicated = row["diagnosis"] in INDICATIONS[drug]
+        return yes_no(indicated and row["egfr"] >= EGFR_FLOOR[drug])
 
     return answer
 
@@ -409,15 +406,16 @@ EGFR_MULTI = (
 
 
 def _with_egfr(
-    extra: tuple[str, ...], rule: Callable[[str, Row], str] | None = None
+    extra: tuple[str, ...], rule: Callable[[str, Values], str] | None = None
 ) -> tuple[Path, ...]:
     """Paths for a rule over eGFR: stated eGFR is one rule; eGFR from creatinine is two.
-    ``rule`` writes the derivation around eGFR's own (none: the model answers unaided)."""
+    ``rule`` writes the derivation around eGFR's own, from the stated values (none: the model
+    answers unaided)."""
 
     def program(egfr: Callable[[Values, Row], str]) -> tuple[Callable[[Values, Row], str], ...]:
         if rule is None:
             return ()
-        return (lambda v, r: rule(egfr(v, r), r).format_map(v),)
+        return (lambda v, r: rule(egfr(v, r), v),)
 
     stated: Callable[[Values, Row], str] = lambda v, r: v["egfr"]  # noqa: E731
     return paths(
@@ -426,12 +424,12 @@ def _with_egfr(
     )
 
 
-def _eligibility_rule(drug: str) -> Callable[[str, Row], str]:
+def _eligibility_rule(drug: str) -> Callable[[str, Values], str]:
     """eGFR against the drug's floor, and whether the stated diagnosis is one the drug is for
     (``indicated`` in the derivation language): the diagnosis is a value the rule points at."""
 
-    def rule(egfr: str, row: Row) -> str:
-        return f"{egfr} >= {EGFR_FLOOR[drug]} and indicated({drug}, '{{diagnosis}}')"
+    def rule(egfr: str, values: Values) -> str:
+        return f"{egfr} >= {EGFR_FLOOR[drug]} and indicated({drug}, '{values['diagnosis']}')"
 
     return rule
 
@@ -538,18 +536,18 @@ def renderer() -> Renderer:
             "ckd_stage",
             ("What CKD stage does the eGFR indicate?", "Which KDIGO GFR stage is the patient in?"),
             _stage,
-            _with_egfr((), lambda egfr, _row: f"gfr_stage({egfr})"),
+            _with_egfr((), lambda egfr, _values: f"gfr_stage({egfr})"),
         ),
         Question(
             "metformin_eligible",
             ("Is metformin allowed for this patient?", "Could this patient be given metformin?"),
-            _eligible("metformin", METFORMIN_FOR),
+            _eligible("metformin"),
             _with_egfr(("diagnosis",), _eligibility_rule("metformin")),
         ),
         Question(
             "empagliflozin_eligible",
             ("Is empagliflozin allowed for this patient?",),
-            _eligible("empagliflozin", EMPAGLIFLOZIN_FOR),
+            _eligible("empagliflozin"),
             _with_egfr(("diagnosis",), _eligibility_rule("empagliflozin")),
         ),
         Question(
