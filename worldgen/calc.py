@@ -90,6 +90,40 @@ def _indicated(drug: Value, diagnosis: Value) -> bool:
     return diagnosis in INDICATIONS[drug]
 
 
+# years to file per jurisdiction and claim (the legal world's statute table; its sources are
+# cited in worldgen.domains.legal)
+LIMITATION_YEARS: dict[str, dict[str, int]] = {
+    "california": {
+        "negligence": 2,
+        "breach of written contract": 4,
+        "breach of oral contract": 2,
+        "defamation": 1,
+        "fraud": 3,
+    },
+    "new york": {
+        "negligence": 3,
+        "breach of written contract": 6,
+        "breach of oral contract": 6,
+        "defamation": 1,
+        "fraud": 6,
+    },
+    "texas": {
+        "negligence": 2,
+        "breach of written contract": 4,
+        "breach of oral contract": 4,
+        "defamation": 1,
+        "fraud": 4,
+    },
+}
+
+
+def _limitation(jurisdiction: Value, claim: Value) -> int:
+    try:
+        return LIMITATION_YEARS[str(jurisdiction)][str(claim)]
+    except KeyError:
+        raise ValueError(f"no limitation period known for {claim!r} in {jurisdiction!r}") from None
+
+
 FUNCTIONS: dict[str, Callable[..., Value]] = {
     "days": lambda a, b: (b - a).days,  # days from a to b
     "age": _age,  # whole years from a birth date to a date
@@ -99,6 +133,7 @@ FUNCTIONS: dict[str, Callable[..., Value]] = {
     "rint": lambda x: round(float(x)),  # half to even, as numpy's rint
     "gfr_stage": _gfr_stage,  # the KDIGO stage an eGFR falls in
     "indicated": _indicated,  # indicated(metformin, 'prediabetes'): is the drug for it?
+    "limitation": _limitation,  # limitation('texas', 'fraud'): years the statute allows
     "min": min,
     "max": max,
 }

@@ -21,8 +21,14 @@ every path would branch on a missing fact. It computes to nothing, so the answer
 ``unknown``; what it teaches is that "is this value stated?" is a decision made at each value
 the rule needs, not one guess before the first word (a rule question always starts with ``=``).
 
-The document keeps its *plan* (fact key and paraphrase index, in sentence order) so a
-validator can re-render it from the record and demand exact agreement.
+Facts of one kind (money figures, dates) may share a sentence, as filings write them: roles
+first, values in the same order (``Revenue and interest expense were $x and $y, respectively``).
+Which value is which is then told only by the order of the roles, so a question over several
+such facts takes a step of reading per value before any rule applies.
+
+The document keeps its *plan* (fact key, or keys joined by ``+`` for a shared sentence, and
+paraphrase index, in sentence order) so a validator can re-render it from the record and demand
+exact agreement.
 """
 
 from __future__ import annotations
@@ -52,6 +58,45 @@ class Fact:
 
     def sentence(self, row: Row, template: int) -> str:
         return self.templates[template].format(v=self.value(row))
+
+
+@dataclass(frozen=True)
+class Joint:
+    """Facts of one kind that a document may state two to a sentence, roles first and values
+    in the same order. Templates take ``{a}``/``{b}`` (roles, ``{A}`` capitalised) and
+    ``{x}``/``{y}`` (values, each written as ``value``)."""
+
+    roles: Mapping[str, str]  # fact key -> how the sentence names it
+    templates: tuple[str, ...]
+    value: str = "{v}"
+    p: float = 0.5  # chance that two stated facts of the joint share a sentence
+
+    def pair_up(self, plan: list[tuple[str, int]], rng: np.random.Generator) -> None:
+        """Merge stated members of the joint, two by two in sentence order, in place."""
+        members = [i for i, (key, _) in enumerate(plan) if key in self.roles]
+        merged = []
+        for first, second in zip(members[::2], members[1::2], strict=False):
+            if rng.random() < self.p:
+                keys = f"{plan[first][0]}{JOIN}{plan[second][0]}"
+                plan[first] = (keys, int(rng.integers(len(self.templates))))
+                merged.append(second)
+        for i in reversed(merged):
+            del plan[i]
+
+    def sentence(self, facts: Mapping[str, Fact], keys: str, row: Row, template: int) -> str:
+        a, b = keys.split(JOIN)
+        first, second = self.roles[a], self.roles[b]
+        x, y = (self.value.format(v=facts[k].value(row)) for k in (a, b))
+        capital = first[:1].upper() + first[1:]
+        return self.templates[template].format(a=first, A=capital, b=second, x=x, y=y)
+
+
+JOIN: Final = "+"
+
+
+def stated_keys(plan: Iterable[tuple[str, int]]) -> frozenset[str]:
+    """The fact keys a plan states (a shared sentence states each of its keys)."""
+    return frozenset(key for entry, _ in plan for key in entry.split(JOIN))
 
 
 Values = Mapping[str, str]  # fact key -> its value as the document states it
@@ -150,10 +195,13 @@ class Renderer:
     per_kind: Mapping[Kind, int] = field(
         default_factory=lambda: {"lookup": 1, "derived": 1, "multistep": 2, "unknown": 1}
     )
+    joints: tuple[Joint, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_facts", {f.key: f for f in self.facts})
         object.__setattr__(self, "_questions", {q.key: q for q in self.questions})
+        joint_of = {key: j for j in self.joints for key in j.roles}
+        object.__setattr__(self, "_joint_of", joint_of)
 
     def fact(self, key: str) -> Fact:
         return self._facts[key]  # type: ignore[attr-defined]
@@ -169,10 +217,19 @@ class Renderer:
             if rng.random() >= f.withhold_p
         ]
         order = rng.permutation(len(stated))
-        return [stated[i] for i in order]
+        plan = [stated[i] for i in order]
+        for joint in self.joints:
+            joint.pair_up(plan, rng)
+        return plan
+
+    def sentence(self, row: Row, entry: str, template: int) -> str:
+        if JOIN not in entry:
+            return self.fact(entry).sentence(row, template)
+        joint: Joint = self._joint_of[entry.split(JOIN)[0]]  # type: ignore[attr-defined]
+        return joint.sentence(self._facts, entry, row, template)  # type: ignore[attr-defined]
 
     def document(self, row: Row, plan: list[tuple[str, int]]) -> str:
-        return " ".join(self.fact(key).sentence(row, t) for key, t in plan)
+        return " ".join(self.sentence(row, entry, t) for entry, t in plan)
 
     def stated_values(self, row: Row, stated: frozenset[str]) -> dict[str, str]:
         return {key: self.fact(key).value(row) for key in stated}
@@ -276,7 +333,7 @@ def render_block(
     docs, qas = [], []
     for row in rows:
         plan = renderer.plan(rng)
-        stated = frozenset(key for key, _ in plan)
+        stated = stated_keys(plan)
         docs.append(
             {
                 "record_id": row["record_id"],
@@ -325,7 +382,7 @@ def answer_mismatches(
         try:
             stated = stated_by_record.get(rid)
             if stated is None:
-                stated = frozenset(key for key, _ in decode_plan(plans.get(rid) or ""))
+                stated = stated_keys(decode_plan(plans.get(rid) or ""))
                 stated_by_record[rid] = stated
             question = renderer.question(qa["key"])
             ok = (

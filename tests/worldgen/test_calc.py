@@ -35,6 +35,8 @@ from worldgen.render import answer_mismatches, decode_plan
         ("gfr_stage(44)", "stage 3b"),
         ("gfr_stage(14)", "stage 5"),
         ("52 >= 30 and indicated(metformin, 'type 2 diabetes')", "yes"),
+        ("limitation('Texas', 'fraud')", "4"),  # the statute table, labels as stated
+        ("add_years(2019-09-28, limitation('New York', 'negligence'))", "2022-09-28"),
         ("52 >= 30 and indicated(metformin, ' hypertension')", "no"),  # as a pointer decodes
         (
             "rint(142 * min(1.07 / 0.7, 1) ** -0.241 * max(1.07 / 0.7, 1) ** -1.2 * 0.9938 ** 89 * 1.012)",
@@ -57,6 +59,8 @@ def test_derivations_compute_exactly(derivation: str, value: str) -> None:
         ("1 $ 2", "cannot read"),
         ("(1 + 2", "ends too early"),
         ("add_years(5, 2016-02-29)", "cannot compute"),  # arguments swapped
+        ("limitation('Ohio', 'fraud')", "no limitation period known for 'fraud' in 'ohio'"),
+        ("limitation('Texas', 'unstated')", "does not state"),
         ("age(2016-02-29)", "cannot compute"),
         ("121 >= 130 or unstated >= 80", "does not state"),
         ("26.6 >= 30 and unstated", "does not state"),  # never read as a truthy word

@@ -40,6 +40,9 @@ def vocabulary_texts(name: str) -> list[str]:
     texts = ["yes no unknown true false none"]
     for fact in dom.renderer.facts:
         texts += [t.replace("{v}", " ") for t in fact.templates]
+    for joint in dom.renderer.joints:
+        texts += [t.format(a=" ", A=" ", b=" ", x=" ", y=" ") for t in joint.templates]
+        texts += list(joint.roles.values())
     for question in dom.renderer.questions:
         texts += list(question.templates)
     return texts + value_phrases(name)

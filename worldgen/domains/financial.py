@@ -30,6 +30,7 @@ import pandas as pd
 from worldgen.faults import FaultMode, Tables, pick, record_ids, set_values
 from worldgen.render import (
     Fact,
+    Joint,
     Kind,
     Path,
     Program,
@@ -451,6 +452,24 @@ def _coverage_rule(compare: str) -> Callable[[str], Program]:
 
 
 PER_KIND: dict[Kind, int] = {"lookup": 1, "derived": 2, "multistep": 2, "unknown": 1}
+# income-statement lines, stated two to a sentence as filings do
+FIGURES = Joint(
+    {
+        REV: "revenue",
+        COGS: "cost of goods sold",
+        GP: "gross profit",
+        OPEX: "operating expenses",
+        EBIT: "operating income",
+        INT: "interest expense",
+        TAX: "income tax expense",
+        NI: "net income",
+    },
+    (
+        "{A} and {b} were {x} and {y}, respectively.",
+        "The company reported {a} and {b} of {x} and {y}, respectively.",
+    ),
+    value="${v}",
+)
 
 
 def renderer() -> Renderer:
@@ -627,7 +646,7 @@ def renderer() -> Renderer:
         ),
     )
     # Two derived and two multi-step questions per record keep reasoning the majority.
-    return Renderer(facts, lookups_ + reasoned, PER_KIND)
+    return Renderer(facts, lookups_ + reasoned, PER_KIND, (FIGURES,))
 
 
 # --- fault modes ---------------------------------------------------------------------------

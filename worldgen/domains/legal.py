@@ -24,14 +24,15 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
+from worldgen.calc import LIMITATION_YEARS
 from worldgen.faults import FaultMode, Tables, is_label, pick, record_ids, set_values
 from worldgen.render import (
     Fact,
+    Joint,
     Kind,
     Question,
     Renderer,
     Row,
-    Values,
     flag_field,
     lookups,
     money,
@@ -77,13 +78,11 @@ ELEMENTS = ("element_duty", "element_breach", "element_causation", "element_dama
 NOT_LIABLE, LIABLE = 0, 1
 NEGLIGENCE, WRITTEN, ORAL, DEFAMATION, FRAUD = range(5)
 
-# Years to file, per (jurisdiction, claim) in CLAIMS order; cited in the module docstring.
-LIMITATION_YEARS = {
-    "California": (2, 4, 2, 1, 3),
-    "New York": (3, 6, 6, 1, 6),
-    "Texas": (2, 4, 4, 1, 4),
-}
-LIMITATION = np.array([LIMITATION_YEARS[j] for j in JURISDICTIONS], dtype=np.int64)
+# Years to file, per (jurisdiction, claim): the table cited in the module docstring lives in the
+# derivation language, whose limitation() reads it
+LIMITATION = np.array(
+    [[LIMITATION_YEARS[j.lower()][c] for c in CLAIMS] for j in JURISDICTIONS], dtype=np.int64
+)
 
 # Elements each claim requires (illustrative simplification), in ELEMENTS order.
 REQUIRED_ELEMENTS = {
@@ -488,7 +487,7 @@ def build() -> WorldSpec:
 
 
 def _limitation(row: Row) -> int:
-    return LIMITATION_YEARS[row["jurisdiction"]][CLAIMS.index(row["claim_type"])]
+    return LIMITATION_YEARS[row["jurisdiction"].lower()][row["claim_type"]]
 
 
 def _deadline(row: Row) -> str:
@@ -503,11 +502,9 @@ def _days_to_file(row: Row) -> str:
 DATES = ("incident_date", "filing_date")
 STATUTE = ("jurisdiction", "claim_type")
 DEADLINE = "add_years({incident_date}, {limitation_years})"
-
-
-def _deadline_by_statute(values: Values, row: Row) -> str:
-    """The deadline's derivation when the period comes from the statute table, not the text."""
-    return f"add_years({values['incident_date']}, {_limitation(row)})"
+# the period from the statute table when the text does not state it
+BY_STATUTE = "limitation('{jurisdiction}', '{claim_type}')"
+DEADLINE_BY_STATUTE = f"add_years({{incident_date}}, {BY_STATUTE})"
 
 
 def _bar(compare: str) -> tuple[tuple[object, ...], ...]:
@@ -519,7 +516,7 @@ def _bar(compare: str) -> tuple[tuple[object, ...], ...]:
         (
             (*DATES, *STATUTE),
             "multistep",
-            lambda v, r: f"{v['filing_date']} {compare} {_deadline_by_statute(v, r)}",
+            f"{{filing_date}} {compare} {DEADLINE_BY_STATUTE}",
         ),
     )
 
@@ -537,6 +534,14 @@ RULING_PATHS = (
 
 
 PER_KIND: dict[Kind, int] = {"lookup": 1, "derived": 2, "multistep": 2, "unknown": 1}
+# the two dates of the case, often given in one sentence
+EVENTS = Joint(
+    {"incident_date": "the incident", "filing_date": "the filing of the complaint"},
+    (
+        "{A} and {b} took place on {x} and {y}, respectively.",
+        "The dates of {a} and {b} were {x} and {y}, respectively.",
+    ),
+)
 
 
 def renderer() -> Renderer:
@@ -663,7 +668,7 @@ def renderer() -> Renderer:
                 "What limitation period applies, in years?",
             ),
             lambda r: str(_limitation(r)),
-            paths((("limitation_years",), "lookup"), (STATUTE, "derived")),
+            paths((("limitation_years",), "lookup"), (STATUTE, "derived", BY_STATUTE)),
         ),
         Question(
             "filing_deadline",
@@ -674,7 +679,7 @@ def renderer() -> Renderer:
             _deadline,
             paths(
                 (("incident_date", "limitation_years"), "derived", DEADLINE),
-                (("incident_date", *STATUTE), "multistep", _deadline_by_statute),
+                (("incident_date", *STATUTE), "multistep", DEADLINE_BY_STATUTE),
             ),
         ),
         Question(
@@ -729,7 +734,7 @@ def renderer() -> Renderer:
         ),
     )
     # Two derived and two multi-step questions per record keep reasoning the majority.
-    return Renderer(facts, lookups_ + reasoned, PER_KIND)
+    return Renderer(facts, lookups_ + reasoned, PER_KIND, (EVENTS,))
 
 
 # --- fault modes ---------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from worldgen.calc import GFR_BOUNDS, GFR_STAGES, INDICATIONS
 from worldgen.faults import FaultMode, Tables, is_label, pick, record_ids, set_values
 from worldgen.render import (
     Fact,
+    Joint,
     Path,
     Question,
     Renderer,
@@ -377,6 +378,21 @@ def _eligible(drug: str) -> Callable[[Row], str]:
 
 
 AGE_FROM_DATES = "age({birth_date}, {encounter_date})"
+# values a note often gives two to a sentence
+JOINTS = (
+    Joint(
+        {"birth_date": "birth", "encounter_date": "the encounter"},
+        ("The dates of {a} and {b} were {x} and {y}, respectively.",),
+    ),
+    Joint(
+        {"creatinine": "serum creatinine", "glucose": "mean glucose"},
+        ("{A} and {b} were {x} and {y} mg/dL, respectively.",),
+    ),
+    Joint(
+        {"sbp": "systolic pressure", "dbp": "diastolic pressure"},
+        ("{A} and {b} were {x} and {y} mmHg, respectively.",),
+    ),
+)
 AGE_PATHS = ((("age",), "lookup"), (("birth_date", "encounter_date"), "derived", AGE_FROM_DATES))
 
 
@@ -564,7 +580,10 @@ def renderer() -> Renderer:
         ),
     )
     return Renderer(
-        facts, lookups_ + derived, {"lookup": 1, "derived": 2, "multistep": 2, "unknown": 1}
+        facts,
+        lookups_ + derived,
+        {"lookup": 1, "derived": 2, "multistep": 2, "unknown": 1},
+        JOINTS,
     )
 
 
