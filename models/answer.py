@@ -35,8 +35,11 @@ def resolve(written: str) -> tuple[str, str]:
     """(answer, derivation) from what the model wrote; a broken derivation answers unknown."""
     if not written.startswith(DERIVE):
         return written, ""
-    # a pointer decodes as its own word: "round( 8.0 / 2, 2)" reads better as "round(8.0 / 2, 2)"
-    derivation = written[len(DERIVE) :].strip().replace("( ", "(")
+    # a pointer decodes as its own word: "round( 8.0 / 2, 2)" and "limitation(' texas', ' fraud')"
+    # read better as "round(8.0 / 2, 2)" and "limitation('texas', 'fraud')"
+    derivation = written[len(DERIVE) :].strip()
+    for spaced, tight in (("( ", "("), ("(' ", "('"), (", ' ", ", '")):
+        derivation = derivation.replace(spaced, tight)
     try:
         return compute(derivation), derivation
     except CalcError:

@@ -1,0 +1,31 @@
+"""What a model wrote -> the answer and the derivation an auditor reads."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.answer import UNKNOWN, resolve
+
+
+@pytest.mark.parametrize(
+    ("written", "answer", "derivation"),
+    [
+        ("= round( 8.0 / 2, 2)", "4.00", "round(8.0 / 2, 2)"),
+        (
+            "= add_years(2019-11-27, limitation(' california', ' negligence'))",
+            "2021-11-27",
+            "add_years(2019-11-27, limitation('california', 'negligence'))",
+        ),
+        (
+            "= 52 >= 30 and indicated(metformin, ' prediabetes')",
+            "yes",
+            "52 >= 30 and indicated(metformin, 'prediabetes')",
+        ),
+        ("= unstated >= 30 and no", UNKNOWN, "unstated >= 30 and no"),
+        ("stage 3a", "stage 3a", ""),
+    ],
+)
+def test_resolve_computes_and_tidies_the_derivation(
+    written: str, answer: str, derivation: str
+) -> None:
+    assert resolve(written) == (answer, derivation)
