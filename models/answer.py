@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from models.apr import APRTransformer
-from models.tokenizer import Tokenizer, normalize
+from models.tokenizer import Tokenizer
 from worldgen.calc import CalcError, compute
 
 UNKNOWN = "unknown"
@@ -89,7 +89,9 @@ class Answerer:
         )
         ids = gen.tokens[0].tolist()
         n = ids.index(self.tok.end_id) + 1 if self.tok.end_id in ids else len(ids)
-        raw, derivation = resolve(normalize(self.tok.decode(ids[:n], slots=example.slots)))
+        # pointed values read as the document spells them; the rest is the model's lower case
+        written = " ".join(self.tok.decode(ids[:n], slots=example.spelled).split())
+        raw, derivation = resolve(written)
         uncertainty = float(gen.scores[0, :n].max()) if n else 1.0
         abstained = uncertainty > self.abstain_threshold and raw != UNKNOWN
         return Answer(

@@ -85,7 +85,7 @@ def qa_key(domain: str, qa_id: int) -> str:
 
 
 def outcome(answer: str, truth: str) -> str:
-    if answer == normalize(truth):
+    if normalize(answer) == normalize(truth):
         return "correct"
     return "abstained" if answer == UNKNOWN else "incorrect"
 
@@ -97,7 +97,9 @@ def answer_all(answerer: Answerer, frame: pd.DataFrame) -> list[Answer]:
 def choose_abstain_threshold(raw: list[Answer], truths: list[str]) -> float:
     """Lowest-hallucination threshold whose accuracy is within one point of never abstaining."""
     scores = np.array([a.uncertainty for a in raw])
-    correct_raw = np.array([a.raw == normalize(t) for a, t in zip(raw, truths, strict=True)])
+    correct_raw = np.array(
+        [normalize(a.raw) == normalize(t) for a, t in zip(raw, truths, strict=True)]
+    )
     truth_unknown = np.array([normalize(t) == UNKNOWN for t in truths])
     attempted = np.array([a.raw != UNKNOWN for a in raw])
     base_acc = correct_raw.mean()
@@ -186,7 +188,7 @@ def build_report(
     tokens = sum(a.prompt_tokens + a.answer_tokens for a in raw)
     confidence = 1.0 - np.array([a.uncertainty for a in raw])
     raw_correct = np.array(
-        [a.raw == normalize(t) for a, t in zip(raw, frame["answer"], strict=True)]
+        [normalize(a.raw) == normalize(t) for a, t in zip(raw, frame["answer"], strict=True)]
     )
     ece, brier = calibration(confidence, raw_correct.astype(float))
     routed = float(np.mean([a.routed_fraction for a in raw]))

@@ -72,11 +72,21 @@ class Example(NamedTuple):
     ids: list[int]
     answer_start: int  # index of the first answer token (== len(ids) when no answer given)
     slots: tuple[str, ...] = ()  # the document's stated values, by slot number
+    spelled: tuple[str, ...] = ()  # the same values as the document spells them ("New York")
 
 
 def normalize(text: str) -> str:
     """The canonical form that encode/decode round-trips: lower-case, single spaces."""
     return " ".join(text.lower().split())
+
+
+def spellings(document: str, values: Sequence[str]) -> tuple[str, ...]:
+    """Each (lower-case) value as the document first writes it, so an answer that points at
+    "New York" says "New York"; the value itself where lower-casing changed the text's length."""
+    lower = document.lower()
+    if len(lower) != len(document):
+        return tuple(values)
+    return tuple(document[at : at + len(v)] if (at := lower.find(v)) >= 0 else v for v in values)
 
 
 def pieces(text: str) -> list[str]:
@@ -236,7 +246,7 @@ class Tokenizer:
         start = len(ids)
         if answer is not None:
             ids += [*self.encode_answer(answer, slots), self.end_id]
-        return Example(ids, start, slots)
+        return Example(ids, start, slots, spellings(document, slots))
 
     def to_json(self) -> str:
         return json.dumps({"format": FORMAT, "vocab": self.vocab, "phrases": list(self.phrases)})

@@ -1,6 +1,13 @@
 import pytest
 
-from models.tokenizer import SLOTS, SPECIALS, Tokenizer, UnknownTokenError, normalize
+from models.tokenizer import (
+    SLOTS,
+    SPECIALS,
+    Tokenizer,
+    UnknownTokenError,
+    normalize,
+    spellings,
+)
 
 ANSWERS = ["yes", "no", "unknown", "stage 3a", "2024-03-01", "132", "type2 diabetes", "132.5"]
 CORPUS = [
@@ -46,11 +53,11 @@ def test_vocab_layout_and_any_number_encodes(tok: Tokenizer) -> None:
 
 
 def test_encode_example(tok: Tokenizer) -> None:
-    ids, start, _ = tok.encode_example("Stage 3a.", "Stage?", "stage 3a")
+    ids, start, *_ = tok.encode_example("Stage 3a.", "Stage?", "stage 3a")
     assert ids[0] == tok.doc_id and ids[start - 1] == tok.a_id and ids[-1] == tok.end_id
     assert tok.decode(ids[start:]) == "stage 3a"
     assert tok.decode(ids) == "stage 3a. stage? stage 3a"
-    prompt, pstart, _ = tok.encode_example("Stage 3a.", "Stage?")
+    prompt, pstart, *_ = tok.encode_example("Stage 3a.", "Stage?")
     assert prompt == ids[:start] and pstart == len(prompt)
 
 
@@ -126,3 +133,14 @@ def test_in_a_derivation_only_a_quoted_label_is_a_pointer() -> None:
     assert tok.decode(tok.encode_answer(rule, slots), slots=slots) == (
         "= 52 >= 30 and indicated(metformin, ' type 2 diabetes')"
     )
+
+
+def test_pointed_values_keep_the_documents_spelling() -> None:
+    doc = "The case was heard under New York law. Cause of action: fraud. Filed 2019-03-01."
+    tok = Tokenizer.fit([doc, "which law?"], phrases=["New York", "fraud"])
+    ex = tok.encode_example(doc, "Which law?", "new york")
+    assert ex.slots == ("new york", "fraud", "2019-03-01")  # what the model sees: lower case
+    assert ex.spelled == ("New York", "fraud", "2019-03-01")  # what an answer says
+    assert tok.decode(ex.ids[ex.answer_start :], slots=ex.spelled) == "New York"
+    # where lower-casing changes the text's length, the values stay as the model sees them
+    assert spellings("İ New York", ("new york",)) == ("new york",)
