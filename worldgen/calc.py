@@ -84,7 +84,8 @@ INDICATIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _indicated(drug: Value, diagnosis: Value) -> bool:
+def indicated(drug: Value, diagnosis: Value) -> bool:
+    """Is the drug indicated for the diagnosis (both lower case, as derivations read them)?"""
     if drug not in INDICATIONS:
         raise ValueError(f"no indications known for {drug!r}")
     return diagnosis in INDICATIONS[drug]
@@ -117,7 +118,8 @@ LIMITATION_YEARS: dict[str, dict[str, int]] = {
 }
 
 
-def _limitation(jurisdiction: Value, claim: Value) -> int:
+def limitation(jurisdiction: Value, claim: Value) -> int:
+    """Years the statute allows for the claim in the jurisdiction (both lower case)."""
     try:
         return LIMITATION_YEARS[str(jurisdiction)][str(claim)]
     except KeyError:
@@ -132,8 +134,8 @@ FUNCTIONS: dict[str, Callable[..., Value]] = {
     "floor": lambda x, n: _quantize(x, n, ROUND_FLOOR),
     "rint": lambda x: round(float(x)),  # half to even, as numpy's rint
     "gfr_stage": _gfr_stage,  # the KDIGO stage an eGFR falls in
-    "indicated": _indicated,  # indicated(metformin, 'prediabetes'): is the drug for it?
-    "limitation": _limitation,  # limitation('texas', 'fraud'): years the statute allows
+    "indicated": indicated,  # indicated(metformin, 'prediabetes'): is the drug for it?
+    "limitation": limitation,  # limitation('texas', 'fraud'): years the statute allows
     "min": min,
     "max": max,
 }

@@ -24,7 +24,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from worldgen.calc import LIMITATION_YEARS
+from worldgen.calc import LIMITATION_YEARS, limitation
 from worldgen.faults import FaultMode, Tables, is_label, pick, record_ids, set_values
 from worldgen.render import (
     Fact,
@@ -487,7 +487,7 @@ def build() -> WorldSpec:
 
 
 def _limitation(row: Row) -> int:
-    return LIMITATION_YEARS[row["jurisdiction"].lower()][row["claim_type"]]
+    return limitation(row["jurisdiction"].lower(), row["claim_type"])
 
 
 def _deadline(row: Row) -> str:

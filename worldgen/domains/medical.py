@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from worldgen.calc import GFR_BOUNDS, GFR_STAGES, INDICATIONS
+from worldgen.calc import GFR_BOUNDS, GFR_STAGES, indicated
 from worldgen.faults import FaultMode, Tables, is_label, pick, record_ids, set_values
 from worldgen.render import (
     Fact,
@@ -371,8 +371,7 @@ def _hypertensive(row: Row) -> str:
 
 def _eligible(drug: str) -> Callable[[Row], str]:
     def answer(row: Row) -> str:
-        indicated = row["diagnosis"] in INDICATIONS[drug]
-        return yes_no(indicated and row["egfr"] >= EGFR_FLOOR[drug])
+        return yes_no(indicated(drug, row["diagnosis"]) and row["egfr"] >= EGFR_FLOOR[drug])
 
     return answer
 
