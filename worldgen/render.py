@@ -22,9 +22,9 @@ every path would branch on a missing fact. It computes to nothing, so the answer
 the rule needs, not one guess before the first word (a rule question always starts with ``=``).
 
 Facts of one kind (money figures, dates) may share a sentence, as filings write them: roles
-first, values in the same order (``Revenue and interest expense were $x and $y, respectively``).
-Which value is which is then told only by the order of the roles, so a question over several
-such facts takes a step of reading per value before any rule applies.
+first, values in the same order (``Revenue, interest expense and net income were $x, $y and $z,
+respectively``). Which value is which is then told only by its place in the lists, so a
+question over several such facts takes a step of reading per value before any rule applies.
 
 The document keeps its *plan* (fact key, or keys joined by ``+`` for a shared sentence, and
 paraphrase index, in sentence order) so a validator can re-render it from the record and demand
@@ -62,33 +62,40 @@ class Fact:
 
 @dataclass(frozen=True)
 class Joint:
-    """Facts of one kind that a document may state two to a sentence, roles first and values
-    in the same order. Templates take ``{a}``/``{b}`` (roles, ``{A}`` capitalised) and
-    ``{x}``/``{y}`` (values, each written as ``value``)."""
+    """Facts of one kind that a document may state several to a sentence, roles first and
+    values in the same order. Templates take ``{roles}`` (``{Roles}`` capitalised) and
+    ``{values}``, each a list (``a, b and c``); each value is written as ``value``."""
 
     roles: Mapping[str, str]  # fact key -> how the sentence names it
     templates: tuple[str, ...]
     value: str = "{v}"
-    p: float = 0.5  # chance that two stated facts of the joint share a sentence
+    p: float = 0.5  # chance that a group of stated facts of the joint shares a sentence
+    size: int = 2  # the most facts one sentence states
 
-    def pair_up(self, plan: list[tuple[str, int]], rng: np.random.Generator) -> None:
-        """Merge stated members of the joint, two by two in sentence order, in place."""
+    def group_up(self, plan: list[tuple[str, int]], rng: np.random.Generator) -> None:
+        """Merge stated members of the joint, ``size`` at a time in sentence order, in place."""
         members = [i for i, (key, _) in enumerate(plan) if key in self.roles]
-        merged = []
-        for first, second in zip(members[::2], members[1::2], strict=False):
-            if rng.random() < self.p:
-                keys = f"{plan[first][0]}{JOIN}{plan[second][0]}"
-                plan[first] = (keys, int(rng.integers(len(self.templates))))
-                merged.append(second)
-        for i in reversed(merged):
+        merged: list[int] = []
+        for start in range(0, len(members), self.size):
+            group = members[start : start + self.size]
+            if len(group) > 1 and rng.random() < self.p:
+                keys = JOIN.join(plan[i][0] for i in group)
+                plan[group[0]] = (keys, int(rng.integers(len(self.templates))))
+                merged += group[1:]
+        for i in sorted(merged, reverse=True):
             del plan[i]
 
     def sentence(self, facts: Mapping[str, Fact], keys: str, row: Row, template: int) -> str:
-        a, b = keys.split(JOIN)
-        first, second = self.roles[a], self.roles[b]
-        x, y = (self.value.format(v=facts[k].value(row)) for k in (a, b))
-        capital = first[:1].upper() + first[1:]
-        return self.templates[template].format(a=first, A=capital, b=second, x=x, y=y)
+        members = keys.split(JOIN)
+        roles = listing([self.roles[k] for k in members])
+        values = listing([self.value.format(v=facts[k].value(row)) for k in members])
+        capital = roles[:1].upper() + roles[1:]
+        return self.templates[template].format(roles=roles, Roles=capital, values=values)
+
+
+def listing(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 JOIN: Final = "+"
@@ -219,7 +226,7 @@ class Renderer:
         order = rng.permutation(len(stated))
         plan = [stated[i] for i in order]
         for joint in self.joints:
-            joint.pair_up(plan, rng)
+            joint.group_up(plan, rng)
         return plan
 
     def sentence(self, row: Row, entry: str, template: int) -> str:

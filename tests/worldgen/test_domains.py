@@ -127,14 +127,14 @@ def test_rendered_questions_are_mostly_reasoned(domain, fault_frame) -> None:  #
 
 
 def test_shared_sentences_name_roles_in_value_order(domain, fault_frame) -> None:  # type: ignore[no-untyped-def]
-    """Two facts of a joint share a sentence in about half the documents that state both; the
-    values follow the roles' order, the plan re-renders it, and swapping the roles does not."""
+    """Facts of a joint share a sentence (up to its size) in many documents that state several;
+    the values follow the roles' order, the plan re-renders it, and swapping two roles does not."""
     renderer = domain.renderer
-    assert renderer.joints, "every domain states some facts two to a sentence"
+    assert renderer.joints, "every domain states some facts several to a sentence"
     rows = to_rows(fault_frame.iloc[:300], domain.spec)
     docs, _ = render_block(renderer, rows, np.random.default_rng(11))
     by_id = {int(r["record_id"]): r for r in rows}
-    shared = 0
+    shared, longest = 0, 0
     for doc in docs:
         plan = decode_plan(doc["plan"])
         row = by_id[doc["record_id"]]
@@ -142,15 +142,25 @@ def test_shared_sentences_name_roles_in_value_order(domain, fault_frame) -> None
             if JOIN not in entry:
                 continue
             shared += 1
-            a, b = entry.split(JOIN)
-            assert {a, b} <= stated_keys(plan) and entry not in stated_keys(plan)
+            keys = entry.split(JOIN)
+            longest = max(longest, len(keys))
+            joint = next(j for j in renderer.joints if keys[0] in j.roles)
+            assert 2 <= len(keys) <= joint.size and set(keys) <= set(joint.roles)
+            assert set(keys) <= stated_keys(plan) and entry not in stated_keys(plan)
             sentence = renderer.sentence(row, entry, template)
             assert sentence in doc["document"] and "respectively" in sentence
-            x, y = renderer.fact(a).value(row), renderer.fact(b).value(row)
-            assert sentence.index(x) < sentence.rindex(y), sentence
-            swapped = [(f"{b}{JOIN}{a}" if e == entry else e, t) for e, t in plan]
+            values = [renderer.fact(k).value(row) for k in keys]
+            places = [sentence.lower().index(joint.roles[k]) for k in keys]
+            assert places == sorted(places), sentence  # roles in the plan's order
+            at = places[-1]
+            for v in values:  # then the values, in the same order (ValueError if not)
+                at = sentence.index(v, at) + len(v)
+            a, b, *rest = keys
+            x, y = values[:2]
+            swapped = [(JOIN.join([b, a, *rest]) if e == entry else e, t) for e, t in plan]
             if x != y:
                 tampered = {**doc, "plan": encode_plan(swapped)}
                 assert document_mismatches(renderer, by_id, [tampered]) == [doc["record_id"]]
     assert shared >= len(docs) // 4, shared
+    assert longest == max(j.size for j in renderer.joints), longest  # the longest lists occur
     assert document_mismatches(renderer, by_id, docs) == []

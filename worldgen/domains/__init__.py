@@ -41,7 +41,7 @@ def vocabulary_texts(name: str) -> list[str]:
     for fact in dom.renderer.facts:
         texts += [t.replace("{v}", " ") for t in fact.templates]
     for joint in dom.renderer.joints:
-        texts += [t.format(a=" ", A=" ", b=" ", x=" ", y=" ") for t in joint.templates]
+        texts += [t.format(roles=" ", Roles=" ", values=" ") for t in joint.templates]
         texts += list(joint.roles.values())
     for question in dom.renderer.questions:
         texts += list(question.templates)

@@ -452,7 +452,8 @@ def _coverage_rule(compare: str) -> Callable[[str], Program]:
 
 
 PER_KIND: dict[Kind, int] = {"lookup": 1, "derived": 2, "multistep": 2, "unknown": 1}
-# income-statement lines, stated two to a sentence as filings do
+# income-statement lines, stated up to four to a sentence as filings do: which value is which is
+# told by its place in the list, so reading one takes counting along both lists
 FIGURES = Joint(
     {
         REV: "revenue",
@@ -465,10 +466,12 @@ FIGURES = Joint(
         NI: "net income",
     },
     (
-        "{A} and {b} were {x} and {y}, respectively.",
-        "The company reported {a} and {b} of {x} and {y}, respectively.",
+        "{Roles} were {values}, respectively.",
+        "The company reported {roles} of {values}, respectively.",
     ),
     value="${v}",
+    size=4,
+    p=0.8,
 )
 
 

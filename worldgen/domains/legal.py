@@ -538,8 +538,8 @@ PER_KIND: dict[Kind, int] = {"lookup": 1, "derived": 2, "multistep": 2, "unknown
 EVENTS = Joint(
     {"incident_date": "the incident", "filing_date": "the filing of the complaint"},
     (
-        "{A} and {b} took place on {x} and {y}, respectively.",
-        "The dates of {a} and {b} were {x} and {y}, respectively.",
+        "{Roles} took place on {values}, respectively.",
+        "The dates of {roles} were {values}, respectively.",
     ),
 )
 

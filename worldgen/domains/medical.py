@@ -381,15 +381,15 @@ AGE_FROM_DATES = "age({birth_date}, {encounter_date})"
 JOINTS = (
     Joint(
         {"birth_date": "birth", "encounter_date": "the encounter"},
-        ("The dates of {a} and {b} were {x} and {y}, respectively.",),
+        ("The dates of {roles} were {values}, respectively.",),
     ),
     Joint(
         {"creatinine": "serum creatinine", "glucose": "mean glucose"},
-        ("{A} and {b} were {x} and {y} mg/dL, respectively.",),
+        ("{Roles} were {values} mg/dL, respectively.",),
     ),
     Joint(
         {"sbp": "systolic pressure", "dbp": "diastolic pressure"},
-        ("{A} and {b} were {x} and {y} mmHg, respectively.",),
+        ("{Roles} were {values} mmHg, respectively.",),
     ),
 )
 AGE_PATHS = ((("age",), "lookup"), (("birth_date", "encounter_date"), "derived", AGE_FROM_DATES))
