@@ -46,10 +46,9 @@ DEFAULT_N = 10000
 DEFAULT_STEPS = 1750
 DEFAULT_BATCH = 16
 # Version of the cache keys: bump when a stage's meaning changes under the same inputs.
-KEY_VERSION = "6"  # 2: packed QA, value slots, derivations; 3: evaluation samples per domain;
+KEY_VERSION = "5"  # 2: packed QA, value slots, derivations; 3: evaluation samples per domain;
 # 4: unknown rule answers mark what is unstated; labels are pointers; stages and indications derive;
-# 5: facts of one kind may share a sentence ("A and B were x and y, respectively");
-# 6: up to four income-statement lines to a sentence
+# 5: facts of one kind may share a sentence ("A and B were x and y, respectively")
 FAILURE_COLUMNS = ("domain", "batch", "check", "expectation", "unexpected_count", "error")
 IO_ERRORS: tuple[type[BaseException], ...] = (OSError, TimeoutError, ConnectionError)
 

@@ -22,9 +22,10 @@ every path would branch on a missing fact. It computes to nothing, so the answer
 the rule needs, not one guess before the first word (a rule question always starts with ``=``).
 
 Facts of one kind (money figures, dates) may share a sentence, as filings write them: roles
-first, values in the same order (``Revenue, interest expense and net income were $x, $y and $z,
-respectively``). Which value is which is then told only by its place in the lists, so a
-question over several such facts takes a step of reading per value before any rule applies.
+first, values in the same order (``Revenue and interest expense were $x and $y, respectively``;
+a joint may allow longer lists). Which value is which is then told only by its place in the
+lists, so a question over several such facts takes a step of reading per value before any rule
+applies.
 
 The document keeps its *plan* (fact key, or keys joined by ``+`` for a shared sentence, and
 paraphrase index, in sentence order) so a validator can re-render it from the record and demand

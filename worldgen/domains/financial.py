@@ -452,8 +452,8 @@ def _coverage_rule(compare: str) -> Callable[[str], Program]:
 
 
 PER_KIND: dict[Kind, int] = {"lookup": 1, "derived": 2, "multistep": 2, "unknown": 1}
-# income-statement lines, stated up to four to a sentence as filings do: which value is which is
-# told by its place in the list, so reading one takes counting along both lists
+# income-statement lines, stated two to a sentence as filings do (four to a sentence was measured
+# and not kept: benchmarks/results/quality-lists4.json)
 FIGURES = Joint(
     {
         REV: "revenue",
@@ -470,8 +470,6 @@ FIGURES = Joint(
         "The company reported {roles} of {values}, respectively.",
     ),
     value="${v}",
-    size=4,
-    p=0.8,
 )
 
 
