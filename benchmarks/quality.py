@@ -7,7 +7,7 @@ mode: composite and per-domain factual accuracy, accuracy per question kind, hal
 abstention rates, FLOPs per token at the routed fraction seen while answering, p50 latency, wall
 times; then the issue's targets, each with its measured value and whether it holds.
 
-    .venv/bin/python benchmarks/quality.py            # ~15 min on 2 shared cores
+    .venv/bin/python benchmarks/quality.py            # ~30 min on 2 shared cores (1000 questions a domain)
     .venv/bin/python benchmarks/quality.py --steps 50 --n 100 --out /tmp/q.json   # smoke run
 
 On a shared machine the modes can run as three processes (``--modes apr --out part-apr.json``,

@@ -83,7 +83,7 @@ class Joint:
                 keys = JOIN.join(plan[i][0] for i in group)
                 plan[group[0]] = (keys, int(rng.integers(len(self.templates))))
                 merged += group[1:]
-        for i in sorted(merged, reverse=True):
+        for i in reversed(merged):  # ascending: each group follows the previous one
             del plan[i]
 
     def sentence(self, facts: Mapping[str, Fact], keys: str, row: Row, template: int) -> str:

@@ -24,7 +24,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from worldgen.calc import LIMITATION_YEARS, limitation
+from worldgen.calc import limitation
 from worldgen.faults import FaultMode, Tables, is_label, pick, record_ids, set_values
 from worldgen.render import (
     Fact,
@@ -79,9 +79,9 @@ NOT_LIABLE, LIABLE = 0, 1
 NEGLIGENCE, WRITTEN, ORAL, DEFAMATION, FRAUD = range(5)
 
 # Years to file, per (jurisdiction, claim): the table cited in the module docstring lives in the
-# derivation language, whose limitation() reads it
+# derivation language, whose limitation() is its one reader
 LIMITATION = np.array(
-    [[LIMITATION_YEARS[j.lower()][c] for c in CLAIMS] for j in JURISDICTIONS], dtype=np.int64
+    [[limitation(j.lower(), c) for c in CLAIMS] for j in JURISDICTIONS], dtype=np.int64
 )
 
 # Elements each claim requires (illustrative simplification), in ELEMENTS order.
