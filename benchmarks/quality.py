@@ -9,6 +9,7 @@ times; then the issue's targets, each with its measured value and whether it hol
 
     .venv/bin/python benchmarks/quality.py            # ~30 min on 2 shared cores (1000 questions a domain)
     .venv/bin/python benchmarks/quality.py --steps 50 --n 100 --out /tmp/q.json   # smoke run
+    .venv/bin/python benchmarks/quality.py --model n_layer=1 --out /tmp/q.json    # an ablation
 
 On a shared machine the modes can run as three processes (``--modes apr --out part-apr.json``,
 one thread each with ``--threads 1``) and be combined with ``--merge part-*.json``; every part
@@ -35,9 +36,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from flows.pipeline import DEFAULT_MODEL, DEFAULT_N, DEFAULT_STEPS, TrainParams  # noqa: E402
-from models.evaluate import evaluate  # noqa: E402
+from models.apr import APRConfig  # noqa: E402
+from models.evaluate import evaluate, qa_key  # noqa: E402
 from models.train import TrainConfig, load_model, train  # noqa: E402
-from worldgen.dataset import generate  # noqa: E402
+from worldgen.dataset import generate, load_qa  # noqa: E402
 from worldgen.domains import DOMAIN_NAMES  # noqa: E402
 
 MODES = ("dense", "apr", "all")
@@ -69,7 +71,7 @@ def run_mode(uri: str, mode: str, args: argparse.Namespace, work: Path) -> dict[
         precision=MAIN_JOB.precision,
         seed=args.seed,
         out=str(work / f"run-{mode}"),
-        model=dict(DEFAULT_MODEL),
+        model=dict(args.model),
         val_check_interval=args.steps,
         checkpoint_every=args.steps,
     )
@@ -90,6 +92,7 @@ def run_mode(uri: str, mode: str, args: argparse.Namespace, work: Path) -> dict[
     return {
         "factual_accuracy": {"composite": report.accuracy, **report.accuracy_by_domain},
         "accuracy_by_kind": report.accuracy_by_kind,
+        "accuracy_by_key": accuracy_by_key(uri, args.eval_per_domain, report.outcomes),
         "hallucination_rate": report.hallucination_rate,
         "hallucination_attempted": report.hallucination_attempted,
         "abstention_rate": report.abstention_rate,
@@ -108,6 +111,38 @@ def run_mode(uri: str, mode: str, args: argparse.Namespace, work: Path) -> dict[
         "load_avg_before": load_before,
         "load_avg_after": load(),
     }
+
+
+def accuracy_by_key(uri: str, per_domain: int, outcomes: dict[str, str]) -> dict[str, Any]:
+    """Accuracy and count per ``domain/kind/question``: where a mode's errors are."""
+    frame = load_qa(uri, "test", per_domain=per_domain)
+    frame["correct"] = [
+        outcomes[qa_key(d, q)] == "correct"
+        for d, q in zip(frame["domain"], frame["qa_id"], strict=True)
+    ]
+    grouped = frame.groupby(["domain", "kind", "key"])["correct"].agg(["mean", "size"])
+    return {
+        "/".join(index): {"accuracy": round(float(row["mean"]), 4), "n": int(row["size"])}
+        for index, row in grouped.iterrows()
+    }
+
+
+def model_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs over the default model size (an ablation), each an APRConfig field."""
+    fields = APRConfig.__dataclass_fields__
+    model: dict[str, Any] = dict(DEFAULT_MODEL)
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or key not in fields:
+            raise SystemExit(
+                f"--model {pair!r}: expected KEY=VALUE with KEY one of {sorted(fields)}"
+            )
+        kind = type(getattr(APRConfig(), key))
+        try:
+            model[key] = kind(text)
+        except ValueError:
+            raise SystemExit(f"--model {pair!r}: {key} takes a {kind.__name__}") from None
+    return model
 
 
 def targets(modes: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -145,9 +180,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-per-domain", type=int, default=1000, help="questions answered")
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: as trained)")
+    parser.add_argument(
+        "--model", action="append", default=[], metavar="KEY=VALUE", help="ablate a model field"
+    )
     parser.add_argument("--merge", nargs="*", default=None, help="combine these part files")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "quality.json"))
     args = parser.parse_args(argv)
+    args.model = model_overrides(args.model)
     if args.merge:
         merge([Path(p) for p in args.merge], Path(args.out))
         return
@@ -185,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
             "questions_per_domain": args.eval_per_domain,
             "generate_s": round(gen_s, 1),
         },
-        "training": {**asdict(recipe), "mode": "per mode below", "model": dict(DEFAULT_MODEL)},
+        "training": {**asdict(recipe), "mode": "per mode below", "model": args.model},
         "modes": results,
         "targets": targets(results),
         "wall_s": round(time.perf_counter() - started, 1),

@@ -71,3 +71,39 @@ def test_merge_combines_part_files(tmp_path: Path) -> None:
     assert set(payload["modes"]) == {"dense", "apr", "all"}
     assert payload["targets"]["apr_vs_dense"]["value"] == 0.05
     assert payload["run_in_parallel"] and payload["wall_s"] == 10.36
+
+
+def test_model_overrides_take_typed_fields_and_refuse_unknown_ones() -> None:
+    q = quality()
+    model = q.model_overrides(["n_layer=1", "route_fraction=0.2"])
+    assert model["n_layer"] == 1 and model["route_fraction"] == 0.2
+    assert model["d_model"] == q.DEFAULT_MODEL["d_model"]
+    for bad in (["depth=3"], ["n_layer"], ["n_layer=two"]):
+        try:
+            q.model_overrides(bad)
+        except SystemExit as exc:
+            assert bad[0] in str(exc)
+        else:
+            raise AssertionError(f"{bad} was accepted")
+
+
+def test_accuracy_by_key_groups_outcomes_by_domain_kind_and_question(tmp_path: Path) -> None:
+    from models.evaluate import qa_key
+    from worldgen.dataset import generate, load_qa
+
+    q = quality()
+    uri = str(tmp_path / "data")
+    generate(["legal"], 60, 0, uri)
+    frame = load_qa(uri, "test", per_domain=20)
+    # every question of one key right, every other one wrong
+    first = frame["key"].iloc[0]
+    outcomes = {
+        qa_key(d, i): "correct" if k == first else "incorrect"
+        for d, i, k in zip(frame["domain"], frame["qa_id"], frame["key"], strict=True)
+    }
+    got = q.accuracy_by_key(uri, 20, outcomes)
+    assert sum(v["n"] for v in got.values()) == len(frame)
+    for name, value in got.items():
+        domain, kind, key = name.split("/")
+        assert domain == "legal" and kind in {"lookup", "derived", "multistep", "unknown"}
+        assert value["accuracy"] == (1.0 if key == first else 0.0)
