@@ -18,8 +18,10 @@ Grammar (no ``eval``; anything else is a ``CalcError``)::
 
 A quoted ``'label'`` is a category value as the document states it (``'type 2 diabetes'``).
 The word ``unstated`` (bare or quoted) stands where a value the document does not give would
-go: a derivation that contains it computes to nothing (``CalcError``), so its answer is
-``unknown``.
+go. It follows Kleene's three-valued logic: anything computed from it is unstated too, except
+where ``and`` / ``or`` are decided without it (``no and unstated`` is ``no``, ``yes or
+unstated`` is ``yes``). A derivation whose result is unstated computes to nothing
+(``CalcError``), so its answer is ``unknown``; one decided despite a gap has its answer.
 """
 
 from __future__ import annotations
@@ -51,6 +53,33 @@ _ARITHMETIC: dict[str, Callable[[Any, Any], Any]] = {
 
 class CalcError(ValueError):
     """The text is not a derivation this language can compute."""
+
+
+class _Unstated:
+    """A value the document does not give (Kleene's unknown): it absorbs every operation but a
+    decided ``and`` / ``or``."""
+
+    def __repr__(self) -> str:
+        return UNSTATED
+
+
+GAP = _Unstated()
+
+
+def _gap(*values: Value) -> bool:
+    return any(v is GAP for v in values)
+
+
+def _and(a: Value, b: Value) -> Value:
+    if (a is not GAP and not a) or (b is not GAP and not b):
+        return False
+    return GAP if _gap(a, b) else True
+
+
+def _or(a: Value, b: Value) -> Value:
+    if (a is not GAP and a) or (b is not GAP and b):
+        return True
+    return GAP if _gap(a, b) else False
 
 
 def _add_years(day: dt.date, years: Value) -> dt.date:
@@ -170,22 +199,21 @@ class _Parser:
         left = self.conj()
         while self.peek() == "or":
             self.take()
-            right = self.conj()
-            left = bool(left) or bool(right)
+            left = _or(left, self.conj())
         return left
 
     def conj(self) -> Value:
         left = self.neg()
         while self.peek() == "and":
             self.take()
-            right = self.neg()
-            left = bool(left) and bool(right)
+            left = _and(left, self.neg())
         return left
 
     def neg(self) -> Value:
         if self.peek() == "not":
             self.take()
-            return not self.neg()
+            value = self.neg()
+            return GAP if value is GAP else not value
         return self.compare()
 
     def compare(self) -> Value:
@@ -194,6 +222,8 @@ class _Parser:
         if op in ("<", "<=", ">", ">=", "==", "!="):
             self.take()
             right = self.sum()
+            if _gap(left, right):
+                return GAP
             return {
                 "<": left < right,
                 "<=": left <= right,
@@ -222,13 +252,15 @@ class _Parser:
         base = self.unary()
         if self.peek() == "**":
             self.take()
-            return float(base) ** float(self.unary())
+            exponent = self.unary()
+            return GAP if _gap(base, exponent) else float(base) ** float(exponent)
         return base
 
     def unary(self) -> Value:
         if self.peek() == "-":
             self.take()
-            return -self.unary()
+            value = self.unary()
+            return GAP if value is GAP else -value
         return self.atom()
 
     def atom(self) -> Value:
@@ -250,9 +282,9 @@ class _Parser:
                 self.take()
                 args.append(self.expr())
             self.take(")")
-            return FUNCTIONS[text](*args)
+            return GAP if _gap(*args) else FUNCTIONS[text](*args)
         if text.strip("' ") == UNSTATED:
-            raise CalcError("the derivation needs a value the document does not state")
+            return GAP
         if kind == "text":  # a pointer decodes as its own word: "' type 2 diabetes'"
             return text[1:-1].strip()
         if kind == "word":
@@ -262,6 +294,8 @@ class _Parser:
 
 def _mixed(a: Value, b: Value, op: Callable[[Any, Any], Value]) -> Value:
     """Decimal with Decimal stays exact; a float on either side makes the result a float."""
+    if _gap(a, b):
+        return GAP
     if isinstance(a, float) or isinstance(b, float):
         return op(float(a), float(b))
     return op(a, b)
@@ -278,6 +312,8 @@ def evaluate(text: str) -> Value:
         raise CalcError(f"cannot compute {text!r}: {exc}") from None
     if parser.peek() is not None:
         raise CalcError(f"unexpected {parser.peek()!r} after a complete derivation")
+    if value is GAP:
+        raise CalcError("the derivation needs a value the document does not state")
     return value
 
 

@@ -10,6 +10,10 @@ shuffles the sentences and asks questions of four kinds:
 * ``multistep`` two or more rules chained over three or more stated facts;
 * ``unknown``   the answer is withheld and not derivable: the canonical answer is ``unknown``.
 
+``unknown`` is never a label for what the document gives away: a rule its stated values decide
+despite a gap (``no and unstated``) is answered, and a question a stated value may decide by a
+route no path writes (``Question.revealed_by``: an award above zero means liable) is not asked.
+
 A path may carry its *derivation*: the rule written over the stated values in the language of
 ``worldgen.calc`` (``17203888.06 - 11992130.54``), which computes to exactly the answer. It is
 how a model can learn to show its work and leave the arithmetic to an exact evaluator.
@@ -40,7 +44,7 @@ from typing import Any, Final, Literal, cast
 
 import numpy as np
 
-from worldgen.calc import UNSTATED
+from worldgen.calc import UNSTATED, CalcError, compute
 
 Row = Mapping[str, Any]
 Kind = Literal["lookup", "derived", "multistep", "unknown"]
@@ -156,42 +160,87 @@ class _Filled(dict[str, str]):
         return self.marks[key]
 
 
+Reveal = Callable[[Values], bool]  # do these stated values (may) decide the answer?
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """How a document answers a question: its kind (None when the stated facts decide it by a
+    route no path writes: it is not asked) and its derivation."""
+
+    kind: Kind | None
+    derivation: str
+
+
 @dataclass(frozen=True)
 class Question:
+    """How to ask, the true answer, the paths that derive it and ``revealed_by``: tests of the
+    stated values that may decide the answer by a route the paths do not write (an award above
+    zero means the defendant was found liable). A question so decided is never asked as
+    ``unknown``: the world model does not call unknown what the document gives away."""
+
     key: str
     templates: tuple[str, ...]
     answer: Callable[[Row], str]
     paths: tuple[Path, ...]
+    revealed_by: tuple[Reveal, ...] = ()
 
     def path_given(self, stated: frozenset[str]) -> Path | None:
-        """The first path whose facts are all stated; None when the answer is not derivable."""
+        """The first path whose facts are all stated; None when no path is complete."""
         for path in self.paths:
             if stated.issuperset(path.needs):
                 return path
         return None
 
-    def kind_given(self, stated: frozenset[str]) -> Kind:
-        path = self.path_given(stated)
-        return UNKNOWN if path is None else path.kind
-
-    def derivation(self, row: Row, values: Values) -> str:
-        """The derivation of the answer from the stated ``values`` ("" when it has none); for
-        an unknown answer to a rule, the nearest path's derivation with its gaps marked
-        ``unstated`` (just ``unstated`` when no path can be written without a leak)."""
+    def resolve(self, row: Row, values: Values) -> Resolution:
+        """Kind and derivation given the stated ``values``. A complete path answers; else a
+        rule its stated values decide despite a gap (``no and unstated``) answers; else the
+        answer is unknown, with the nearest path's derivation and its gaps marked ``unstated``
+        (just ``unstated`` when no path can be written without a leak)."""
         stated = frozenset(values)
         path = self.path_given(stated)
         if path is not None:
-            return path.derivation(values, row)
+            return Resolution(path.kind, path.derivation(values, row))
         # nearest first: the path a reader would have tried, lacking the fewest facts
-        for path in sorted(self.paths, key=lambda p: len(set(p.needs) - stated)):
-            text = path.unstated_derivation(values, row)
-            if text:
-                return text
+        nearest = sorted(self.paths, key=lambda p: len(set(p.needs) - stated))
+        written = [(p, p.unstated_derivation(values, row)) for p in nearest]
+        for path, text in written:
+            if text and decides(text):
+                return Resolution(path.kind, text)
+        if any(reveals(values) for reveals in self.revealed_by):
+            return Resolution(None, "")
+        text = next((t for _, t in written if t), "")
         # a rule question always starts its answer the same way; the gap is named at once
-        return UNSTATED if any(p.program is not None for p in self.paths) else ""
+        if not text and any(p.program is not None for p in self.paths):
+            text = UNSTATED
+        return Resolution(UNKNOWN, text)
 
-    def expected(self, row: Row, stated: frozenset[str]) -> str:
-        return UNKNOWN if self.kind_given(stated) == UNKNOWN else self.answer(row)
+    def expected(self, row: Row, resolution: Resolution) -> str:
+        return UNKNOWN if resolution.kind == UNKNOWN else self.answer(row)
+
+
+def decides(derivation: str) -> bool:
+    """Whether a derivation with gaps still computes (Kleene: ``no and unstated`` is ``no``)."""
+    try:
+        compute(derivation)
+    except CalcError:
+        return False
+    return True
+
+
+def shown(key: str, *decisive: str) -> Reveal:
+    """``revealed_by``: ``key`` is stated (with one of the ``decisive`` values, when given)."""
+    return lambda values: key in values and (not decisive or values[key] in decisive)
+
+
+def all_shown(*keys: str) -> Reveal:
+    """``revealed_by``: every one of ``keys`` is stated (an identity gives the answer)."""
+    return lambda values: all(key in values for key in keys)
+
+
+def shown_where(key: str, test: Callable[[str], bool]) -> Reveal:
+    """``revealed_by``: ``key`` is stated and its value passes ``test``."""
+    return lambda values: key in values and test(values[key])
 
 
 @dataclass(frozen=True)
@@ -245,23 +294,25 @@ class Renderer:
     def ask(
         self, row: Row, stated: frozenset[str], rng: np.random.Generator
     ) -> list[dict[str, str]]:
-        by_kind: dict[Kind, list[Question]] = {k: [] for k in KINDS}
-        for q in self.questions:
-            by_kind[q.kind_given(stated)].append(q)
-        out = []
         values = self.stated_values(row, stated)
+        by_kind: dict[Kind, list[tuple[Question, Resolution]]] = {k: [] for k in KINDS}
+        for q in self.questions:
+            resolution = q.resolve(row, values)
+            if resolution.kind is not None:
+                by_kind[resolution.kind].append((q, resolution))
+        out = []
         for kind, count in self.per_kind.items():
             pool = by_kind[kind]
             for i in rng.permutation(len(pool))[:count]:
-                q = pool[i]
+                q, resolution = pool[i]
                 text = q.templates[int(rng.integers(len(q.templates)))]
                 out.append(
                     {
                         "kind": kind,
                         "key": q.key,
                         "question": text,
-                        "answer": q.expected(row, stated),
-                        "derivation": q.derivation(row, values),
+                        "answer": q.expected(row, resolution),
+                        "derivation": resolution.derivation,
                     }
                 )
         return out
@@ -277,15 +328,19 @@ def paths(*spec: tuple[Any, ...]) -> tuple[Path, ...]:
 
 
 def lookups(
-    asked: tuple[str, ...], items: Iterable[tuple[str, str, Callable[[Row], str]]]
+    asked: tuple[str, ...],
+    items: Iterable[tuple[str, str, Callable[[Row], str]]],
+    revealed: Mapping[str, tuple[Reveal, ...]] | None = None,
 ) -> tuple[Question, ...]:
-    """One lookup question per stated fact; ``asked`` templates take ``{label}``."""
+    """One lookup question per stated fact; ``asked`` templates take ``{label}``; ``revealed``
+    gives a fact's ``revealed_by``."""
     return tuple(
         Question(
             f"lookup_{key}",
             tuple(t.format(label=label) for t in asked),
             answer,
             paths(((key,), "lookup")),
+            (revealed or {}).get(key, ()),
         )
         for key, label, answer in items
     )
@@ -382,26 +437,24 @@ def answer_mismatches(
     """Record ids with a QA answer, kind or derivation (when the QA carries one) that the record
     and its document do not support."""
     bad = set()
-    stated_by_record: dict[int, frozenset[str]] = {}  # a record has ~6 questions: decode once
-    values_by_record: dict[int, dict[str, str]] = {}
+    values_by_record: dict[int, dict[str, str]] = {}  # a record has ~6 questions: decode once
     for qa in qas:
         rid = qa["record_id"]
         row = rows.get(rid)
         try:
-            stated = stated_by_record.get(rid)
-            if stated is None:
+            if row is None:
+                raise KeyError(rid)
+            values = values_by_record.get(rid)
+            if values is None:
                 stated = stated_keys(decode_plan(plans.get(rid) or ""))
-                stated_by_record[rid] = stated
+                values = values_by_record[rid] = renderer.stated_values(row, stated)
             question = renderer.question(qa["key"])
-            ok = (
-                row is not None
-                and qa["kind"] == question.kind_given(stated)
-                and qa["answer"] == question.expected(row, stated)
+            resolution = question.resolve(row, values)
+            ok = qa["kind"] == resolution.kind and qa["answer"] == question.expected(
+                row, resolution
             )
-            if ok and row is not None and "derivation" in qa:
-                if rid not in values_by_record:
-                    values_by_record[rid] = renderer.stated_values(row, stated)
-                ok = qa["derivation"] == question.derivation(row, values_by_record[rid])
+            if ok and "derivation" in qa:
+                ok = qa["derivation"] == resolution.derivation
         except (KeyError, ValueError):
             ok = False
         if not ok:

@@ -63,7 +63,7 @@ def test_derivations_compute_exactly(derivation: str, value: str) -> None:
         ("limitation('Texas', 'unstated')", "does not state"),
         ("age(2016-02-29)", "cannot compute"),
         ("121 >= 130 or unstated >= 80", "does not state"),
-        ("26.6 >= 30 and unstated", "does not state"),  # never read as a truthy word
+        ("26.6 < 30 and unstated", "does not state"),  # never read as a truthy word
         ("52 >= 30 and indicated(metformin, 'unstated')", "does not state"),
         ("indicated(aspirin, 'healthy')", "no indications known for 'aspirin'"),
     ],
@@ -98,16 +98,43 @@ def test_unknown_answers_mark_what_the_document_does_not_state(domain: str) -> N
             compute(derivation)
 
 
+@pytest.mark.parametrize(
+    ("derivation", "value"),
+    [
+        ("26.6 >= 30 and unstated", "no"),
+        ("unstated >= 30 and indicated(metformin, 'healthy')", "no"),
+        ("135 >= 130 or unstated >= 80", "yes"),
+        ("not (unstated and no)", "yes"),
+    ],
+)
+def test_a_gap_that_cannot_change_the_result_is_decided(derivation: str, value: str) -> None:
+    """Kleene's logic: ``no and unstated`` is ``no`` whatever the missing value is."""
+    assert compute(derivation) == value
+
+
+@pytest.mark.parametrize(
+    "derivation",
+    ["unstated or no", "not unstated", "yes and unstated", "unstated + 1 > 2 or no", "-unstated"],
+)
+def test_a_gap_that_can_change_the_result_is_not(derivation: str) -> None:
+    with pytest.raises(CalcError, match="does not state"):
+        compute(derivation)
+
+
 def test_a_rule_marks_each_missing_fact_where_it_would_be_used() -> None:
     """Metformin's rule points at the eGFR and the diagnosis; each missing one is marked."""
     question = get_domain("medical").renderer.question("metformin_eligible")
     row = {"diagnosis": "type 2 diabetes", "egfr": 52, "sex": "female"}
     rule = "{} >= 30 and indicated(metformin, '{}')"
-    assert question.derivation(row, {"egfr": "52"}) == rule.format(52, "unstated")
-    assert question.derivation(row, {"diagnosis": "healthy"}) == rule.format("unstated", "healthy")
-    assert question.derivation(row, {"egfr": "52", "diagnosis": "healthy"}) == rule.format(
-        52, "healthy"
-    )
+    unknown = question.resolve(row, {"egfr": "52"})
+    assert (unknown.kind, unknown.derivation) == ("unknown", rule.format(52, "unstated"))
+    # not indicated whatever the eGFR: decided despite the gap, so not unknown
+    healthy = {**row, "diagnosis": "healthy"}
+    decided = question.resolve(healthy, {"diagnosis": "healthy"})
+    assert decided.derivation == rule.format("unstated", "healthy")
+    assert decided.kind == "derived" and question.expected(healthy, decided) == "no"
+    full = question.resolve(row, {"egfr": "52", "diagnosis": "healthy"})
+    assert full.derivation == rule.format(52, "healthy")
 
 
 def test_a_tampered_derivation_is_a_mismatch() -> None:

@@ -20,7 +20,7 @@ minimum coverage per loan type; the sector margins and every distribution.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -36,11 +36,14 @@ from worldgen.render import (
     Program,
     Question,
     Renderer,
+    Reveal,
     Row,
     Values,
     lookups,
     money_field,
     paths,
+    shown,
+    shown_where,
     stated_field,
     yes_no,
 )
@@ -424,6 +427,52 @@ EBIT_FROM = {
     (REV, COGS, OPEX): f"({{{REV}}} - {{{COGS}}} - {{{OPEX}}})",
 }
 
+# What the statements give away beyond the paths (``Question.revealed_by``). Each identity's
+# member follows from the others; each rule's output from its inputs.
+IDENTITIES: tuple[tuple[str, ...], ...] = (
+    (REV, COGS, GP),
+    (GP, OPEX, EBIT),
+    (EBIT, INT, TAX, NI),
+    (CLOSE, OPEN, NI, DIV),
+    (ASSETS, LIAB, CLOSE),
+)
+RULES = (
+    ((LIAB, "loan_type"), INT),
+    ((EBIT, INT), TAX),
+    ((EBIT, INT, "loan_type"), "covenant_breached"),
+)
+
+
+def known_from(stated: Iterable[str]) -> set[str]:
+    """Every figure the stated ones fix, solving identities and rules until nothing changes."""
+    known = set(stated)
+    while True:
+        found = {
+            rest[0]
+            for ident in IDENTITIES
+            if len(rest := [k for k in ident if k not in known]) == 1
+        }
+        found |= {out for inputs, out in RULES if known.issuperset(inputs)}
+        if found <= known:
+            return known
+        known |= found
+
+
+def follows(*keys: str) -> Reveal:
+    """``revealed_by``: the stated figures fix every one of ``keys``."""
+    return lambda values: known_from(values).issuperset(keys)
+
+
+def _not_positive(value: str) -> bool:
+    return value.startswith("-") or value == "0.00"
+
+
+# no pre-tax profit (zero tax or EBIT at most zero): coverage under 1, below every covenant
+# minimum, and no net income to pay dividends from
+NO_PROFIT = (shown(TAX, "0.00"), shown_where(EBIT, _not_positive))
+BREACH_SHOWN = (follows("covenant_breached"), *NO_PROFIT)
+NO_DIVIDEND = (*NO_PROFIT, shown_where(NI, _not_positive))
+
 
 def _over_ebit(
     *extra: str, rule: Callable[[str], Program] | None = None
@@ -535,6 +584,8 @@ def renderer() -> Renderer:
             (DIV, "dividends in dollars", money_field(DIV)),
             (OPEN, "opening equity in dollars", money_field(OPEN)),
         ),
+        {key: (follows(key),) for key in (REV, COGS, OPEX, INT, OPEN)}
+        | {DIV: (follows(DIV), *NO_DIVIDEND)},
     )
 
     def breach_paths(compare: str) -> tuple[Path, ...]:
@@ -549,6 +600,7 @@ def renderer() -> Renderer:
             ("What was gross profit, in dollars?",),
             money_field(GP),
             paths(((GP,), "lookup"), ((REV, COGS), "derived", f"{{{REV}}} - {{{COGS}}}")),
+            (follows(GP),),
         ),
         Question(
             "operating_income",
@@ -562,6 +614,7 @@ def renderer() -> Renderer:
                 ((GP, OPEX), "derived", f"{{{GP}}} - {{{OPEX}}}"),
                 ((REV, COGS, OPEX), "multistep", f"{{{REV}}} - {{{COGS}}} - {{{OPEX}}}"),
             ),
+            (follows(EBIT),),
         ),
         Question(
             "income_tax",
@@ -573,6 +626,7 @@ def renderer() -> Renderer:
                     INT, rule=lambda e: f"floor(max({e} - {{{INT}}}, 0) * {TAX_RATE_PCT / 100}, 2)"
                 ),
             ),
+            (follows(TAX),),
         ),
         Question(
             "net_income",
@@ -585,6 +639,7 @@ def renderer() -> Renderer:
                 ((NI,), "lookup"),
                 *_over_ebit(INT, TAX, rule=lambda e: f"{e} - {{{INT}}} - {{{TAX}}}"),
             ),
+            (follows(NI),),
         ),
         Question(
             "interest_coverage",
@@ -594,6 +649,7 @@ def renderer() -> Renderer:
             ),
             lambda r: ratio(int(r[EBIT]), int(r[INT])),
             paths(*_over_ebit(INT, rule=lambda e: f"round({e} / {{{INT}}}, 2)")),
+            (follows(EBIT, INT),),
         ),
         Question(
             "covenant_breached",
@@ -603,12 +659,14 @@ def renderer() -> Renderer:
             ),
             lambda r: yes_no(_breached(r)),
             breach_paths("<"),
+            BREACH_SHOWN,
         ),
         Question(
             "covenant_compliant",
             ("Was the company in compliance with its coverage covenant?",),
             lambda r: yes_no(not _breached(r)),
             breach_paths(">="),
+            BREACH_SHOWN,
         ),
         Question(
             "equity_close",
@@ -624,6 +682,7 @@ def renderer() -> Renderer:
                     f"{{{OPEN}}} + {{{EBIT}}} - {{{INT}}} - {{{TAX}}} - {{{DIV}}}",
                 ),
             ),
+            (follows(CLOSE),),
         ),
         Question(
             "total_assets",
@@ -638,12 +697,14 @@ def renderer() -> Renderer:
                     f"{{{LIAB}}} + {{{OPEN}}} + {{{NI}}} - {{{DIV}}}",
                 ),
             ),
+            (follows(ASSETS),),
         ),
         Question(
             "total_liabilities",
             ("What were total liabilities, in dollars?",),
             money_field(LIAB),
             paths(((LIAB,), "lookup"), ((ASSETS, CLOSE), "derived", f"{{{ASSETS}}} - {{{CLOSE}}}")),
+            (follows(LIAB),),
         ),
     )
     # Two derived and two multi-step questions per record keep reasoning the majority.

@@ -32,12 +32,15 @@ from worldgen.render import (
     Kind,
     Question,
     Renderer,
+    Reveal,
     Row,
     flag_field,
     lookups,
     money,
     money_field,
     paths,
+    shown,
+    shown_where,
     stated_field,
     yes_no,
 )
@@ -532,6 +535,47 @@ RULING_PATHS = (
     ((*ELEMENTS, *DATES, *STATUTE, "defence_valid"), "multistep"),
 )
 
+# What a judgment or an award gives away (``Question.revealed_by``): found liable (any award
+# above zero), every finding went the plaintiff's way; found not liable, or a finding against
+# the plaintiff (an element is required by most claims), nothing was awarded.
+SHOWS_LIABLE = (shown("ruling", "liable"), shown_where("awarded_cents", lambda v: v != "0.00"))
+SHOWS_NOT_LIABLE = (
+    shown("ruling", "not liable"),
+    shown("awarded_cents", "0.00"),
+    shown("elements_met", "no"),
+    shown("time_barred", "yes"),
+    shown("defence_valid", "yes"),
+    *(shown(element, "no") for element in ELEMENTS),
+)
+
+# A claim whose period is the same in every jurisdiction fixes it without the law; a defence
+# open to one claim only fixes the claim.
+ONE_CLAIM_DEFENCES = tuple(
+    d for d in DEFENCES if sum(d in allowed for allowed in ALLOWED_DEFENCE.values()) == 1
+)
+FIXED_PERIOD_CLAIMS = tuple(
+    c for c in CLAIMS if len({limitation(j.lower(), c) for j in JURISDICTIONS}) == 1
+)
+PERIOD_SHOWN = (
+    shown("claim_type", *FIXED_PERIOD_CLAIMS),
+    shown(
+        "defence",
+        *(
+            d
+            for d in ONE_CLAIM_DEFENCES
+            if any(d in ALLOWED_DEFENCE[c] for c in FIXED_PERIOD_CLAIMS)
+        ),
+    ),
+)
+
+
+def with_period(*keys: str) -> tuple[Reveal, ...]:
+    """``revealed_by``: ``keys`` stated and the period fixed without the governing law."""
+    return tuple(
+        (lambda values, shows=shows: all(k in values for k in keys) and shows(values))
+        for shows in PERIOD_SHOWN
+    )
+
 
 PER_KIND: dict[Kind, int] = {"lookup": 1, "derived": 2, "multistep": 2, "unknown": 1}
 # the two dates of the case, often given in one sentence
@@ -659,6 +703,12 @@ def renderer() -> Renderer:
             ("awarded_cents", "amount awarded in dollars", money_field("awarded_cents")),
             ("element_breach", "finding on breach", flag_field("element_breach")),
         ),
+        {
+            "claim_type": (shown("defence", *ONE_CLAIM_DEFENCES),),
+            "defence_valid": (*SHOWS_LIABLE, shown("defence", "none")),
+            "awarded_cents": SHOWS_NOT_LIABLE,
+            "element_breach": (*SHOWS_LIABLE, shown("elements_met", "yes")),
+        },
     )
     reasoned = (
         Question(
@@ -669,6 +719,7 @@ def renderer() -> Renderer:
             ),
             lambda r: str(_limitation(r)),
             paths((("limitation_years",), "lookup"), (STATUTE, "derived", BY_STATUTE)),
+            PERIOD_SHOWN,
         ),
         Question(
             "filing_deadline",
@@ -681,6 +732,7 @@ def renderer() -> Renderer:
                 (("incident_date", "limitation_years"), "derived", DEADLINE),
                 (("incident_date", *STATUTE), "multistep", DEADLINE_BY_STATUTE),
             ),
+            with_period("incident_date"),
         ),
         Question(
             "days_to_file",
@@ -693,12 +745,14 @@ def renderer() -> Renderer:
             ("Is the claim time-barred?", "Was the suit filed too late?"),
             flag_field("time_barred"),
             paths(*BAR_PATHS),
+            (*SHOWS_LIABLE, *with_period(*DATES)),
         ),
         Question(
             "filed_in_time",
             ("Was the complaint filed within the limitation period?",),
             lambda r: yes_no(not r["time_barred"]),
             paths(*_bar("<=")),
+            (*SHOWS_LIABLE, *with_period(*DATES)),
         ),
         Question(
             "elements_met",
@@ -708,6 +762,7 @@ def renderer() -> Renderer:
             ),
             flag_field("elements_met"),
             paths((("elements_met",), "lookup"), (("claim_type", *ELEMENTS), "derived")),
+            (*SHOWS_LIABLE, *(shown(e, "no") for e in ELEMENTS)),
         ),
         Question(
             "ruling",
@@ -717,12 +772,14 @@ def renderer() -> Renderer:
             ),
             stated_field("ruling"),
             paths(*RULING_PATHS),
+            (*SHOWS_LIABLE, *SHOWS_NOT_LIABLE),
         ),
         Question(
             "plaintiff_won",
             ("Did the plaintiff win?",),
             lambda r: yes_no(r["ruling"] == "liable"),
             paths(*RULING_PATHS),
+            (*SHOWS_LIABLE, *SHOWS_NOT_LIABLE),
         ),
         Question(
             "unawarded_cents",
@@ -731,6 +788,7 @@ def renderer() -> Renderer:
             paths(
                 (("claimed_cents", "awarded_cents"), "derived", "{claimed_cents} - {awarded_cents}")
             ),
+            SHOWS_NOT_LIABLE,
         ),
     )
     # Two derived and two multi-step questions per record keep reasoning the majority.

@@ -26,10 +26,12 @@ from worldgen.render import (
     Path,
     Question,
     Renderer,
+    Reveal,
     Row,
     Values,
     lookups,
     paths,
+    shown,
     stated_field,
     yes_no,
 )
@@ -439,6 +441,32 @@ def _with_egfr(
     )
 
 
+def _only_one(allowed: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """Values allowed under exactly one diagnosis: stating one states the diagnosis."""
+    options = {v for values in allowed.values() for v in values}
+    return tuple(v for v in sorted(options) if sum(v in vs for vs in allowed.values()) == 1)
+
+
+def _single(allowed: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """Diagnoses that allow a single value: stating one states that value."""
+    return tuple(d for d, values in allowed.items() if len(values) == 1)
+
+
+def _medication_decides(drug: str) -> Reveal:
+    """The current medication decides eligibility for ``drug`` when every diagnosis it is
+    prescribed for agrees: all indicated for ``drug``, at an eGFR floor at least ``drug``'s
+    (a patient on metformin may take metformin), or none indicated (on lisinopril, not
+    metformin)."""
+    decisive = []
+    for med in {m for meds in ALLOWED_MEDICATION.values() for m in meds}:
+        diagnoses = [d for d, meds in ALLOWED_MEDICATION.items() if med in meds]
+        for_drug = [indicated(drug, d) for d in diagnoses]
+        floor_ok = EGFR_FLOOR.get(med, 0) >= EGFR_FLOOR[drug]
+        if (all(for_drug) and floor_ok) or not any(for_drug):
+            decisive.append(med)
+    return shown("medication", *sorted(decisive))
+
+
 def _eligibility_rule(drug: str) -> Callable[[str, Values], str]:
     """eGFR against the drug's floor, and whether the stated diagnosis is one the drug is for
     (``indicated`` in the derivation language): the diagnosis is a value the rule points at."""
@@ -530,6 +558,15 @@ def renderer() -> Renderer:
                 ("complication", "recorded complication"),
             )
         ),
+        # the prescribing and complication tables tie a diagnosis to what it allows
+        {
+            "diagnosis": (
+                shown("complication", *_only_one(ALLOWED_COMPLICATION)),
+                shown("medication", *_only_one(ALLOWED_MEDICATION)),
+            ),
+            "medication": (shown("diagnosis", *_single(ALLOWED_MEDICATION)),),
+            "complication": (shown("diagnosis", *_single(ALLOWED_COMPLICATION)),),
+        },
     )
     derived = (
         Question(
@@ -545,6 +582,12 @@ def renderer() -> Renderer:
             paths(
                 (("egfr",), "lookup"),
                 (("creatinine", "age", "sex"), "derived", _egfr_derivation("{age}")),
+                # age from the two dates, as the rules over eGFR take it
+                (
+                    ("creatinine", "birth_date", "encounter_date", "sex"),
+                    "multistep",
+                    _egfr_derivation(AGE_FROM_DATES),
+                ),
             ),
         ),
         Question(
@@ -558,12 +601,14 @@ def renderer() -> Renderer:
             ("Is metformin allowed for this patient?", "Could this patient be given metformin?"),
             _eligible("metformin"),
             _with_egfr(("diagnosis",), _eligibility_rule("metformin")),
+            (_medication_decides("metformin"),),
         ),
         Question(
             "empagliflozin_eligible",
             ("Is empagliflozin allowed for this patient?",),
             _eligible("empagliflozin"),
             _with_egfr(("diagnosis",), _eligibility_rule("empagliflozin")),
+            (_medication_decides("empagliflozin"),),
         ),
         Question(
             "hypertensive_range",
