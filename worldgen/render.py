@@ -233,11 +233,6 @@ def shown(key: str, *decisive: str) -> Reveal:
     return lambda values: key in values and (not decisive or values[key] in decisive)
 
 
-def all_shown(*keys: str) -> Reveal:
-    """``revealed_by``: every one of ``keys`` is stated (an identity gives the answer)."""
-    return lambda values: all(key in values for key in keys)
-
-
 def shown_where(key: str, test: Callable[[str], bool]) -> Reveal:
     """``revealed_by``: ``key`` is stated and its value passes ``test``."""
     return lambda values: key in values and test(values[key])
