@@ -21,7 +21,8 @@ from models.answer import UNKNOWN, resolve
             "yes",
             "52 >= 30 and indicated(metformin, 'prediabetes')",
         ),
-        ("= unstated >= 30 and no", UNKNOWN, "unstated >= 30 and no"),
+        ("= unstated >= 30 and yes", UNKNOWN, "unstated >= 30 and yes"),
+        ("= unstated >= 30 and no", "no", "unstated >= 30 and no"),  # decided despite the gap
         ("stage 3a", "stage 3a", ""),
     ],
 )
