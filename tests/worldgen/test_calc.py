@@ -5,8 +5,9 @@ import pytest
 from worldgen.calc import CalcError, compute
 from worldgen.dataset import generate_block
 from worldgen.domains import DOMAIN_NAMES, get_domain
-from worldgen.frames import to_rows
 from worldgen.render import answer_mismatches, decode_plan
+
+from .blocks import rendered_block
 
 
 @pytest.mark.parametrize(
@@ -138,13 +139,10 @@ def test_a_rule_marks_each_missing_fact_where_it_would_be_used() -> None:
 
 
 def test_a_tampered_derivation_is_a_mismatch() -> None:
-    dom = get_domain("financial")
-    tables = generate_block("financial", 200, 0, 0)
-    rows = {int(r["record_id"]): r for r in to_rows(tables["records"], dom.spec)}
-    plans = dict(zip(tables["documents"]["record_id"], tables["documents"]["plan"], strict=True))
-    qas = tables["qa"].to_dict("records")
-    assert answer_mismatches(dom.renderer, rows, plans, qas) == []
+    b = rendered_block("financial", 200)
+    qas = b.qa.to_dict("records")
+    assert answer_mismatches(b.domain.renderer, b.rows, b.plans, qas) == []
     victim = next(q for q in qas if q["derivation"])
     victim["derivation"] = victim["derivation"].replace(" - ", " + ", 1)
-    assert answer_mismatches(dom.renderer, rows, plans, qas) == [victim["record_id"]]
-    assert decode_plan(plans[victim["record_id"]])  # the document itself is untouched
+    assert answer_mismatches(b.domain.renderer, b.rows, b.plans, qas) == [victim["record_id"]]
+    assert decode_plan(b.plans[victim["record_id"]])  # the document itself is untouched

@@ -6,10 +6,10 @@ from collections import defaultdict
 
 import pytest
 
-from worldgen.dataset import generate_block
 from worldgen.domains import DOMAIN_NAMES, get_domain
-from worldgen.frames import to_rows
 from worldgen.render import answer_mismatches, decode_plan, stated_keys
+
+from .blocks import rendered_block
 
 # eligibility hangs on an eGFR the text may not give; outside kidney disease it falls under a
 # drug's floor only in a distribution's far tail, which the world's rules do not promise
@@ -27,10 +27,8 @@ def coarse(value: str) -> str:
 def test_no_unknown_answer_is_fixed_by_one_stated_value(domain: str) -> None:
     """Independently of the declared routes: over the sample, a stated value that always goes
     with one answer (at least 30 records) must not sit beside an ``unknown`` for it."""
-    dom = get_domain(domain)
-    tables = generate_block(domain, 1500, 0, 0)
-    rows = {int(r["record_id"]): r for r in to_rows(tables["records"], dom.spec)}
-    renderer = dom.renderer
+    b = rendered_block(domain, 1500)
+    rows, renderer = b.rows, b.domain.renderer
     answers: dict[tuple[str, str, str], set[str]] = defaultdict(set)
     counts: dict[tuple[str, str, str], int] = defaultdict(int)
     for row in rows.values():
@@ -40,13 +38,12 @@ def test_no_unknown_answer_is_fixed_by_one_stated_value(domain: str) -> None:
                 answers[(q.key, fact.key, value)].add(q.answer(row))
                 counts[(q.key, fact.key, value)] += 1
     fixed = {k: next(iter(a)) for k, a in answers.items() if len(a) == 1 and counts[k] >= 30}
-    plans = dict(zip(tables["documents"]["record_id"], tables["documents"]["plan"], strict=True))
-    unknown = tables["qa"][tables["qa"]["kind"] == "unknown"]
+    unknown = b.qa[b.qa["kind"] == "unknown"]
     assert len(unknown) > 100
     leaks = []
     for rid, key in zip(unknown["record_id"], unknown["key"], strict=True):
         row = rows[int(rid)]
-        for fact in stated_keys(decode_plan(plans[rid])):
+        for fact in stated_keys(decode_plan(b.plans[rid])):
             hit = (key, fact, coarse(renderer.fact(fact).value(row)))
             if hit in fixed and key not in TAIL_ONLY:
                 leaks.append((*hit, fixed[hit]))
@@ -70,17 +67,14 @@ def test_statement_identities_chain() -> None:
 
 
 def test_an_unknown_the_document_gives_away_is_a_mismatch() -> None:
-    dom = get_domain("legal")
-    tables = generate_block("legal", 200, 0, 0)
-    rows = {int(r["record_id"]): r for r in to_rows(tables["records"], dom.spec)}
-    plans = dict(zip(tables["documents"]["record_id"], tables["documents"]["plan"], strict=True))
-    qas = tables["qa"].to_dict("records")
-    assert answer_mismatches(dom.renderer, rows, plans, qas) == []
+    b = rendered_block("legal", 200)
+    renderer, qas = b.domain.renderer, b.qa.to_dict("records")
+    assert answer_mismatches(renderer, b.rows, b.plans, qas) == []
     rid = next(
         r
-        for r, plan in plans.items()
+        for r, plan in b.plans.items()
         if "awarded_cents" in (stated := stated_keys(decode_plan(plan)))
-        and dom.renderer.question("ruling").path_given(stated) is None
+        and renderer.question("ruling").path_given(stated) is None
     )
     claim = {"record_id": rid, "key": "ruling", "kind": "unknown", "answer": "unknown"}
-    assert answer_mismatches(dom.renderer, rows, plans, [*qas, claim]) == [rid]
+    assert answer_mismatches(renderer, b.rows, b.plans, [*qas, claim]) == [rid]
