@@ -233,6 +233,14 @@ def shown(key: str, *decisive: str) -> Reveal:
     return lambda values: key in values and (not decisive or values[key] in decisive)
 
 
+def unique_to_one(table: Mapping[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """Values listed under exactly one key of an allowed-values table: stating such a value
+    states the key (retinopathy only under type 2 diabetes; truth only as a defence to
+    defamation)."""
+    values = {v for listed in table.values() for v in listed}
+    return tuple(v for v in sorted(values) if sum(v in listed for listed in table.values()) == 1)
+
+
 def shown_where(key: str, test: Callable[[str], bool]) -> Reveal:
     """``revealed_by``: ``key`` is stated and its value passes ``test``."""
     return lambda values: key in values and test(values[key])

@@ -42,6 +42,7 @@ from worldgen.render import (
     shown,
     shown_where,
     stated_field,
+    unique_to_one,
     yes_no,
 )
 from worldgen.spec import (
@@ -550,9 +551,7 @@ SHOWS_NOT_LIABLE = (
 
 # A claim whose period is the same in every jurisdiction fixes it without the law; a defence
 # open to one claim only fixes the claim.
-ONE_CLAIM_DEFENCES = tuple(
-    d for d in DEFENCES if sum(d in allowed for allowed in ALLOWED_DEFENCE.values()) == 1
-)
+ONE_CLAIM_DEFENCES = unique_to_one(ALLOWED_DEFENCE)
 FIXED_PERIOD_CLAIMS = tuple(
     c for c in CLAIMS if len({limitation(j.lower(), c) for j in JURISDICTIONS}) == 1
 )

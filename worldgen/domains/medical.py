@@ -33,6 +33,7 @@ from worldgen.render import (
     paths,
     shown,
     stated_field,
+    unique_to_one,
     yes_no,
 )
 from worldgen.spec import (
@@ -441,12 +442,6 @@ def _with_egfr(
     )
 
 
-def _only_one(allowed: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
-    """Values allowed under exactly one diagnosis: stating one states the diagnosis."""
-    options = {v for values in allowed.values() for v in values}
-    return tuple(v for v in sorted(options) if sum(v in vs for vs in allowed.values()) == 1)
-
-
 def _single(allowed: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
     """Diagnoses that allow a single value: stating one states that value."""
     return tuple(d for d, values in allowed.items() if len(values) == 1)
@@ -561,8 +556,8 @@ def renderer() -> Renderer:
         # the prescribing and complication tables tie a diagnosis to what it allows
         {
             "diagnosis": (
-                shown("complication", *_only_one(ALLOWED_COMPLICATION)),
-                shown("medication", *_only_one(ALLOWED_MEDICATION)),
+                shown("complication", *unique_to_one(ALLOWED_COMPLICATION)),
+                shown("medication", *unique_to_one(ALLOWED_MEDICATION)),
             ),
             "medication": (shown("diagnosis", *_single(ALLOWED_MEDICATION)),),
             "complication": (shown("diagnosis", *_single(ALLOWED_COMPLICATION)),),
