@@ -63,6 +63,8 @@ class EvalReport:
     outcomes: dict[str, str] = field(
         default_factory=dict
     )  # "domain/qa_id" -> correct/incorrect/abstained
+    # every answer that was not correct, with what the model wrote: the audit of each error
+    mistakes: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -236,7 +238,26 @@ def build_report(
             qa_key(d, q): o
             for d, q, o in zip(frame["domain"], frame["qa_id"], outcomes, strict=True)
         },
+        mistakes=mistakes(frame, raw, answers, outcomes),
     )
+
+
+def mistakes(
+    frame: pd.DataFrame, raw: list[Answer], answers: list[str], outcomes: np.ndarray
+) -> dict[str, dict[str, str]]:
+    """ "domain/qa_id" -> the question, what was said and derived, and the world model's answer
+    and derivation, for each answer that was not correct."""
+    rows = frame.assign(said=answers, wrote=[a.derivation for a in raw], outcome=outcomes)
+    return {
+        qa_key(r.domain, r.qa_id): {
+            "question": r.question,
+            "said": r.said,
+            "derivation": r.wrote,
+            "truth": r.answer,
+            "truth_derivation": r.derivation,
+        }
+        for r in rows[rows["outcome"] != "correct"].itertuples()
+    }
 
 
 def resolve_model(model_uri: str) -> str:

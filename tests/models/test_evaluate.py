@@ -85,6 +85,13 @@ def test_report_covers_every_question_and_metric(trained: tuple[str, str]) -> No
     counts = {o: list(report.outcomes.values()).count(o) for o in ("incorrect",)}
     assert report.hallucination_rate == pytest.approx(counts["incorrect"] / report.n)
     assert report.latency_p95_ms >= report.latency_p50_ms > 0 and report.flops_per_answer > 0
+    # every answer not correct is kept for audit, beside the world model's answer
+    wrong = {k for k, o in report.outcomes.items() if o != "correct"}
+    assert wrong and set(report.mistakes) == wrong
+    truth = {
+        qa_key(d, q): a for d, q, a in zip(qa["domain"], qa["qa_id"], qa["answer"], strict=True)
+    }
+    assert all(m["truth"] == truth[k] for k, m in report.mistakes.items())
     assert EvalReport.from_dict(json.loads(json.dumps(report.to_dict()))) == report
 
 
