@@ -245,8 +245,8 @@ def build_report(
 def mistakes(
     frame: pd.DataFrame, raw: list[Answer], answers: list[str], outcomes: np.ndarray
 ) -> dict[str, dict[str, str]]:
-    """ "domain/qa_id" -> the question, what was said and derived, and the world model's answer
-    and derivation, for each answer that was not correct."""
+    """Each answer that was not correct, by "domain/qa_id": the question, what was said and
+    derived, and the world model's answer and derivation."""
     rows = frame.assign(said=answers, wrote=[a.derivation for a in raw], outcome=outcomes)
     return {
         qa_key(r.domain, r.qa_id): {

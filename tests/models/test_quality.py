@@ -101,23 +101,14 @@ def test_accuracy_by_key_groups_outcomes_by_domain_kind_and_question(tmp_path: P
         qa_key(d, i): "correct" if k == first else "incorrect"
         for d, i, k in zip(frame["domain"], frame["qa_id"], frame["key"], strict=True)
     }
-    mistakes = {
-        k: {
-            "question": "?",
-            "said": "no",
-            "derivation": "",
-            "truth": "yes",
-            "truth_derivation": "1 > 0",
-        }
-        for k, o in outcomes.items()
-        if o != "correct"
-    }
+    # what the benchmark shows of a mistake: all but the question
+    wrong = {"said": "no", "derivation": "", "truth": "yes", "truth_derivation": "1 > 0"}
+    mistakes = {k: {"question": "?", **wrong} for k, o in outcomes.items() if o != "correct"}
     got = q.accuracy_by_key(uri, 20, outcomes, mistakes)
     assert sum(v["n"] for v in got.values()) == len(frame)
     for name, value in got.items():
         domain, kind, key = name.split("/")
         assert domain == "legal" and kind in {"lookup", "derived", "multistep", "unknown"}
         assert value["accuracy"] == (1.0 if key == first else 0.0)
-        wrong = {"said": "no", "derivation": "", "truth": "yes", "truth_derivation": "1 > 0"}
         shown = [] if key == first else [wrong]
         assert value["mistakes"] == shown * min(value["n"], q.MISTAKES_SHOWN)
