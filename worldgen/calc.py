@@ -155,6 +155,54 @@ def limitation(jurisdiction: Value, claim: Value) -> int:
         raise ValueError(f"no limitation period known for {claim!r} in {jurisdiction!r}") from None
 
 
+# the findings each claim requires, of duty, breach, causation and damages in that order (the
+# legal world's elements table; illustrative)
+REQUIRED_ELEMENTS: dict[str, tuple[str, ...]] = {
+    "negligence": ("duty", "breach", "causation", "damages"),
+    "breach of written contract": ("duty", "breach", "damages"),
+    "breach of oral contract": ("duty", "breach", "damages"),
+    "defamation": ("breach", "causation", "damages"),
+    "fraud": ("duty", "breach", "causation", "damages"),
+}
+FINDINGS = ("duty", "breach", "causation", "damages")
+
+
+def elements(claim: Value, *findings: Value) -> Value:
+    """Were the elements the claim requires all proven? ``findings`` are the four in FINDINGS
+    order. Kleene: an unstated finding the claim does not require cannot matter, and an
+    unstated claim matters only when the claims would disagree (an unproven breach fails all)."""
+    if claim is GAP:
+        verdicts = {_proven(c, findings) for c in REQUIRED_ELEMENTS}
+        return verdicts.pop() if len(verdicts) == 1 else GAP
+    return _proven(claim, findings)
+
+
+def _proven(claim: Value, findings: tuple[Value, ...]) -> Value:
+    if claim not in REQUIRED_ELEMENTS:
+        raise ValueError(f"no elements known for {claim!r}")
+    if len(findings) != len(FINDINGS):
+        raise ValueError(f"elements() takes the claim and {len(FINDINGS)} findings")
+    proven: Value = True
+    for name, finding in zip(FINDINGS, findings, strict=True):
+        if name in REQUIRED_ELEMENTS[claim]:
+            proven = _and(proven, _finding(finding))
+    return proven
+
+
+def liable(found: Value) -> Value:
+    """The judgment a finding of liability (yes / no) reads as."""
+    found = _finding(found)
+    if found is GAP:
+        return GAP
+    return "liable" if found else "not liable"
+
+
+def _finding(value: Value) -> Value:
+    if value is not GAP and not isinstance(value, bool):
+        raise ValueError(f"a finding is yes or no, not {value!r}")
+    return value
+
+
 FUNCTIONS: dict[str, Callable[..., Value]] = {
     "days": lambda a, b: (b - a).days,  # days from a to b
     "age": _age,  # whole years from a birth date to a date
@@ -165,9 +213,13 @@ FUNCTIONS: dict[str, Callable[..., Value]] = {
     "gfr_stage": _gfr_stage,  # the KDIGO stage an eGFR falls in
     "indicated": indicated,  # indicated(metformin, 'prediabetes'): is the drug for it?
     "limitation": limitation,  # limitation('texas', 'fraud'): years the statute allows
+    "elements": elements,  # elements('fraud', yes, yes, no, yes): every required one proven?
+    "liable": liable,  # liable(yes): 'liable'
     "min": min,
     "max": max,
 }
+# functions that read a gap themselves, as and / or do, instead of being absorbed by it
+KLEENE_FUNCTIONS = frozenset({"elements", "liable"})
 
 
 class _Parser:
@@ -282,7 +334,9 @@ class _Parser:
                 self.take()
                 args.append(self.expr())
             self.take(")")
-            return GAP if _gap(*args) else FUNCTIONS[text](*args)
+            if _gap(*args) and text not in KLEENE_FUNCTIONS:
+                return GAP
+            return FUNCTIONS[text](*args)
         if text.strip("' ") == UNSTATED:
             return GAP
         if kind == "text":  # a pointer decodes as its own word: "' type 2 diabetes'"

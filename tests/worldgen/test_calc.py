@@ -39,6 +39,13 @@ from .blocks import rendered_block
         ("limitation('Texas', 'fraud')", "4"),  # the statute table, labels as stated
         ("add_years(2019-09-28, limitation('New York', 'negligence'))", "2022-09-28"),
         ("52 >= 30 and indicated(metformin, ' hypertension')", "no"),  # as a pointer decodes
+        ("elements('negligence', yes, yes, yes, yes)", "yes"),
+        ("elements('defamation', no, yes, yes, yes)", "yes"),  # defamation needs no duty
+        ("elements('defamation', unstated, yes, yes, yes)", "yes"),  # so its gap cannot matter
+        ("elements('breach of oral contract', yes, unstated, no, no)", "no"),  # damages unproven
+        ("elements('unstated', yes, no, yes, yes)", "no"),  # every claim needs a breach
+        ("liable(yes and not no and not no)", "liable"),
+        ("liable(unstated and not yes and not unstated)", "not liable"),  # barred decides it
         (
             "rint(142 * min(1.07 / 0.7, 1) ** -0.241 * max(1.07 / 0.7, 1) ** -1.2 * 0.9938 ** 89 * 1.012)",
             "50",
@@ -67,6 +74,13 @@ def test_derivations_compute_exactly(derivation: str, value: str) -> None:
         ("26.6 < 30 and unstated", "does not state"),  # never read as a truthy word
         ("52 >= 30 and indicated(metformin, 'unstated')", "does not state"),
         ("indicated(aspirin, 'healthy')", "no indications known for 'aspirin'"),
+        ("elements('negligence', yes, unstated, yes, yes)", "does not state"),  # a required gap
+        ("elements('unstated', no, yes, yes, yes)", "does not state"),  # defamation needs no duty
+        ("elements('arson', yes, yes, yes, yes)", "no elements known for 'arson'"),
+        ("elements('fraud', yes, yes)", "takes the claim and 4 findings"),
+        ("elements('fraud', yes, 3, yes, yes)", "a finding is yes or no"),
+        ("liable(unstated and not no and not no)", "does not state"),
+        ("liable(2019-12-09)", "a finding is yes or no"),
     ],
 )
 def test_bad_derivations_are_refused_in_one_line(derivation: str, needle: str) -> None:

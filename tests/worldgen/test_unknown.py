@@ -6,8 +6,9 @@ from collections import defaultdict
 
 import pytest
 
+from worldgen.calc import compute
 from worldgen.domains import DOMAIN_NAMES, get_domain
-from worldgen.render import answer_mismatches, decode_plan, stated_keys
+from worldgen.render import Resolution, answer_mismatches, decode_plan, stated_keys
 
 from .blocks import rendered_block
 
@@ -55,8 +56,16 @@ def test_an_award_or_a_finding_gives_the_ruling_away() -> None:
     row = {"ruling": "liable", "awarded_cents": 10_000}
     assert ruling.resolve(row, {}).kind == "unknown"
     assert ruling.resolve(row, {"awarded_cents": "100.00"}).kind is None
-    assert ruling.resolve(row, {"time_barred": "yes"}).kind is None
+    # a finding against the plaintiff decides the rule despite its gaps: answered, with the rule
+    barred = ruling.resolve(row, {"time_barred": "yes"})
+    assert barred == Resolution("derived", "liable(unstated and not yes and not unstated)")
+    assert compute(barred.derivation) == "not liable"
+    unproven = ruling.resolve(row, {"claim_type": "fraud", "element_duty": "no"})
+    assert unproven.derivation.startswith("liable(elements('fraud', no, unstated, unstated")
+    assert compute(unproven.derivation) == "not liable"
     assert ruling.resolve(row, {"time_barred": "no"}).kind == "unknown"  # one finding of three
+    # a finding a defamation claim does not require cannot decide it
+    assert ruling.resolve(row, {"claim_type": "defamation", "element_duty": "no"}).kind == "unknown"
 
 
 def test_statement_identities_chain() -> None:

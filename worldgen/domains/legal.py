@@ -24,7 +24,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from worldgen.calc import limitation
+from worldgen.calc import FINDINGS, REQUIRED_ELEMENTS, limitation
 from worldgen.faults import FaultMode, Tables, is_label, pick, record_ids, set_values
 from worldgen.render import (
     Fact,
@@ -34,6 +34,7 @@ from worldgen.render import (
     Renderer,
     Reveal,
     Row,
+    Values,
     flag_field,
     lookups,
     money,
@@ -78,7 +79,7 @@ DEFENCES = (
     "privilege",
 )
 RULINGS = ("not liable", "liable")
-ELEMENTS = ("element_duty", "element_breach", "element_causation", "element_damages")
+ELEMENTS = tuple(f"element_{finding}" for finding in FINDINGS)
 NOT_LIABLE, LIABLE = 0, 1
 NEGLIGENCE, WRITTEN, ORAL, DEFAMATION, FRAUD = range(5)
 
@@ -88,15 +89,9 @@ LIMITATION = np.array(
     [[limitation(j.lower(), c) for c in CLAIMS] for j in JURISDICTIONS], dtype=np.int64
 )
 
-# Elements each claim requires (illustrative simplification), in ELEMENTS order.
-REQUIRED_ELEMENTS = {
-    "negligence": ("element_duty", "element_breach", "element_causation", "element_damages"),
-    "breach of written contract": ("element_duty", "element_breach", "element_damages"),
-    "breach of oral contract": ("element_duty", "element_breach", "element_damages"),
-    "defamation": ("element_breach", "element_causation", "element_damages"),
-    "fraud": ("element_duty", "element_breach", "element_causation", "element_damages"),
-}
-REQUIRED = np.array([[e in REQUIRED_ELEMENTS[c] for e in ELEMENTS] for c in CLAIMS])
+# Elements each claim requires, in ELEMENTS order: the table lives in the derivation language,
+# whose elements() is its one reader
+REQUIRED = np.array([[f in REQUIRED_ELEMENTS[c] for f in FINDINGS] for c in CLAIMS])
 
 ALLOWED_DEFENCE = {  # illustrative
     "negligence": ("none", "assumption of risk", "release"),
@@ -526,15 +521,74 @@ def _bar(compare: str) -> tuple[tuple[object, ...], ...]:
 
 
 BAR_PATHS = _bar(">")
-RULING_PATHS = (
-    (("ruling",), "lookup"),
-    (("elements_met", "time_barred", "defence_valid"), "derived"),
-    (("elements_met", *DATES, "limitation_years", "defence_valid"), "multistep"),
-    (("elements_met", *DATES, *STATUTE, "defence_valid"), "multistep"),
-    (("claim_type", *ELEMENTS, "time_barred", "defence_valid"), "multistep"),
-    (("claim_type", *ELEMENTS, *DATES, "limitation_years", "defence_valid"), "multistep"),
-    ((*ELEMENTS, *DATES, *STATUTE, "defence_valid"), "multistep"),
+# Elements from the claim and its findings: the table of what each claim requires, then the
+# findings it requires (elements() reads both; a finding the claim does not need cannot matter).
+PROVEN = "elements('{claim_type}', " + ", ".join(f"{{{e}}}" for e in ELEMENTS) + ")"
+FILED_LATE = f"{{filing_date}} > {DEADLINE}"
+FILED_LATE_BY_STATUTE = f"{{filing_date}} > {DEADLINE_BY_STATUTE}"
+
+
+def _liability(proven: str, barred: str) -> str:
+    """Liable when the elements are proven, the claim is not barred and no defence holds."""
+    return f"{proven} and not {barred} and not {{defence_valid}}"
+
+
+LIABILITY_PATHS = (
+    (
+        ("elements_met", "time_barred", "defence_valid"),
+        "derived",
+        "{elements_met}",
+        "{time_barred}",
+    ),
+    (
+        ("elements_met", *DATES, "limitation_years", "defence_valid"),
+        "multistep",
+        "{elements_met}",
+        FILED_LATE,
+    ),
+    (
+        ("elements_met", *DATES, *STATUTE, "defence_valid"),
+        "multistep",
+        "{elements_met}",
+        FILED_LATE_BY_STATUTE,
+    ),
+    (
+        ("claim_type", *ELEMENTS, "time_barred", "defence_valid"),
+        "multistep",
+        PROVEN,
+        "{time_barred}",
+    ),
+    (
+        ("claim_type", *ELEMENTS, *DATES, "limitation_years", "defence_valid"),
+        "multistep",
+        PROVEN,
+        FILED_LATE,
+    ),
+    ((*ELEMENTS, *DATES, *STATUTE, "defence_valid"), "multistep", PROVEN, FILED_LATE_BY_STATUTE),
 )
+
+
+def _ruling_paths(judgment: str) -> tuple[tuple[object, ...], ...]:
+    """Stated; or the liability rule over what is stated, read as ``judgment`` (``{}`` for
+    yes / no, ``liable({})`` for the judgment's words)."""
+    return (
+        (("ruling",), "lookup"),
+        *(
+            (needs, kind, judgment.format(_liability(proven, barred)))
+            for needs, kind, proven, barred in LIABILITY_PATHS
+        ),
+    )
+
+
+def _finding_against(values: Values) -> bool:
+    """A finding against the plaintiff on an element the claim requires (every claim's, when
+    the claim is not stated)."""
+    claims = [values["claim_type"]] if "claim_type" in values else list(CLAIMS)
+    return any(
+        values.get(element) == "no" and all(REQUIRED[CLAIMS.index(c), i] for c in claims)
+        for i, element in enumerate(ELEMENTS)
+    )
+
 
 # What a judgment or an award gives away (``Question.revealed_by``): found liable (any award
 # above zero), every finding went the plaintiff's way; found not liable, or a finding against
@@ -546,7 +600,7 @@ SHOWS_NOT_LIABLE = (
     shown("elements_met", "no"),
     shown("time_barred", "yes"),
     shown("defence_valid", "yes"),
-    *(shown(element, "no") for element in ELEMENTS),
+    _finding_against,
 )
 
 # A claim whose period is the same in every jurisdiction fixes it without the law; a defence
@@ -760,8 +814,8 @@ def renderer() -> Renderer:
                 "Were all required elements established?",
             ),
             flag_field("elements_met"),
-            paths((("elements_met",), "lookup"), (("claim_type", *ELEMENTS), "derived")),
-            (*SHOWS_LIABLE, *(shown(e, "no") for e in ELEMENTS)),
+            paths((("elements_met",), "lookup"), (("claim_type", *ELEMENTS), "derived", PROVEN)),
+            (*SHOWS_LIABLE, _finding_against),
         ),
         Question(
             "ruling",
@@ -770,14 +824,14 @@ def renderer() -> Renderer:
                 "What was the judgment on liability?",
             ),
             stated_field("ruling"),
-            paths(*RULING_PATHS),
+            paths(*_ruling_paths("liable({})")),
             (*SHOWS_LIABLE, *SHOWS_NOT_LIABLE),
         ),
         Question(
             "plaintiff_won",
             ("Did the plaintiff win?",),
             lambda r: yes_no(r["ruling"] == "liable"),
-            paths(*RULING_PATHS),
+            paths(*_ruling_paths("{}")),
             (*SHOWS_LIABLE, *SHOWS_NOT_LIABLE),
         ),
         Question(
