@@ -592,7 +592,7 @@ def _finding_against(values: Values) -> bool:
 
 # What a judgment or an award gives away (``Question.revealed_by``): found liable (any award
 # above zero), every finding went the plaintiff's way; found not liable, or a finding against
-# the plaintiff (an element is required by most claims), nothing was awarded.
+# the plaintiff on an element the claim requires, nothing was awarded.
 SHOWS_LIABLE = (shown("ruling", "liable"), shown_where("awarded_cents", lambda v: v != "0.00"))
 SHOWS_NOT_LIABLE = (
     shown("ruling", "not liable"),
