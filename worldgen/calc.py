@@ -20,8 +20,9 @@ A quoted ``'label'`` is a category value as the document states it (``'type 2 di
 The word ``unstated`` (bare or quoted) stands where a value the document does not give would
 go. It follows Kleene's three-valued logic: anything computed from it is unstated too, except
 where ``and`` / ``or`` are decided without it (``no and unstated`` is ``no``, ``yes or
-unstated`` is ``yes``). A derivation whose result is unstated computes to nothing
-(``CalcError``), so its answer is ``unknown``; one decided despite a gap has its answer.
+unstated`` is ``yes``) and in ``elements()``, which needs only the findings its claim requires.
+A derivation whose result is unstated computes to nothing (``CalcError``), so its answer is
+``unknown``; one decided despite a gap has its answer.
 """
 
 from __future__ import annotations
