@@ -184,9 +184,10 @@ def _proven(claim: Value, findings: tuple[Value, ...]) -> Value:
     if len(findings) != len(FINDINGS):
         raise ValueError(f"elements() takes the claim and {len(FINDINGS)} findings")
     proven: Value = True
-    for name, finding in zip(FINDINGS, findings, strict=True):
+    # every finding is checked, a required one or not: a misread value is an error either way
+    for name, finding in zip(FINDINGS, map(_finding, findings), strict=True):
         if name in REQUIRED_ELEMENTS[claim]:
-            proven = _and(proven, _finding(finding))
+            proven = _and(proven, finding)
     return proven
 
 

@@ -79,6 +79,7 @@ def test_derivations_compute_exactly(derivation: str, value: str) -> None:
         ("elements('arson', yes, yes, yes, yes)", "no elements known for 'arson'"),
         ("elements('fraud', yes, yes)", "takes the claim and 4 findings"),
         ("elements('fraud', yes, 3, yes, yes)", "a finding is yes or no"),
+        ("elements('defamation', 3, yes, yes, yes)", "a finding is yes or no"),  # not required
         ("liable(unstated and not no and not no)", "does not state"),
         ("liable(2019-12-09)", "a finding is yes or no"),
     ],
