@@ -46,11 +46,12 @@ DEFAULT_N = 10000
 DEFAULT_STEPS = 1750
 DEFAULT_BATCH = 16
 # Version of the cache keys: bump when a stage's meaning changes under the same inputs.
-KEY_VERSION = "7"  # 2: packed QA, value slots, derivations; 3: evaluation samples per domain;
+KEY_VERSION = "8"  # 2: packed QA, value slots, derivations; 3: evaluation samples per domain;
 # 4: unknown rule answers mark what is unstated; labels are pointers; stages and indications derive;
 # 5: facts of one kind may share a sentence ("A and B were x and y, respectively");
 # 6: unknown only where the document does not decide the answer (Kleene gaps, revealed_by);
-# 7: the ruling and the elements derive (elements(...), liable(...))
+# 7: the ruling and the elements derive (elements(...), liable(...));
+# 8: findings that fail every claim give the award away (elements() decides the reveal)
 FAILURE_COLUMNS = ("domain", "batch", "check", "expectation", "unexpected_count", "error")
 IO_ERRORS: tuple[type[BaseException], ...] = (OSError, TimeoutError, ConnectionError)
 

@@ -68,6 +68,15 @@ def test_an_award_or_a_finding_gives_the_ruling_away() -> None:
     assert ruling.resolve(row, {"claim_type": "defamation", "element_duty": "no"}).kind == "unknown"
 
 
+def test_findings_that_fail_every_claim_give_the_award_away() -> None:
+    """Claim withheld: a duty not owed fails four claims, causation not shown fails the fifth."""
+    award = get_domain("legal").renderer.question("lookup_awarded_cents")
+    row = {"awarded_cents": 0}
+    assert award.resolve(row, {"element_duty": "no"}).kind == "unknown"  # defamation needs no duty
+    both = {"element_duty": "no", "element_causation": "no"}
+    assert award.resolve(row, both).kind is None  # no claim survives: nothing was awarded
+
+
 def test_statement_identities_chain() -> None:
     from worldgen.domains.financial import COGS, EBIT, GP, OPEX, REV, known_from
 

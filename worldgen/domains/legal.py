@@ -24,7 +24,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from worldgen.calc import FINDINGS, REQUIRED_ELEMENTS, limitation
+from worldgen.calc import FINDINGS, GAP, REQUIRED_ELEMENTS, elements, limitation
 from worldgen.faults import FaultMode, Tables, is_label, pick, record_ids, set_values
 from worldgen.render import (
     Fact,
@@ -580,14 +580,15 @@ def _ruling_paths(judgment: str) -> tuple[tuple[object, ...], ...]:
     )
 
 
+FINDING_VALUES = {"yes": True, "no": False}  # a finding as the document states it
+
+
 def _finding_against(values: Values) -> bool:
-    """A finding against the plaintiff on an element the claim requires (every claim's, when
-    the claim is not stated)."""
-    claims = [values["claim_type"]] if "claim_type" in values else list(CLAIMS)
-    return any(
-        values.get(element) == "no" and all(REQUIRED[CLAIMS.index(c), i] for c in claims)
-        for i, element in enumerate(ELEMENTS)
-    )
+    """The stated findings fail the claim (every claim, when the claim is not stated): the
+    derivation language's elements() decides, so the reveal and the rule cannot disagree."""
+    claim = values.get("claim_type", GAP)
+    findings = (FINDING_VALUES.get(values.get(e, ""), GAP) for e in ELEMENTS)
+    return elements(claim, *findings) is False
 
 
 # What a judgment or an award gives away (``Question.revealed_by``): found liable (any award
