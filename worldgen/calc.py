@@ -122,7 +122,7 @@ def indicated(drug: Value, diagnosis: Value) -> bool:
 
 
 # years to file per jurisdiction and claim (the legal world's statute table; its sources are
-# cited in worldgen.domains.legal)
+# cited in the docstring of worldgen/domains/legal/__init__.py)
 LIMITATION_YEARS: dict[str, dict[str, int]] = {
     "california": {
         "negligence": 2,
