@@ -57,6 +57,7 @@ PLAIN = r"""
 import json, sys, time
 from dataclasses import asdict
 t0 = time.perf_counter()
+# from flows.pipeline, as measured so far: the baseline imports Prefect (flows.params would not)
 from flows.pipeline import PipelineParams, TrainParams
 from models.evaluate import evaluate
 from models.train import TrainConfig, train

@@ -35,9 +35,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from flows.pipeline import DEFAULT_MODEL, DEFAULT_N, DEFAULT_STEPS, TrainParams  # noqa: E402
+from flows.params import DEFAULT_N, DEFAULT_STEPS, TrainParams  # noqa: E402
 from models.apr import APRConfig  # noqa: E402
 from models.evaluate import evaluate, qa_key  # noqa: E402
+from models.sizes import DEFAULT_MODEL  # noqa: E402
 from models.train import TrainConfig, load_model, train  # noqa: E402
 from worldgen.dataset import generate, load_qa  # noqa: E402
 from worldgen.domains import DOMAIN_NAMES  # noqa: E402

@@ -65,7 +65,7 @@ def run_command(
     prefect_environment()  # before Prefect is imported: it reads its settings then
     from pydantic import ValidationError
 
-    from flows import pipeline as pl
+    from flows.params import ALL_DOMAINS, check_params
     from models.sizes import TINY_MODEL
 
     train: dict[str, Any] = {"mode": mode, "devices": devices}
@@ -75,12 +75,12 @@ def run_command(
         train["max_steps"] = steps
     if tiny:
         train["model"] = dict(TINY_MODEL)
-    domains = list(pl.ALL_DOMAINS) if domain == "all" else [domain]
+    domains = list(ALL_DOMAINS) if domain == "all" else [domain]
     args: dict[str, Any] = {"domains": domains, "seed": seed, "train_params": train}
     if n is not None:
         args["n"] = n
     try:  # every parameter is checked before Prefect or any stage starts
-        pl.check_params(domains=domains, n=n, seed=seed, train=dict(train))
+        check_params(domains=domains, n=n, seed=seed, train=dict(train))
     except ValidationError as exc:
         raise _fail(_one_line(exc)) from None
     result = run_pipeline(args)
@@ -101,11 +101,12 @@ def run_pipeline(args: dict[str, Any]) -> dict[str, Any]:
     """Run the ``pipeline`` flow in this process with the embedded defaults."""
     start = time.perf_counter()
     prefect_environment()
-    from flows import pipeline as pl
+    from flows.pipeline import pipeline
+    from flows.tasks import RejectedDataset
 
     try:
-        result: dict[str, Any] = pl.pipeline(**args)
-    except pl.RejectedDataset as exc:
+        result: dict[str, Any] = pipeline(**args)
+    except RejectedDataset as exc:
         typer.echo(str(exc), err=True)
         raise _fail(
             "the dataset failed validation; nothing was trained or registered", EXIT_REJECTED
@@ -115,7 +116,7 @@ def run_pipeline(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def format_summary(result: dict[str, Any]) -> str:
-    from flows.pipeline import summary_rows
+    from flows.summary import summary_rows
     from infra.settings import get_settings
 
     lines = ["", "Veracity run summary", "-" * 60]

@@ -18,8 +18,9 @@ import typer
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from flows import pipeline as pl
+from flows.params import TrainParams, check_params
 from flows.run_cmd import deploy_command, run_command
+from flows.tasks import _train_key
 from models.sizes import TINY_MODEL
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,7 +64,7 @@ def cli(*fns: Any) -> typer.Typer:
 )
 def test_invalid_parameters_fail_before_any_work(kwargs: dict[str, Any], needle: str) -> None:
     with pytest.raises(ValidationError, match=needle):
-        pl.check_params(**kwargs)
+        check_params(**kwargs)
 
 
 def test_run_command_rejects_bad_input_in_one_line(
@@ -84,15 +85,15 @@ def test_run_command_rejects_bad_input_in_one_line(
 
 
 def test_cache_keys_follow_references_and_config() -> None:
-    a = pl.TrainParams(model=TINY)
-    b = pl.TrainParams(model=TINY, max_steps=7)
-    assert a.config_hash() == pl.TrainParams(model=dict(TINY)).config_hash()
+    a = TrainParams(model=TINY)
+    b = TrainParams(model=TINY, max_steps=7)
+    assert a.config_hash() == TrainParams(model=dict(TINY)).config_hash()
     assert a.config_hash() != b.config_hash()
     base = {"uri": "/d", "digest": "x" * 64, "params": a}
-    key = pl._train_key(None, base)  # type: ignore[arg-type]
-    assert key == pl._train_key(None, dict(base))  # type: ignore[arg-type]
-    assert key != pl._train_key(None, {**base, "digest": "y" * 64})  # type: ignore[arg-type]
-    assert key != pl._train_key(None, {**base, "params": b})  # type: ignore[arg-type]
+    key = _train_key(None, base)  # type: ignore[arg-type]
+    assert key == _train_key(None, dict(base))  # type: ignore[arg-type]
+    assert key != _train_key(None, {**base, "digest": "y" * 64})  # type: ignore[arg-type]
+    assert key != _train_key(None, {**base, "params": b})  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------ flows in subprocesses
