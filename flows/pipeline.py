@@ -30,13 +30,13 @@ from flows.params import DEFAULT_N, FAILURE_COLUMNS, PipelineParams, TrainParams
 from flows.summary import summary_markdown, summary_rows, validation_markdown
 from flows.tasks import (
     RejectedDataset,
-    _run_task,
     dask_task_runner,
     evaluate_model,
     generate_dataset,
     promote_model,
     register_model,
     registry_rows,
+    run_task,
     train_model,
     validate_dataset,
 )
@@ -56,7 +56,7 @@ def generate_on_dask(
     domains: list[str], n: int, seed: int, out: str, shards: int
 ) -> tuple[dict[str, str], bool]:
     """The dataset task with its shards on Dask (task runner set by ``generate``)."""
-    result: tuple[dict[str, str], bool] = _run_task(
+    result: tuple[dict[str, str], bool] = run_task(
         generate_dataset, domains=domains, n=n, seed=seed, out=out, shards=shards
     )
     return result
@@ -81,7 +81,7 @@ def generate(
         runner = dask_task_runner(p.dask)
         ref, cached = generate_on_dask.with_options(task_runner=runner)(**args)
     else:
-        ref, cached = _run_task(generate_dataset, **args)
+        ref, cached = run_task(generate_dataset, **args)
     get_run_logger().info("dataset %s digest %s%s", ref["uri"], ref["digest"][:12],
                           " (cached)" if cached else "")  # fmt: skip
     return {**ref, "cached": cached}
@@ -95,7 +95,7 @@ def validate(uri: str, digest: str | None = None) -> dict[str, Any]:
     actual = str(read_manifest(uri)["digest"])
     if digest and digest != actual:
         raise ValueError(f"{uri}: digest {actual[:12]} != expected {digest[:12]}")
-    report, cached = _run_task(validate_dataset, uri=uri, digest=actual)
+    report, cached = run_task(validate_dataset, uri=uri, digest=actual)
     create_markdown_artifact(
         key="veracity-validation",
         markdown=validation_markdown(report),
@@ -135,7 +135,7 @@ def train(
     validation = {"status": status, "suite_hash": side.get("suite_hash", ""),
                   "result_id": f"{actual[:12]}-{str(side.get('suite_hash', ''))[:12]}",
                   "data_docs": side.get("data_docs", ""), "success": True}  # fmt: skip
-    model, cached = _run_task(
+    model, cached = run_task(
         train_model,
         uri=uri,
         digest=actual,
@@ -154,7 +154,7 @@ def evaluate(model: dict[str, Any], uri: str, split: str = "test") -> dict[str, 
     if split not in ("test", "validation"):
         raise ValueError(f"split must be test or validation, got {split!r}")
     digest = str(read_manifest(uri)["digest"])
-    result, cached = _run_task(evaluate_model, model=model, uri=uri, digest=digest, split=split)
+    result, cached = run_task(evaluate_model, model=model, uri=uri, digest=digest, split=split)
     create_table_artifact(
         key="veracity-evaluation",
         table=[{"metric": k, "value": round(float(v), 6)} for k, v in result["headline"].items()],
@@ -171,10 +171,10 @@ def promote(model: dict[str, Any], evaluation: dict[str, Any]) -> dict[str, Any]
     side = read_sidecar(model["dataset_uri"]) or {}
     validation = {"status": side.get("status", "unvalidated"),
                   "suite_hash": side.get("suite_hash", "")}  # fmt: skip
-    version, reg_cached = _run_task(
+    version, reg_cached = run_task(
         register_model, model=model, evaluation=evaluation, validation=validation
     )
-    decision, cached = _run_task(promote_model, version=version, evaluation=evaluation)
+    decision, cached = run_task(promote_model, version=version, evaluation=evaluation)
     rows = registry_rows()
     create_table_artifact(
         key="veracity-registry",

@@ -92,7 +92,7 @@ def _stage_task(fn: Any) -> Any:
     return fn.with_options(result_storage=results_dir())
 
 
-def _run_task(fn: Any, **kwargs: Any) -> tuple[Any, bool]:
+def run_task(fn: Any, **kwargs: Any) -> tuple[Any, bool]:
     """Run a task; returns its value and whether it came from the cache."""
     state = _stage_task(fn)(**kwargs, return_state=True)
     value = state.result()
