@@ -31,7 +31,8 @@ KEY_VERSION = "8"  # 2: packed QA, value slots, derivations; 3: evaluation sampl
 FAILURE_COLUMNS = ("domain", "batch", "check", "expectation", "unexpected_count", "error")
 
 
-def _hash(data: Any) -> str:
+def stable_hash(data: Any) -> str:
+    """sha256 of the data as sorted JSON: the same for equal configs and references."""
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -56,7 +57,7 @@ class TrainParams(BaseModel):
     model: dict[str, Any] = Field(default_factory=lambda: dict(DEFAULT_MODEL))
 
     def config_hash(self) -> str:
-        return _hash(self.model_dump())
+        return stable_hash(self.model_dump())
 
 
 class PipelineParams(BaseModel):

@@ -17,7 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from prefect.states import State
 
-from flows.params import KEY_VERSION, TrainParams, _hash
+from flows.params import KEY_VERSION, TrainParams, stable_hash
 from infra.settings import get_settings
 
 IO_ERRORS: tuple[type[BaseException], ...] = (OSError, TimeoutError, ConnectionError)
@@ -35,7 +35,7 @@ class RejectedDataset(RuntimeError):
 
 
 def _key(stage: str, *parts: Any) -> str:
-    return f"veracity-{stage}-{_hash([KEY_VERSION, stage, *parts])[:40]}"
+    return f"veracity-{stage}-{stable_hash([KEY_VERSION, stage, *parts])[:40]}"
 
 
 def results_dir() -> Path:
@@ -262,7 +262,7 @@ def evaluate_model(model: dict[str, Any], uri: str, digest: str, split: str) -> 
     tracking.log_evaluation(model["run_id"], report)
     return {
         "report_path": str(path),
-        "report_digest": _hash(data),
+        "report_digest": stable_hash(data),
         "dataset_uri": uri,
         "dataset_digest": digest,
         "split": split,

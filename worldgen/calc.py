@@ -166,6 +166,7 @@ REQUIRED_ELEMENTS: dict[str, tuple[str, ...]] = {
     "fraud": ("duty", "breach", "causation", "damages"),
 }
 FINDINGS = ("duty", "breach", "causation", "damages")
+FLAGS = {"yes": True, "no": False}  # how a stated yes / no reads in a derivation
 
 
 def elements(claim: Value, *findings: Value) -> Value:
@@ -344,7 +345,7 @@ class _Parser:
         if kind == "text":  # a pointer decodes as its own word: "' type 2 diabetes'"
             return text[1:-1].strip()
         if kind == "word":
-            return {"yes": True, "no": False}.get(text, text)
+            return FLAGS.get(text, text)
         raise CalcError(f"unexpected {text!r}")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from worldgen.calc import GAP, elements, limitation
+from worldgen.calc import FLAGS, GAP, elements, limitation
 from worldgen.domains.legal.world import (
     ALLOWED_DEFENCE,
     CLAIMS,
@@ -129,14 +129,11 @@ def _ruling_paths(judgment: str) -> tuple[tuple[object, ...], ...]:
     )
 
 
-FINDING_VALUES = {"yes": True, "no": False}  # a finding as the document states it
-
-
 def _finding_against(values: Values) -> bool:
     """The stated findings fail the claim (every claim, when the claim is not stated): the
     derivation language's elements() decides, so the reveal and the rule cannot disagree."""
     claim = values.get("claim_type", GAP)
-    findings = (FINDING_VALUES.get(values.get(e, ""), GAP) for e in ELEMENTS)
+    findings = (FLAGS.get(values.get(e, ""), GAP) for e in ELEMENTS)
     return elements(claim, *findings) is False
 
 
