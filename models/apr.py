@@ -317,7 +317,8 @@ class APRTransformer(nn.Module):
         h = torch.cat(self._window)
         logits = self.est_out(self.est_features(h)).squeeze(-1)
         level = min(1.0, max(0.0, 1.0 - f + float(self.q_trend)))
-        q = torch.quantile(logits, level)
+        # CPU autocast runs quantile in fp32 on its own; CUDA autocast has no rule for it
+        q = torch.quantile(logits.float(), level)
         self.q_last.copy_(q)
         self.ema_threshold.copy_(torch.sigmoid(q))
 

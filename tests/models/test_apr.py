@@ -153,6 +153,23 @@ def test_refinement_is_fp32_and_base_is_bf16() -> None:
     assert res is not None and res[2].dtype == torch.float32
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_apr_trains_past_warmup_under_cuda_autocast() -> None:
+    # CUDA's autocast, unlike the CPU's, leaves quantile to its bf16 input (which it rejects)
+    model = tiny("apr", warmup_steps=2).cuda()
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for i in range(6):
+        idx, targets = data(seed=i)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            out = model(idx.cuda(), targets.cuda())
+        assert out.loss is not None
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+    assert torch.isfinite(model.ema_threshold).all()
+    assert 0.0 < float(out.metrics["routed_fraction"]) < 1.0
+
+
 def test_loss_decreases_on_copy_task() -> None:
     model = tiny("apr", warmup_steps=10)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
