@@ -121,7 +121,7 @@ def train(
     parent_run_id: str | None = None,
 ) -> dict[str, Any]:
     """Train on a validated dataset (refuses anything the gate did not accept)."""
-    from validation.gate import read_sidecar
+    from validation.sidecar import read_sidecar
     from worldgen.dataset import read_manifest
 
     params = params or TrainParams()
@@ -166,7 +166,7 @@ def evaluate(model: dict[str, Any], uri: str, split: str = "test") -> dict[str, 
 @flow(name="promote", log_prints=True)
 def promote(model: dict[str, Any], evaluation: dict[str, Any]) -> dict[str, Any]:
     """Register the model as challenger and let the registry's gate decide."""
-    from validation.gate import read_sidecar
+    from validation.sidecar import read_sidecar
 
     side = read_sidecar(model["dataset_uri"]) or {}
     validation = {"status": side.get("status", "unvalidated"),

@@ -35,7 +35,8 @@ def stack_up_command(
 ) -> None:
     """Start PostgreSQL, S3 (moto), the MLflow server and the Prefect server on 127.0.0.1 (ports
     from settings) and wait until each is healthy; prints the server-profile environment."""
-    from infra.stack import Stack, StackConfig, StackError
+    from infra.procs import StackError
+    from infra.stack import Stack, StackConfig
 
     if timeout <= 0:
         typer.secho("error: --timeout must be > 0", err=True, fg=typer.colors.RED)

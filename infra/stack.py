@@ -15,7 +15,8 @@ process ids to ``<home>/stack/state.json`` (so ``down`` and ``status`` work from
 process) and the server-profile environment to ``<home>/stack/env`` (``source`` it).
 Credentials are never written anywhere: S3 keys come from the AWS environment or profile and
 are inherited by the child processes; PostgreSQL URLs carry no password (use ``PGPASSWORD`` or
-``~/.pgpass``).
+``~/.pgpass``). PostgreSQL helpers live in ``infra.postgres``; process and port helpers (and
+``StackError``) in ``infra.procs``.
 """
 
 from __future__ import annotations
@@ -24,51 +25,20 @@ import contextlib
 import json
 import os
 import shlex
-import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from infra.postgres import create_database, pg_bindir, pg_ready, pg_user_prefix, run
+from infra.procs import StackError, alive, http_ok, port_open, tail, terminate_group
 from infra.settings import Settings, get_settings
 
-PG_BIN_CANDIDATES = ("/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin",
-                     "/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/14/bin")  # fmt: skip
 SERVICES = ("postgres", "s3", "mlflow", "prefect")
-
-
-class StackError(RuntimeError):
-    """A service could not be started, or did not become healthy in time."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def http_ok(url: str, timeout: float = 2.0) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return 200 <= int(resp.status) < 300
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
 
 
 def redact(url: str) -> str:
@@ -231,11 +201,11 @@ class Stack:
         while time.monotonic() < deadline:
             if healthy():
                 return
-            if st.managed and st.pid is not None and not _alive(st.pid):
-                raise StackError(f"{name} exited during start-up; see {st.log}:\n{_tail(st.log)}")
+            if st.managed and st.pid is not None and not alive(st.pid):
+                raise StackError(f"{name} exited during start-up; see {st.log}:\n{tail(st.log)}")
             time.sleep(0.5)
         raise StackError(f"{name} not healthy after {self.config.startup_timeout_s:.0f} s; "
-                         f"see {st.log}:\n{_tail(st.log)}")  # fmt: skip
+                         f"see {st.log}:\n{tail(st.log)}")  # fmt: skip
 
     # ------------------------------------------------------------------ services
     def _postgres(self) -> None:
@@ -244,7 +214,7 @@ class Stack:
         parts = urlsplit(admin)
         host, port = parts.hostname or c.host, parts.port or 5432
         log = str(c.logs / "postgres.log")
-        if c.postgres_admin_url or _pg_ready(admin):
+        if c.postgres_admin_url or pg_ready(admin):
             self.state["postgres"] = ServiceState("postgres", None, redact(admin), log, False)
         else:
             bindir = pg_bindir()
@@ -255,17 +225,17 @@ class Stack:
             sockets = c.root / "pgsock"
             sockets.mkdir(exist_ok=True)
             data.mkdir(mode=0o700, exist_ok=True)
-            as_user = _pg_user_prefix([data, sockets, Path(log)])
+            as_user = pg_user_prefix([data, sockets, Path(log)])
             if not (data / "PG_VERSION").exists():
-                _run([*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
-                      "-A", "trust", "-E", "UTF8", "--no-instructions"])  # fmt: skip
+                run([*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
+                     "-A", "trust", "-E", "UTF8", "--no-instructions"])  # fmt: skip
             opts = f"-p {port} -c listen_addresses={host} -k {sockets}"
-            _run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-l", log, "-o", opts,
-                  "-w", "-t", str(int(c.startup_timeout_s)), "start"])  # fmt: skip
+            run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-l", log, "-o", opts,
+                 "-w", "-t", str(int(c.startup_timeout_s)), "start"])  # fmt: skip
             pid = int((data / "postmaster.pid").read_text().split()[0])
             self.state["postgres"] = ServiceState("postgres", pid, redact(admin), log, True)
         self._save()
-        self._wait("postgres", lambda: _pg_ready(admin))
+        self._wait("postgres", lambda: pg_ready(admin))
         for purpose in ("mlflow", "prefect", "audit"):
             create_database(admin, c.database(purpose))
 
@@ -351,7 +321,7 @@ class Stack:
                 bindir = pg_bindir()
                 if bindir is not None:
                     data = self.config.root / "pgdata"
-                    subprocess.run([*_pg_user_prefix([]), str(bindir / "pg_ctl"), "-D", str(data),
+                    subprocess.run([*pg_user_prefix([]), str(bindir / "pg_ctl"), "-D", str(data),
                                     "-m", "fast", "-w", "stop"], capture_output=True)  # fmt: skip
             else:
                 terminate_group(st.pid, timeout)
@@ -364,7 +334,7 @@ class Stack:
     def status(self) -> dict[str, dict[str, Any]]:
         c = self.config
         checks: dict[str, Callable[[], bool]] = {
-            "postgres": lambda: _pg_ready(c.admin_url),
+            "postgres": lambda: pg_ready(c.admin_url),
             "s3": lambda: port_open(c.host, c.s3_port),
             "mlflow": lambda: http_ok(f"{c.mlflow_url}/health"),
             "prefect": lambda: http_ok(f"{c.prefect_api_url}/health"),
@@ -378,7 +348,7 @@ class Stack:
                 "healthy": checks[name](),
                 "url": st.url if st else urls[name],
                 "pid": st.pid if st else None,
-                "running": bool(st and st.pid and _alive(st.pid)),
+                "running": bool(st and st.pid and alive(st.pid)),
                 "managed": bool(st and st.managed),
                 "log": st.log if st else None,
             }
@@ -386,98 +356,6 @@ class Stack:
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def pg_bindir() -> Path | None:
-    found = shutil.which("initdb")
-    if found:
-        return Path(found).parent
-    for cand in PG_BIN_CANDIDATES:
-        if (Path(cand) / "initdb").exists():
-            return Path(cand)
-    return None
-
-
-def _run(cmd: list[str]) -> None:
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise StackError(f"{shlex.join(cmd)} failed:\n{proc.stdout}{proc.stderr}")
-
-
-def _pg_user_prefix(paths: list[Path]) -> list[str]:
-    """PostgreSQL refuses to run as root: as root, run it as the ``postgres`` user (owning
-    ``paths``) through ``runuser``; as anyone else, run it directly."""
-    if os.geteuid() != 0:
-        return []
-    import pwd
-
-    try:
-        user = pwd.getpwnam("postgres")
-    except KeyError as exc:
-        raise StackError("running as root and there is no 'postgres' user to run "
-                         "PostgreSQL as; run as an ordinary user") from exc  # fmt: skip
-    runuser = shutil.which("runuser")
-    if runuser is None:
-        raise StackError("running as root without runuser; run as an ordinary user")
-    for path in paths:
-        if not path.exists() and path.suffix == ".log":
-            path.touch()
-        os.chown(path, user.pw_uid, user.pw_gid)
-    # the postgres user must be able to reach the stack folder
-    for parent in {p.parent for p in paths}:
-        _allow_traverse(parent)
-    return [runuser, "-u", "postgres", "--"]
-
-
-def _allow_traverse(path: Path) -> None:
-    for p in [path, *path.parents]:
-        mode = p.stat().st_mode
-        if not mode & 0o001:
-            with contextlib.suppress(PermissionError):
-                p.chmod(mode | 0o001)
-
-
-def _pg_ready(url: str) -> bool:
-    try:
-        import psycopg2
-
-        conn = psycopg2.connect(url, connect_timeout=2)
-    except Exception:
-        return False
-    conn.close()
-    return True
-
-
-def create_database(admin_url: str, name: str) -> bool:
-    """Create ``name`` unless it exists; returns whether it was created."""
-    import psycopg2
-    from psycopg2 import sql
-
-    conn = psycopg2.connect(admin_url, connect_timeout=5)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-            if cur.fetchone():
-                return False
-            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            return True
-    finally:
-        conn.close()
-
-
-def drop_database(admin_url: str, name: str) -> None:
-    import psycopg2
-    from psycopg2 import sql
-
-    conn = psycopg2.connect(admin_url, connect_timeout=5)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)))  # fmt: skip
-    finally:
-        conn.close()
 
 
 def check_credentials() -> None:
@@ -500,51 +378,6 @@ def ensure_bucket(endpoint: str, bucket: str) -> None:
         client.create_bucket(Bucket=bucket)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(ChildProcessError, OSError):
-        done, _ = os.waitpid(pid, os.WNOHANG)  # reap our own zombie child
-        if done == pid:
-            return False
-    return True
-
-
-def terminate_group(pid: int, timeout: float = 20.0) -> None:
-    """SIGTERM the process group ``pid`` leads (servers fork workers), then SIGKILL."""
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if not _alive(pid) and not _group_alive(pid):
-                return
-            time.sleep(0.2)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _tail(path: str, lines: int = 30) -> str:
-    try:
-        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in data.items()}
 
@@ -556,9 +389,5 @@ def default_root() -> Path:
 __all__ = [
     "Stack",
     "StackConfig",
-    "StackError",
-    "create_database",
-    "drop_database",
-    "free_port",
     "redact",
 ]

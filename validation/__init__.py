@@ -11,8 +11,8 @@ from validation.gate import (
     ValidationReport,
     require_valid,
     validate,
-    validation_status,
 )
+from validation.sidecar import validation_status
 from validation.suites import DomainSuites, build_suite
 
 __all__ = [

@@ -3,8 +3,9 @@
 ``validate(ref)`` runs every domain's suites (``validation.suites``) over the dataset, builds
 Data Docs under the home directory and records the verdict in a sidecar ``validation.json``
 next to ``manifest.json`` (which is never rewritten, so the dataset digest stays intact).
-A rejected dataset is kept with its evidence; ``validation_status(uri)`` is what later stages
-ask before they read a dataset.
+A rejected dataset is kept with its evidence; ``validation_status(uri)``
+(``validation.sidecar``, where the sidecar is read and written) is what later stages ask before
+they read a dataset.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
 
 from infra import storage
 from validation import context as gxctx
+from validation.sidecar import write_sidecar
 from validation.suites import (
     DomainSuites,
     build_suite,
@@ -33,12 +34,10 @@ from validation.suites import (
 from worldgen.dataset import TABLES, DatasetError, DatasetRef, read_manifest
 from worldgen.domains import get_domain
 
-SIDECAR = "validation.json"
 RESULT_FORMAT: dict[str, Any] = {
     "result_format": "COMPLETE",
     "unexpected_index_column_names": ["record_id"],
 }
-Status = Literal["accepted", "rejected", "unvalidated", "stale"]
 
 
 class DataQualityError(RuntimeError):
@@ -440,65 +439,3 @@ def require_valid(
     if not report.success:
         raise DataQualityError(report)
     return report
-
-
-# --- the sidecar -----------------------------------------------------------------------------
-
-
-def read_sidecar(uri: str) -> dict[str, Any] | None:
-    path = storage.join(uri, SIDECAR)
-    if not storage.exists(path):
-        return None
-    try:
-        data: dict[str, Any] = json.loads(storage.read_bytes(path))
-    except (json.JSONDecodeError, storage.StorageError):
-        return None
-    return data
-
-
-def write_sidecar(report: ValidationReport, hashes: dict[str, str]) -> None:
-    """Record the verdict. History is kept: an earlier rejection is never erased."""
-    previous = read_sidecar(report.uri) or {}
-    history = list(previous.get("history", []))
-    entry = {
-        "status": "accepted" if report.success else "rejected",
-        "checked_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "digest": report.digest,
-        "suite_hash": report.suite_hash,
-        "suite_hashes": hashes,
-        "n_expectations": report.n_expectations,
-        "rows": report.rows,
-        "failing": len(report.failures),
-        "unexpected": {r.check: r.unexpected_count for r in report.failures},
-        "data_docs": report.data_docs,
-    }
-    history.append(entry)
-    # A rejection stands for this digest and suite: the same suite cannot un-reject it.
-    status = entry["status"]
-    if any(
-        h["status"] == "rejected"
-        and h["digest"] == report.digest
-        and h["suite_hash"] == report.suite_hash
-        for h in history
-    ):
-        status = "rejected"
-    body = {**entry, "status": status, "report": report.to_json(), "history": history}
-    storage.write_bytes(
-        storage.join(report.uri, SIDECAR),
-        json.dumps(body, indent=2, sort_keys=True, default=str).encode(),
-    )
-
-
-def validation_status(uri: str) -> Status:
-    """``accepted`` only when the sidecar accepts exactly this manifest's digest.
-
-    ``rejected``: the gate rejected it; ``unvalidated``: no sidecar; ``stale``: the sidecar is
-    for another digest. Training must refuse anything but ``accepted``.
-    """
-    side = read_sidecar(uri)
-    if side is None:
-        return "unvalidated"
-    digest = read_manifest(uri).get("digest")
-    if side.get("digest") != digest:
-        return "stale"
-    return "accepted" if side.get("status") == "accepted" else "rejected"

@@ -79,16 +79,16 @@ def api(url: str, body: dict[str, Any] | None = None, method: str | None = None)
 
 @pytest.fixture(scope="session")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
-    from infra.stack import Stack, StackConfig, StackError, drop_database, free_port, pg_bindir
+    from infra.postgres import drop_database, pg_bindir, pg_ready
+    from infra.procs import StackError, free_port
+    from infra.stack import Stack, StackConfig
 
     root = tmp_path_factory.mktemp("stack")
     prefix = f"vit_{uuid.uuid4().hex[:8]}"
     admin = os.environ.get(
         "VERACITY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
     )
-    from infra.stack import _pg_ready
-
-    use_existing = _pg_ready(admin)
+    use_existing = pg_ready(admin)
     if not use_existing and pg_bindir() is None:
         unavailable(f"no PostgreSQL at {admin} and no initdb to start one")
     s3_port = free_port()

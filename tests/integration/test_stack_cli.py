@@ -12,8 +12,9 @@ import typer
 from typer.testing import CliRunner
 
 from flows.stack_cmd import stack_down_command, stack_status_command, stack_up_command
+from infra.postgres import pg_bindir
+from infra.procs import free_port, port_open
 from infra.settings import reload_settings
-from infra.stack import free_port, pg_bindir, port_open
 from tests.conftest import unavailable
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]

@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
+from infra.procs import free_port
 from infra.settings import get_settings
-from infra.stack import free_port
 from models.sizes import TINY_MODEL
 from registry import (
     CHAMPION,

@@ -21,7 +21,7 @@ from validation import (
     validate,
     validation_status,
 )
-from validation.gate import SIDECAR
+from validation.sidecar import SIDECAR
 from worldgen.dataset import DatasetRef, generate, load_table, read_manifest, write_variant
 from worldgen.domains import DOMAIN_NAMES, get_domain
 from worldgen.faults import inject_faults

@@ -1,0 +1,91 @@
+"""Process and port plumbing for the local service stack.
+
+``infra.stack`` launches its services (S3, MLflow, Prefect, a PostgreSQL cluster) as child
+processes and has to find free ports, probe them until a service answers, tell whether a child is
+still alive, stop a whole process group and quote the end of a log when something fails. These
+helpers know nothing about any particular service, so they live here, apart from the launcher;
+``StackError``, the one error every part of the stack raises, lives here too so that
+``infra.postgres`` can raise it without importing the launcher.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+
+class StackError(RuntimeError):
+    """A service could not be started, or did not become healthy in time."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return 200 <= int(resp.status) < 300
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(ChildProcessError, OSError):
+        done, _ = os.waitpid(pid, os.WNOHANG)  # reap our own zombie child
+        if done == pid:
+            return False
+    return True
+
+
+def terminate_group(pid: int, timeout: float = 20.0) -> None:
+    """SIGTERM the process group ``pid`` leads (servers fork workers), then SIGKILL."""
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not alive(pid) and not _group_alive(pid):
+                return
+            time.sleep(0.2)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def tail(path: str, lines: int = 30) -> str:
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
