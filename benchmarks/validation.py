@@ -3,7 +3,7 @@
 Writes ``benchmarks/results/validation.json``. ``rows_per_s`` is the records suite exactly as
 the gate runs it (native and custom expectations, COMPLETE result format with record ids) over
 1M records already in memory; the render checks (documents, QA), which are Python row loops in
-``worldgen.render``, are timed separately on a rendered sample and projected to 1M.
+``worldgen.render_checks``, are timed separately on a rendered sample and projected to 1M.
 
     .venv/bin/python benchmarks/validation.py [--rows 1000000] [--repeats 3]
 """

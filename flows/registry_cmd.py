@@ -148,7 +148,7 @@ def serve_command(
         import mlflow
 
         from infra.settings import get_settings
-        from registry.promotion import MODEL_NAME
+        from registry.client import MODEL_NAME
 
         tracking = get_settings().tracking_uri
         version = mlflow.MlflowClient(tracking).get_model_version_by_alias(MODEL_NAME, alias)

@@ -14,21 +14,19 @@ Typical flow::
 evaluates: the evaluator is a callable handed in by the flows layer.
 """
 
+from registry.client import MODEL_NAME
+from registry.evaluations import load_evaluation, record_evaluation
 from registry.gate import EvalReportDict, PromotionError, PromotionPolicy, paired_statistics
 from registry.promotion import (
     CHALLENGER,
     CHAMPION,
-    MODEL_NAME,
     PREVIOUS,
     PromotionDecision,
-    load_evaluation,
     promote,
-    recent_decisions,
-    record_evaluation,
     register_challenger,
-    registry_table,
     rollback,
 )
+from registry.views import recent_decisions, registry_table
 
 __all__ = [
     "CHALLENGER",

@@ -5,32 +5,29 @@ only by :func:`promote` / :func:`rollback`), ``previous-champion``. Every decisi
 the audit table and as ``gate.*`` tags on the version. The champion moves by compare-and-set on
 the audit database's champion pointer, so concurrent promotions serialise (see ``audit``).
 
-The registry never evaluates: evaluation reports are plain dicts (``models.evaluate.EvalReport``
-``to_dict()``) stored on the version's run as ``eval/report.json``; when the champion lacks a
-report on the challenger's dataset digest, the caller's ``evaluate(model_uri, dataset_uri)`` is
-used.
+The registry never evaluates: reports are read from and recorded to the version's run by
+``registry.evaluations``; when the champion lacks a report on the challenger's dataset digest,
+the caller's ``evaluate(model_uri, dataset_uri)`` is used. The read-only views of what the gate
+decided are in ``registry.views``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import getpass
-import json
 import os
 import re
 import socket
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from infra.settings import get_settings
 from registry import audit
+from registry.client import MODEL_NAME, client, model_version
+from registry.evaluations import load_evaluation, record_evaluation
 from registry.gate import (
     EvalReportDict,
     PromotionError,
@@ -41,10 +38,7 @@ from registry.gate import (
     summary,
 )
 
-MODEL_NAME = "veracity-apr"
 CHAMPION, PREVIOUS, CHALLENGER = "champion", "previous-champion", "challenger"
-REPORT_PATH = "eval/report.json"
-REPORT_DIR = "eval/by_digest"
 MAX_CAS_ATTEMPTS = 5
 
 Evaluate = Callable[[str, str], Any]  # (model_uri, dataset_uri) -> dict or obj with to_dict()
@@ -70,16 +64,6 @@ class PromotionDecision:
 # ---------------------------------------------------------------- MLflow helpers
 
 
-def client() -> MlflowClient:
-    """A client on the settings' tracking store (which is also the model registry)."""
-    return _client_for(get_settings().tracking_uri)
-
-
-@functools.lru_cache(maxsize=8)
-def _client_for(uri: str) -> MlflowClient:
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
-
-
 def default_actor() -> str:
     user = os.environ.get("USER") or getpass.getuser()
     return f"{user}@{socket.gethostname()}"
@@ -90,13 +74,6 @@ def _alias_version(c: MlflowClient, name: str, alias: str) -> int | None:
         return int(c.get_model_version_by_alias(name, alias).version)
     except MlflowException:
         return None
-
-
-def _version(c: MlflowClient, name: str, version: int | str) -> Any:
-    try:
-        return c.get_model_version(name, str(int(version)))
-    except (MlflowException, ValueError):
-        raise PromotionError(f"unknown version {version!r} of model {name!r}") from None
 
 
 def register_challenger(
@@ -129,52 +106,6 @@ def register_challenger(
     )
     c.set_registered_model_alias(model_name, CHALLENGER, str(mv.version))
     return int(mv.version)
-
-
-# ---------------------------------------------------------------- evaluation reports
-
-
-def _digest_path(digest: str) -> str:
-    return f"{REPORT_DIR}/{re.sub(r'[^A-Za-z0-9._-]', '_', digest)}.json"
-
-
-def record_evaluation(
-    version: int, report: Mapping[str, Any] | Any, model_name: str = MODEL_NAME
-) -> EvalReportDict:
-    """Log a report to the version's run (``eval/report.json`` + one per digest) and tag it."""
-    checked = check_report(report, f"version {version}")
-    c = client()
-    mv = _version(c, model_name, version)
-    if not mv.run_id:
-        raise PromotionError(f"version {version} has no run to store its evaluation in")
-    c.log_dict(mv.run_id, dict(checked), REPORT_PATH)
-    c.log_dict(mv.run_id, dict(checked), _digest_path(checked["dataset_digest"]))
-    for key, value in {
-        "eval_digest": checked["dataset_digest"],
-        "eval_accuracy": checked["accuracy"],
-        "eval_hallucination": checked["hallucination_rate"],
-        "eval_latency_p95_ms": checked["latency_p95_ms"],
-    }.items():
-        c.set_model_version_tag(model_name, str(version), key, str(value))
-    return checked
-
-
-def load_evaluation(
-    version: int, digest: str | None = None, model_name: str = MODEL_NAME
-) -> EvalReportDict | None:
-    """The version's latest report, or its report on ``digest``; None when there is none."""
-    c = client()
-    mv = _version(c, model_name, version)
-    if not mv.run_id:
-        return None
-    path = REPORT_PATH if digest is None else _digest_path(digest)
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            local = c.download_artifacts(mv.run_id, path, tmp)
-        except (MlflowException, OSError):
-            return None
-        data = json.loads(Path(local).read_text())
-    return check_report(data, f"version {version}")
 
 
 # ---------------------------------------------------------------- the gate
@@ -210,7 +141,7 @@ def _decide(
     evaluate: Evaluate | None,
     eval_dataset: str | None,
 ) -> Verdict:
-    status = _version(client(), model_name, version).tags.get("validation_status", "missing")
+    status = model_version(client(), model_name, version).tags.get("validation_status", "missing")
     if status != "accepted":
         return Verdict(False, f"dataset validation_status is {status!r}, not 'accepted'")
     if champion == version:
@@ -334,7 +265,7 @@ def promote(
     policy = policy or PromotionPolicy()
     actor = actor or default_actor()
     c = client()
-    version = int(_version(c, model_name, version).version)
+    version = int(model_version(c, model_name, version).version)
     decision: PromotionDecision | None = None
     failure = "champion changed concurrently; refused after retries"
     for _ in range(MAX_CAS_ATTEMPTS):
@@ -389,38 +320,3 @@ def rollback(actor: str | None = None, model_name: str = MODEL_NAME) -> Promotio
     }.items():
         c.set_model_version_tag(model_name, str(old), key, str(value))
     return decision
-
-
-def registry_table(model_name: str = MODEL_NAME) -> list[dict[str, Any]]:
-    """One row per version: aliases, lineage status, key metrics and its last gate decision."""
-    c = client()
-    try:
-        versions = c.search_model_versions(f"name='{model_name}'")
-    except MlflowException:
-        return []
-    aliases: dict[int, list[str]] = {}
-    for alias, v in (c.get_registered_model(model_name).aliases if versions else {}).items():
-        aliases.setdefault(int(v), []).append(alias)
-    rows = []
-    for mv in sorted(versions, key=lambda m: int(m.version)):
-        t = mv.tags
-        rows.append(
-            {
-                "version": int(mv.version),
-                "aliases": sorted(aliases.get(int(mv.version), [])),
-                "validation_status": t.get("validation_status"),
-                "eval_digest": t.get("eval_digest"),
-                "accuracy": t.get("eval_accuracy"),
-                "hallucination": t.get("eval_hallucination"),
-                "latency_p95_ms": t.get("eval_latency_p95_ms"),
-                "decision": t.get("gate.decision"),
-                "reason": t.get("gate.reason"),
-                "decided_at": t.get("gate.decided_at"),
-            }
-        )
-    return rows
-
-
-def recent_decisions(limit: int = 10, model_name: str = MODEL_NAME) -> list[dict[str, Any]]:
-    """The audit table's newest decisions for the model."""
-    return audit.list_decisions(model_name, limit)

@@ -35,7 +35,8 @@ from great_expectations.expectations.metrics.map_metric_provider import (
 )
 
 from worldgen.frames import EPOCH
-from worldgen.render import Renderer, answer_mismatches, document_mismatches
+from worldgen.render import Renderer
+from worldgen.render_checks import answer_mismatches, document_mismatches
 from worldgen.spec import Recomputed, WorldSpec, rule_holds
 
 FOUND = "__record_found"  # documents/qa rows whose record exists (set by the gate's join)

@@ -32,8 +32,8 @@ lists, so a question over several such facts takes a step of reading per value b
 applies.
 
 The document keeps its *plan* (fact key, or keys joined by ``+`` for a shared sentence, and
-paraphrase index, in sentence order) so a validator can re-render it from the record and demand
-exact agreement.
+paraphrase index, in sentence order; written down by ``worldgen.plan``) so a validator can
+re-render it from the record and demand exact agreement (``worldgen.render_checks``).
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from typing import Any, Final, Literal, cast
 import numpy as np
 
 from worldgen.calc import UNSTATED, CalcError, compute
+from worldgen.plan import JOIN, encode_plan, stated_keys
 
 Row = Mapping[str, Any]
 Kind = Literal["lookup", "derived", "multistep", "unknown"]
@@ -101,14 +102,6 @@ class Joint:
 def listing(items: list[str]) -> str:
     """``a``, ``a and b``, ``a, b and c``."""
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
-
-
-JOIN: Final = "+"
-
-
-def stated_keys(plan: Iterable[tuple[str, int]]) -> frozenset[str]:
-    """The fact keys a plan states (a shared sentence states each of its keys)."""
-    return frozenset(key for entry, _ in plan for key in entry.split(JOIN))
 
 
 Values = Mapping[str, str]  # fact key -> its value as the document states it
@@ -382,16 +375,6 @@ def money_field(name: str) -> Callable[[Row], str]:
     return value
 
 
-def encode_plan(plan: list[tuple[str, int]]) -> str:
-    return ";".join(f"{key}:{t}" for key, t in plan)
-
-
-def decode_plan(text: str) -> list[tuple[str, int]]:
-    if not text:
-        return []
-    return [(key, int(t)) for key, t in (part.rsplit(":", 1) for part in text.split(";"))]
-
-
 def render_block(
     renderer: Renderer, rows: list[dict[str, Any]], rng: np.random.Generator
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -410,56 +393,3 @@ def render_block(
         for i, qa in enumerate(renderer.ask(row, stated, rng)):
             qas.append({"qa_id": row["record_id"] * 16 + i, "record_id": row["record_id"], **qa})
     return docs, qas
-
-
-def document_mismatches(
-    renderer: Renderer, rows: Mapping[int, Row], documents: list[dict[str, Any]]
-) -> list[int]:
-    """Record ids whose document is not exactly what their record and plan render to."""
-    bad = []
-    for doc in documents:
-        row = rows.get(doc["record_id"])
-        try:
-            ok = (
-                row is not None
-                and renderer.document(row, decode_plan(doc["plan"])) == doc["document"]
-            )
-        except (KeyError, ValueError, IndexError):
-            ok = False
-        if not ok:
-            bad.append(int(doc["record_id"]))
-    return bad
-
-
-def answer_mismatches(
-    renderer: Renderer,
-    rows: Mapping[int, Row],
-    plans: Mapping[int, str],
-    qas: list[dict[str, Any]],
-) -> list[int]:
-    """Record ids with a QA answer, kind or derivation (when the QA carries one) that the record
-    and its document do not support."""
-    bad = set()
-    values_by_record: dict[int, dict[str, str]] = {}  # a record has ~6 questions: decode once
-    for qa in qas:
-        rid = qa["record_id"]
-        row = rows.get(rid)
-        try:
-            if row is None:
-                raise KeyError(rid)
-            values = values_by_record.get(rid)
-            if values is None:
-                stated = stated_keys(decode_plan(plans.get(rid) or ""))
-                values = values_by_record[rid] = renderer.stated_values(row, stated)
-            question = renderer.question(qa["key"])
-            resolution = question.resolve(row, values)
-            ok = qa["kind"] == resolution.kind and qa["answer"] == question.expected(
-                row, resolution
-            )
-            if ok and "derivation" in qa:
-                ok = qa["derivation"] == resolution.derivation
-        except (KeyError, ValueError):
-            ok = False
-        if not ok:
-            bad.add(int(rid))
-    return sorted(bad)

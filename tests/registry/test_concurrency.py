@@ -28,7 +28,7 @@ def _worker(env: dict[str, str], version: int, barrier: Any, results: Any) -> No
     os.environ.update(env)
     reload_settings()
     from registry import promote
-    from registry.promotion import client
+    from registry.client import client
 
     client().get_registered_model(MODEL_NAME)  # warm up, so the race is in the gate itself
     barrier.wait(timeout=120)

@@ -5,7 +5,8 @@ import pytest
 from worldgen.calc import CalcError, compute
 from worldgen.dataset import generate_block
 from worldgen.domains import DOMAIN_NAMES, get_domain
-from worldgen.render import answer_mismatches, decode_plan
+from worldgen.plan import decode_plan
+from worldgen.render_checks import answer_mismatches
 
 from .blocks import rendered_block
 

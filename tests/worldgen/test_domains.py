@@ -10,16 +10,9 @@ import pytest
 from worldgen.domains import DOMAIN_NAMES, get_domain
 from worldgen.faults import COMMON_FAULTS
 from worldgen.frames import to_columns, to_frame, to_rows
-from worldgen.render import (
-    JOIN,
-    KINDS,
-    UNKNOWN,
-    decode_plan,
-    document_mismatches,
-    encode_plan,
-    render_block,
-    stated_keys,
-)
+from worldgen.plan import JOIN, decode_plan, encode_plan, stated_keys
+from worldgen.render import KINDS, UNKNOWN, render_block
+from worldgen.render_checks import document_mismatches
 
 N_CLEAN = 100_000  # a multiple of 4, as the financial domain's blocks must be
 N_FAULT = 20_000

@@ -8,7 +8,9 @@ import pytest
 
 from worldgen.calc import compute
 from worldgen.domains import DOMAIN_NAMES, get_domain
-from worldgen.render import Resolution, answer_mismatches, decode_plan, stated_keys
+from worldgen.plan import decode_plan, stated_keys
+from worldgen.render import Resolution
+from worldgen.render_checks import answer_mismatches
 
 from .blocks import rendered_block
 
