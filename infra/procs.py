@@ -17,6 +17,7 @@ import socket
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -46,13 +47,20 @@ def http_ok(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def alive(pid: int) -> bool:
+def _reaches(send: Callable[[int, int], None], target: int) -> bool:
+    """Whether signal 0 reaches ``target`` (a process or group that exists, even if not ours)."""
     try:
-        os.kill(pid, 0)
+        send(target, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass  # it exists, owned by another user
+    return True
+
+
+def alive(pid: int) -> bool:
+    if not _reaches(os.kill, pid):
+        return False
     with contextlib.suppress(ChildProcessError, OSError):
         done, _ = os.waitpid(pid, os.WNOHANG)  # reap our own zombie child
         if done == pid:
@@ -69,19 +77,9 @@ def terminate_group(pid: int, timeout: float = 20.0) -> None:
             return
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            if not alive(pid) and not _group_alive(pid):
+            if not alive(pid) and not _reaches(os.killpg, pid):
                 return
             time.sleep(0.2)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def tail(path: str, lines: int = 30) -> str:
