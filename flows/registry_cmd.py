@@ -145,13 +145,11 @@ def serve_command(
     from pathlib import Path
 
     with _user_errors():
-        import mlflow
-
         from infra.settings import get_settings
-        from registry.client import MODEL_NAME
+        from registry.client import MODEL_NAME, client
 
         tracking = get_settings().tracking_uri
-        version = mlflow.MlflowClient(tracking).get_model_version_by_alias(MODEL_NAME, alias)
+        version = client().get_model_version_by_alias(MODEL_NAME, alias)
     typer.echo(f"serving {MODEL_NAME} v{version.version} (@{alias}) on http://{host}:{port}")
     bin_dir = Path(sys.executable).parent
     # --env-manager local: serve from this installation (building a fresh env needs the
