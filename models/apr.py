@@ -39,6 +39,7 @@ class APRConfig:
     n_head: int = 6
     d_model: int = 384
     n_refine: int = 1  # refinement layers (fp32, routed tokens only)
+    refine_kv_heads: int = 1  # key/value heads of a refinement layer (1: shared, multi-query)
     probe_layer: int = 3  # estimator reads the residual stream after block `probe_layer` (0-based)
     max_seq_len: int = 256
     dropout: float = 0.0
@@ -64,6 +65,8 @@ class APRConfig:
             raise ValueError("d_model must be divisible by n_head")
         if not 0 <= self.probe_layer < self.n_layer:
             raise ValueError(f"probe_layer must be in [0, {self.n_layer}), got {self.probe_layer}")
+        if self.refine_kv_heads < 1 or self.n_head % self.refine_kv_heads:
+            raise ValueError("refine_kv_heads must be >= 1 and divide n_head")
         if not 0.0 < self.route_fraction <= 1.0:
             raise ValueError("route_fraction must be in (0, 1]")
 
@@ -156,23 +159,26 @@ class Block(nn.Module):
 class RefineBlock(nn.Module):
     """Pre-LN block whose queries are routed tokens and keys/values are all positions.
 
-    Keys/values use one shared head (multi-query): they are computed for every position,
-    routed or not, so a full-width projection in fp32 would cost more than the routed work.
+    Keys/values are computed for every position, routed or not, so they use few heads
+    (``refine_kv_heads``; 1 = multi-query) shared by the query heads: a full-width projection
+    in fp32 would cost more than the routed work.
     """
 
     def __init__(self, cfg: APRConfig) -> None:
         super().__init__()
-        d, self.n_head = cfg.d_model, cfg.n_head
+        d, self.n_head, self.n_kv = cfg.d_model, cfg.n_head, cfg.refine_kv_heads
         self.head_dim = d // cfg.n_head
         self.ln_q, self.ln_kv, self.ln2 = (nn.LayerNorm(d) for _ in range(3))
         self.q = nn.Linear(d, d, bias=False)
-        self.kv = nn.Linear(d, 2 * self.head_dim, bias=False)
+        self.kv = nn.Linear(d, 2 * self.n_kv * self.head_dim, bias=False)
         self.proj = nn.Linear(d, d, bias=False)
         self.mlp = MLP(cfg)
 
     def keys_values(self, h: Tensor) -> tuple[Tensor, Tensor]:
-        """(B, S, d) base hidden states -> keys and values, each (B, 1, S, head_dim)."""
-        k, v = self.kv(self.ln_kv(h)).unsqueeze(1).split(self.head_dim, dim=-1)
+        """(B, S, d) base hidden states -> keys and values, each (B, n_kv, S, head_dim)."""
+        B, S, _ = h.shape
+        kv = self.kv(self.ln_kv(h)).view(B, S, 2 * self.n_kv, self.head_dim).transpose(1, 2)
+        k, v = kv.split(self.n_kv, dim=1)
         return k, v
 
     def forward(
@@ -186,10 +192,10 @@ class RefineBlock(nn.Module):
         q = q.view(B, M, self.n_head, -1).transpose(1, 2)
         # a routed token at original position t sees positions <= t
         mask = torch.arange(k.size(2), device=x.device) <= qpos.unsqueeze(-1)
-        shape = (B, self.n_head, k.size(2), self.head_dim)
-        y = F.scaled_dot_product_attention(
-            q, k.expand(shape), v.expand(shape), attn_mask=mask.unsqueeze(1)
-        )
+        # each key/value head serves n_head / n_kv query heads (grouped-query attention)
+        group = self.n_head // self.n_kv
+        k, v = (t.repeat_interleave(group, dim=1) for t in (k, v))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.unsqueeze(1))
         x = x + self.proj(y.transpose(1, 2)[where].reshape(-1, C))
         return x + self.mlp(self.ln2(x))
 
@@ -520,7 +526,7 @@ class APRTransformer(nn.Module):
         est = 2 * d * h + 2 * h if h else 2 * d
         if routed_fraction <= 0 or c.mode == "dense":
             return float(base + est)
-        kv = c.n_refine * 2 * d * 2 * hd  # shared K/V for every position
+        kv = c.n_refine * 2 * d * 2 * hd * c.refine_kv_heads  # K/V for every position
         per_routed = c.n_refine * (20 * d * d + 4 * d * ctx) + 2 * d * V
         per_routed += (4 * d * d + 2 * d * ctx) if c.n_slots else 0  # the refined pointer query
         return float(base + est + kv + routed_fraction * per_routed)

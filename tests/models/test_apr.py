@@ -26,6 +26,11 @@ def data(batch: int = 4, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
 
 # the pointer head over slot tokens 6..13 and the local mix of the last 3 embeddings
 POINTER = {"n_slots": 8, "slot_offset": 6, "local_window": 3}
+# refinement keys/values with one head per query head instead of one shared head
+FULL_KV = {"refine_kv_heads": 2}
+EXTRAS = pytest.mark.parametrize(
+    "extra", [{}, POINTER, {**POINTER, **FULL_KV}], ids=["vocab", "pointer", "pointer-kv2"]
+)
 
 
 def prepared(mode: str, train: bool, **kw: object) -> APRTransformer:
@@ -46,7 +51,7 @@ def prepared(mode: str, train: bool, **kw: object) -> APRTransformer:
     return model.train(train)
 
 
-@pytest.mark.parametrize("extra", [{}, POINTER], ids=["vocab", "pointer"])
+@EXTRAS
 @pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
 @pytest.mark.parametrize("mode", MODES)
 def test_changing_future_tokens_changes_no_earlier_output(
@@ -73,7 +78,7 @@ def test_changing_future_tokens_changes_no_earlier_output(
         assert bool(routed.all()) == (mode == "all") and routed.any() == (mode == "all")
 
 
-@pytest.mark.parametrize("extra", [{}, POINTER], ids=["vocab", "pointer"])
+@EXTRAS
 @pytest.mark.parametrize("mode", MODES)
 def test_kv_cache_generation_equals_full_forward_greedy(mode: str, extra: dict[str, int]) -> None:
     model = prepared(mode, train=False, **extra)
@@ -214,3 +219,7 @@ def test_flops_and_config_checks() -> None:
         APRConfig(mode="sometimes")
     with pytest.raises(ValueError):
         APRConfig(n_layer=2, probe_layer=2)
+    with pytest.raises(ValueError):
+        APRConfig(n_head=6, refine_kv_heads=4)
+    wide = tiny("apr", refine_kv_heads=2)
+    assert wide.flops_per_token(0.25) > apr  # every position's keys/values cost more
