@@ -51,6 +51,7 @@ class APRConfig:
     threshold_feedback: float = 0.5  # gain of the correction by the fraction really routed
     ema_decay: float = 0.5  # unused since the rescored window; kept so older configs load
     lambda_est: float = 0.5  # weight of the estimator's BCE in the loss
+    lambda_base: float = 1.0  # weight of the base logits' cross-entropy beside the final one
     estimator_hidden: int = 64  # 0 = linear probe, otherwise a 1-hidden-layer MLP
     mode: str = "apr"
     n_slots: int = 0  # slot tokens (0: no pointer head; older configs load unchanged)
@@ -467,7 +468,7 @@ class APRTransformer(nn.Module):
             final_ok = out.logits.argmax(-1) == targets
         bce = F.binary_cross_entropy_with_logits(est, (~base_ok).float(), reduction="none")
         bce = (bce * valid).sum() / n
-        loss = ce_base + ce_final + self.cfg.lambda_est * bce
+        loss = self.cfg.lambda_base * ce_base + ce_final + self.cfg.lambda_est * bce
 
         def frac(x: Tensor) -> Tensor:
             return (x & valid).sum() / n

@@ -195,6 +195,16 @@ def test_loss_decreases_on_copy_task() -> None:
     assert out.metrics["final_acc"] > 0.5
 
 
+@pytest.mark.parametrize("lambda_base", [1.0, 0.0])
+def test_loss_weighs_base_and_final_cross_entropy(lambda_base: float) -> None:
+    model = tiny("all", lambda_base=lambda_base).eval()
+    out = model(*data())
+    assert out.loss is not None
+    m = out.metrics
+    expected = lambda_base * m["ce_base"] + m["ce_final"] + model.cfg.lambda_est * m["bce_est"]
+    torch.testing.assert_close(out.loss.detach(), expected)
+
+
 def test_state_dict_round_trip_keeps_threshold() -> None:
     model = prepared("apr", train=False)
     thr = model.route_threshold.item()
