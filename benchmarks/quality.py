@@ -13,7 +13,9 @@ times; then the issue's targets, each with its measured value and whether it hol
 
 On a shared machine the modes can run as three processes (``--modes apr --out part-apr.json``,
 one thread each with ``--threads 1``) and be combined with ``--merge part-*.json``; every part
-records its own wall times and load.
+records its own wall times and load. The targets' gaps are smaller than what one run moves, so
+``--summary run1.json run2.json ...`` reads every target over many runs (seeds, devices): each
+run's value, and their mean, median, spread and how many runs met it.
 
 Timings are wall clock on a possibly shared machine: the load average is recorded with them.
 """
@@ -24,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -195,11 +198,15 @@ def main(argv: list[str] | None = None) -> None:
         "--model", action="append", default=[], metavar="KEY=VALUE", help="ablate a model field"
     )
     parser.add_argument("--merge", nargs="*", default=None, help="combine these part files")
+    parser.add_argument("--summary", nargs="*", default=None, help="the targets over these runs")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "quality.json"))
     args = parser.parse_args(argv)
     args.model = model_overrides(args.model)
     if args.merge:
         merge([Path(p) for p in args.merge], Path(args.out))
+        return
+    if args.summary:
+        summarize([Path(p) for p in args.summary], Path(args.out))
         return
     if args.threads:
         import torch
@@ -268,6 +275,47 @@ def merge(parts: list[Path], out: Path) -> None:
     payload["run_in_parallel"] = len(loaded) > 1
     out.write_text(json.dumps(payload, indent=2) + "\n")
     print(json.dumps(payload["targets"], indent=2))
+
+
+def spread(values: list[float]) -> dict[str, float | None]:
+    """Sample standard deviation and the mean's standard error (None for a single run)."""
+    if len(values) < 2:
+        return {"stdev": None, "sem": None}
+    sd = statistics.stdev(values)
+    return {"stdev": round(sd, 4), "sem": round(sd / len(values) ** 0.5, 4)}
+
+
+def summarize(runs: list[Path], out: Path) -> None:
+    """Every target over whole runs (each with dense, APR and all-deep): per run its value, then
+    the mean with its standard error, median, sample standard deviation, range and the number
+    of runs that met it."""
+    values: dict[str, list[float]] = {}
+    met: dict[str, int] = {}
+    rows = []
+    for path in runs:
+        payload = json.loads(path.read_text())
+        got = targets(payload["modes"])
+        if not got:
+            raise SystemExit(f"{path}: needs dense, apr and all; merge its part files first")
+        rows.append({"run": path.name, "seed": payload["training"].get("seed"), **got})
+        for name, target in got.items():
+            values.setdefault(name, []).append(target["value"])
+            met[name] = met.get(name, 0) + target["met"]
+    summary = {
+        name: {
+            "target": rows[0][name]["target"],
+            "mean": round(statistics.fmean(vals), 4),
+            "median": round(statistics.median(vals), 4),
+            **spread(vals),
+            "min": min(vals),
+            "max": max(vals),
+            "runs_met": met[name],
+        }
+        for name, vals in values.items()
+    }
+    payload = {"benchmark": "quality-summary", "n_runs": len(rows), "targets": summary}
+    out.write_text(json.dumps({**payload, "runs": rows}, indent=2) + "\n")
+    print(json.dumps(payload, indent=2))
 
 
 if __name__ == "__main__":

@@ -73,6 +73,37 @@ def test_merge_combines_part_files(tmp_path: Path) -> None:
     assert payload["run_in_parallel"] and payload["wall_s"] == 10.36
 
 
+def test_summary_reads_each_target_over_runs(tmp_path: Path) -> None:
+    q = quality()
+    runs = []
+    for seed, gap in enumerate((0.01, 0.04, -0.02)):
+        modes = {
+            "dense": mode(0.90, 0.02, 100.0, 0.80),
+            "apr": mode(0.90 + gap, 0.02, 110.0, 0.80),
+            "all": mode(0.91, 0.02, 200.0, 0.80 + gap * 2),
+        }
+        path = tmp_path / f"quality-seed{seed}.json"
+        path.write_text(json.dumps({"modes": modes, "training": {"seed": seed}}))
+        runs.append(path)
+    out = tmp_path / "summary.json"
+    q.summarize(runs, out)
+    got = json.loads(out.read_text())
+    vs_dense = got["targets"]["apr_vs_dense"]
+    assert got["n_runs"] == 3 and [r["seed"] for r in got["runs"]] == [0, 1, 2]
+    assert vs_dense["runs_met"] == 1 and vs_dense["min"] == -0.02 and vs_dense["max"] == 0.04
+    assert vs_dense["mean"] == 0.01 and vs_dense["median"] == 0.01 and vs_dense["stdev"] == 0.03
+    assert vs_dense["sem"] == round(0.03 / 3**0.5, 4)
+    assert got["targets"]["all_vs_dense_multistep"]["runs_met"] == 1  # only +0.08 passes 0.05
+    part = tmp_path / "part-apr.json"
+    part.write_text(json.dumps({"modes": {"apr": mode(0.9, 0.02, 1.0, 0.8)}, "training": {}}))
+    try:
+        q.summarize([part], out)
+    except SystemExit as exc:
+        assert "part-apr.json" in str(exc) and "merge" in str(exc)
+    else:
+        raise AssertionError("a part file was summarised as a run")
+
+
 def test_model_overrides_take_typed_fields_and_refuse_unknown_ones() -> None:
     q = quality()
     model = q.model_overrides(["n_layer=1", "route_fraction=0.2"])
