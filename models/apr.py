@@ -194,9 +194,7 @@ class RefineBlock(nn.Module):
         # a routed token at original position t sees positions <= t
         mask = torch.arange(k.size(2), device=x.device) <= qpos.unsqueeze(-1)
         # each key/value head serves n_head / n_kv query heads (grouped-query attention)
-        group = self.n_head // self.n_kv
-        k, v = (t.repeat_interleave(group, dim=1) for t in (k, v))
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.unsqueeze(1))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.unsqueeze(1), enable_gqa=True)
         x = x + self.proj(y.transpose(1, 2)[where].reshape(-1, C))
         return x + self.mlp(self.ln2(x))
 
