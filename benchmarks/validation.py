@@ -3,7 +3,8 @@
 Writes ``benchmarks/results/validation.json``. ``rows_per_s`` is the records suite exactly as
 the gate runs it (native and custom expectations, COMPLETE result format with record ids) over
 1M records already in memory; the render checks (documents, QA), which are Python row loops in
-``worldgen.render_checks``, are timed separately on a rendered sample and projected to 1M.
+``worldgen.render_checks``, are timed separately on a rendered sample of each domain
+(``render_checks_by_domain``); medical's are projected to 1M.
 
     .venv/bin/python benchmarks/validation.py [--rows 1000000] [--repeats 3]
 """
@@ -47,6 +48,28 @@ def records(n: int, seed: int) -> pd.DataFrame:
     return frame
 
 
+def render_check_rates(domain: str, sample: int, home: Path) -> dict[str, int]:
+    """Documents and QA checks of the gate on ``sample`` rendered records of one domain."""
+    from validation import gate
+    from validation.suites import documents_frame, qa_frame
+    from worldgen.dataset import generate, load_table
+    from worldgen.domains import get_domain
+
+    ds, spec = gate.suites_for(domain), get_domain(domain).spec
+    ref = generate([domain], sample, 1, str(home / f"sample-{domain}"))
+    tables = {t: load_table(ref.uri, domain, t) for t in ("records", "documents", "qa")}
+    docs = documents_frame(spec, tables["documents"], tables["records"])
+    qa = qa_frame(spec, tables["qa"], tables["documents"], tables["records"])
+    doc_times, doc_result = timed(lambda: gate._run(ds, "documents", docs), 1)
+    qa_times, qa_result = timed(lambda: gate._run(ds, "qa", qa), 1)
+    assert doc_result.success and qa_result.success, f"the clean {domain} sample must pass"
+    return {
+        "documents_rows_per_s": round(sample / doc_times[0]),
+        "qa_rows": len(qa),
+        "qa_records_per_s": round(sample / qa_times[0]),
+    }
+
+
 def timed(fn: Any, repeats: int) -> tuple[list[float], Any]:
     times, out = [], None
     for _ in range(repeats):
@@ -71,9 +94,8 @@ def main() -> None:
     reload_settings()
     t0 = time.perf_counter()
     from validation import gate
-    from validation.suites import documents_frame, qa_frame, records_frame
-    from worldgen.dataset import generate, load_table
-    from worldgen.domains import get_domain
+    from validation.suites import records_frame
+    from worldgen.domains import DOMAIN_NAMES
 
     ds = gate.suites_for("medical")
     import_s = time.perf_counter() - t0
@@ -89,16 +111,11 @@ def main() -> None:
     run_s = statistics.median(times)
 
     # Render checks on a rendered sample (documents and QA exist only when rendered).
-    spec = get_domain("medical").spec
-    ref = generate(["medical"], args.sample, 1, str(Path(home) / "sample"))
-    tables = {t: load_table(ref.uri, "medical", t) for t in ("records", "documents", "qa")}
-    docs = documents_frame(spec, tables["documents"], tables["records"])
-    qa = qa_frame(spec, tables["qa"], tables["documents"], tables["records"])
-    doc_times, doc_result = timed(lambda: gate._run(ds, "documents", docs), 1)
-    qa_times, qa_result = timed(lambda: gate._run(ds, "qa", qa), 1)
-    assert doc_result.success and qa_result.success
-    render_s_per_record = (doc_times[0] + qa_times[0]) / args.sample
-    projected_render_s = render_s_per_record * args.rows
+    by_domain = {d: render_check_rates(d, args.sample, Path(home)) for d in DOMAIN_NAMES}
+    medical = by_domain["medical"]
+    projected_render_s = args.rows * (
+        1 / medical["documents_rows_per_s"] + 1 / medical["qa_records_per_s"]
+    )
     start = time.perf_counter()
     docs_path = gate.build_docs()
     docs_s = time.perf_counter() - start
@@ -120,14 +137,13 @@ def main() -> None:
         "n_expectations_all_batches": ds.n_expectations,
         "render_checks": {
             "sample_records": args.sample,
-            "documents_rows_per_s": round(args.sample / doc_times[0]),
-            "qa_rows": len(qa),
-            "qa_records_per_s": round(args.sample / qa_times[0]),
+            **medical,
             "projected_seconds_at_rows": round(projected_render_s, 1),
             "full_gate_rows_per_s_projected": round(args.rows / (run_s + projected_render_s)),
             "n_expectations": len(ds.suites["documents"].expectations)
             + len(ds.suites["qa"].expectations),
         },
+        "render_checks_by_domain": by_domain,
         "data_docs": docs_path,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
         "target": {"rows_per_s": 1_000_000, "n_expectations": 20},

@@ -34,7 +34,7 @@ from great_expectations.expectations.metrics.map_metric_provider import (
     multicolumn_condition_partial,
 )
 
-from worldgen.frames import EPOCH
+from worldgen.frames import EPOCH, records, to_rows
 from worldgen.render import Renderer
 from worldgen.render_checks import answer_mismatches, document_mismatches
 from worldgen.spec import Recomputed, WorldSpec, rule_holds
@@ -161,8 +161,6 @@ class ExpectRecomputedColumnToMatch(MulticolumnMapExpectation):
 
 
 def _rows(spec: WorldSpec, frame: pd.DataFrame) -> dict[int, dict[str, Any]]:
-    from worldgen.frames import to_rows
-
     found = frame[frame[FOUND].to_numpy(dtype=bool)] if FOUND in frame else frame
     found = found.drop_duplicates("record_id")
     return {int(r["record_id"]): r for r in to_rows(found, spec)}
@@ -178,7 +176,7 @@ class DocumentsMatchRecords(MulticolumnMapMetricProvider):
         domain = kwargs["domain"]
         spec = spec_for(domain)
         rows = _rows(spec, column_list)
-        docs = column_list[["record_id", "plan", "document"]].to_dict("records")
+        docs = records(column_list, ["record_id", "plan", "document"])
         bad = document_mismatches(renderer_for(domain), rows, docs)
         return ~column_list["record_id"].isin(bad)
 
@@ -214,7 +212,7 @@ class AnswersMatchRecords(MulticolumnMapMetricProvider):
             )
             if found and isinstance(plan, str)
         }
-        qas = column_list[["record_id", "kind", "key", "answer", "derivation"]].to_dict("records")
+        qas = records(column_list, ["record_id", "kind", "key", "answer", "derivation"])
         bad = answer_mismatches(renderer_for(domain), rows, plans, qas)
         return ~column_list["record_id"].isin(bad)
 

@@ -223,6 +223,14 @@ FUNCTIONS: dict[str, Callable[..., Value]] = {
 }
 # functions that read a gap themselves, as and / or do, instead of being absorbed by it
 KLEENE_FUNCTIONS = frozenset({"elements", "liable"})
+_READS_GAP = re.compile(rf"\b(?:and|or|{'|'.join(sorted(KLEENE_FUNCTIONS))})\b", re.IGNORECASE)
+
+
+def may_decide_despite_gaps(text: str) -> bool:
+    """Whether a derivation holds anything that reads a gap (and, or, a Kleene function).
+    Without one, every gap reaches the result and the derivation cannot compute: callers
+    skip parsing it (most gapped derivations are ``days(2016-02-15, unstated)``)."""
+    return _READS_GAP.search(text) is not None
 
 
 class _Parser:

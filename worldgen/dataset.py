@@ -19,6 +19,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -174,7 +175,8 @@ def generate(
             f"{out} already holds a dataset; choose a new --out (datasets are never overwritten)"
         )
     plans = [p for d in domains for p in shard_plans(d, n, seed, shards)]
-    results = list((mapper or map)(lambda p: run_plan(p, out), plans))
+    # a partial, not a lambda: a process pool's map must pickle it
+    results = list((mapper or map)(partial(run_plan, out=out), plans))
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "seed": seed,

@@ -57,4 +57,12 @@ def to_rows(frame: pd.DataFrame, spec: WorldSpec) -> list[dict[str, Any]]:
             plain[var.name] = frame[var.name].dt.strftime("%Y-%m-%d")
         elif var.domain.dtype == "category":
             plain[var.name] = frame[var.name].astype(str)
-    return plain.to_dict("records")
+    return records(plain)
+
+
+def records(frame: pd.DataFrame, columns: list[str] | None = None) -> list[dict[str, Any]]:
+    """``frame[columns].to_dict("records")``, built column by column: pandas boxes the cells of
+    an Arrow-backed column one at a time there, several times slower on the gate's 100k rows."""
+    names = list(frame.columns) if columns is None else columns
+    cells = zip(*(frame[c].tolist() for c in names), strict=True)
+    return [dict(zip(names, row, strict=True)) for row in cells]

@@ -40,11 +40,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Final, Literal, cast
 
 import numpy as np
 
-from worldgen.calc import UNSTATED, CalcError, compute
+from worldgen.calc import UNSTATED, CalcError, compute, may_decide_despite_gaps
 from worldgen.plan import JOIN, encode_plan, stated_keys
 
 Row = Mapping[str, Any]
@@ -212,8 +213,12 @@ class Question:
         return UNKNOWN if resolution.kind == UNKNOWN else self.answer(row)
 
 
+@lru_cache(maxsize=1 << 16)
 def decides(derivation: str) -> bool:
-    """Whether a derivation with gaps still computes (Kleene: ``no and unstated`` is ``no``)."""
+    """Whether a derivation with gaps still computes (Kleene: ``no and unstated`` is ``no``).
+    Cached: the gate re-resolves every question, and gapped rules repeat across records."""
+    if UNSTATED in derivation and not may_decide_despite_gaps(derivation):
+        return False
     try:
         compute(derivation)
     except CalcError:
