@@ -5,13 +5,8 @@ report = require_valid(ref)          # raises DataQualityError listing failing c
 validation_status(ref.uri)           # "accepted" | "rejected" | "unvalidated" | "stale"
 """
 
-from validation.gate import (
-    CheckResult,
-    DataQualityError,
-    ValidationReport,
-    require_valid,
-    validate,
-)
+from validation.gate import require_valid, validate
+from validation.report import CheckResult, DataQualityError, ValidationReport
 from validation.sidecar import validation_status
 from validation.suites import DomainSuites, build_suite
 

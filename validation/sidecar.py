@@ -17,7 +17,7 @@ from infra import storage
 from worldgen.dataset import read_manifest
 
 if TYPE_CHECKING:
-    from validation.gate import ValidationReport
+    from validation.report import ValidationReport
 
 SIDECAR = "validation.json"
 Status = Literal["accepted", "rejected", "unvalidated", "stale"]
