@@ -37,7 +37,8 @@ from great_expectations.expectations.metrics.map_metric_provider import (
 from worldgen.frames import EPOCH, records, to_rows
 from worldgen.render import Renderer
 from worldgen.render_checks import answer_mismatches, document_mismatches
-from worldgen.spec import Recomputed, WorldSpec, rule_holds
+from worldgen.rules import Recomputed, rule_holds
+from worldgen.spec import WorldSpec
 
 FOUND = "__record_found"  # documents/qa rows whose record exists (set by the gate's join)
 

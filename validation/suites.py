@@ -52,7 +52,7 @@ from validation.expectations import (
     register,
 )
 from worldgen.render import KINDS, Renderer
-from worldgen.spec import (
+from worldgen.rules import (
     AllowedPairs,
     CarriedForward,
     ConditionalRange,
@@ -61,9 +61,8 @@ from worldgen.spec import (
     Rule,
     SignedSum,
     Unique,
-    VarDomain,
-    WorldSpec,
 )
+from worldgen.spec import VarDomain, WorldSpec
 
 SPLITS = ("train", "validation", "test")  # worldgen.dataset.SPLITS, without importing storage
 BATCHES = ("records", "records_sql", "documents", "qa")

@@ -1,7 +1,7 @@
 """The world model: a causal DAG of named variables, their structural equations and invariants.
 
 A ``WorldSpec`` samples whole columns at once (ancestral sampling in topological order) and
-checks every invariant on them. Invariants are declarative ``Rule`` objects, so the same
+checks every invariant on them. Invariants are declarative rules (``worldgen.rules``), so the same
 declaration drives the numpy check here and the Great Expectations suite in ``validation/``.
 
 Categorical variables are held as small integer codes while sampling (fast); the domain's
@@ -11,15 +11,15 @@ Categorical variables are held as small integer codes while sampling (fast); the
 from __future__ import annotations
 
 import hashlib
-import inspect
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 import networkx as nx
 import numpy as np
 
-Columns = Mapping[str, np.ndarray]
+from worldgen.rules import Columns, Invariant, rule_fingerprint, rule_holds, source_text
+
 Equation = Callable[[Columns, np.random.Generator, int], np.ndarray]
 DType = Literal["int64", "float64", "bool", "category", "date", "str"]
 
@@ -61,183 +61,6 @@ class Variable:
     equation: Equation
     domain: VarDomain
     description: str = ""
-
-
-# --- rules: the declarative forms an invariant can take -----------------------------------
-
-
-@dataclass(frozen=True)
-class Greater:
-    """``a > b`` (or ``a >= b``) on every row."""
-
-    a: str
-    b: str
-    or_equal: bool = False
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return (self.a, self.b)
-
-    def holds(self, c: Columns) -> np.ndarray:
-        return c[self.a] >= c[self.b] if self.or_equal else c[self.a] > c[self.b]
-
-
-@dataclass(frozen=True)
-class SignedSum:
-    """``sum(sign * column) == 0`` exactly, over integer columns (money in cents)."""
-
-    terms: tuple[tuple[str, int], ...]
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return tuple(name for name, _ in self.terms)
-
-    def holds(self, c: Columns) -> np.ndarray:
-        total = np.zeros(len(c[self.terms[0][0]]), dtype=np.int64)
-        for name, sign in self.terms:
-            total += sign * c[name]
-        return total == 0
-
-
-@dataclass(frozen=True)
-class AllowedPairs:
-    """The pair ``(a, b)`` of category labels is one of ``pairs``."""
-
-    a: str
-    b: str
-    pairs: frozenset[tuple[str, str]]
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return (self.a, self.b)
-
-    def holds(self, c: Columns, spec: WorldSpec) -> np.ndarray:
-        cats_a, cats_b = spec.categories(self.a), spec.categories(self.b)
-        table = np.zeros((len(cats_a), len(cats_b)), dtype=bool)
-        for la, lb in self.pairs:
-            table[cats_a.index(la), cats_b.index(lb)] = True
-        return table[c[self.a], c[self.b]]
-
-
-@dataclass(frozen=True)
-class Condition:
-    """``column == value`` for a category label (the row condition of a conditional rule)."""
-
-    column: str
-    value: str
-
-
-@dataclass(frozen=True)
-class ConditionalRange:
-    """Where ``when`` holds, ``low <= column <= high``."""
-
-    column: str
-    when: Condition
-    low: float | None = None
-    high: float | None = None
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return (self.column, self.when.column)
-
-    def holds(self, c: Columns, spec: WorldSpec) -> np.ndarray:
-        active = c[self.when.column] == spec.code(self.when.column, self.when.value)
-        ok = np.ones(len(active), dtype=bool)
-        if self.low is not None:
-            ok &= c[self.column] >= self.low
-        if self.high is not None:
-            ok &= c[self.column] <= self.high
-        return ~active | ok
-
-
-@dataclass(frozen=True)
-class Recomputed:
-    """A structural equation recomputed from other columns: ``|column - fn(c)| <= tolerance``.
-
-    ``tolerance == 0`` demands exact equality (booleans, categories, integer rules).
-    """
-
-    column: str
-    inputs: tuple[str, ...]
-    fn: Callable[[Columns], np.ndarray]
-    tolerance: float = 0.0
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return (self.column, *self.inputs)
-
-    def holds(self, c: Columns) -> np.ndarray:
-        expected = self.fn(c)
-        if self.tolerance == 0:
-            return np.asarray(c[self.column] == expected)
-        return np.asarray(np.abs(c[self.column] - expected) <= self.tolerance)
-
-
-@dataclass(frozen=True)
-class Unique:
-    """The combination of ``columns`` is unique across the dataset."""
-
-    columns: tuple[str, ...]
-
-    def holds(self, c: Columns) -> np.ndarray:
-        # Sort once and compare neighbours: ~10x faster than np.unique(axis=0).
-        keys = [np.asarray(c[name], dtype=np.int64) for name in self.columns]
-        order = np.lexsort(keys[::-1])
-        same = np.ones(max(len(order) - 1, 0), dtype=bool)
-        for k in keys:
-            s = k[order]
-            same &= s[1:] == s[:-1]
-        dup = np.zeros(len(order), dtype=bool)
-        dup[1:] |= same
-        dup[:-1] |= same
-        ok = np.empty(len(order), dtype=bool)
-        ok[order] = ~dup
-        return ok
-
-
-@dataclass(frozen=True)
-class CarriedForward:
-    """``column`` of each period equals ``previous`` of the same entity's prior period."""
-
-    column: str
-    previous: str
-    entity: str
-    period: str
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return (self.column, self.previous, self.entity, self.period)
-
-    def holds(self, c: Columns) -> np.ndarray:
-        order = np.lexsort((c[self.period], c[self.entity]))
-        ent, per = c[self.entity][order], c[self.period][order]
-        cur, prev = c[self.column][order], c[self.previous][order]
-        follows = np.zeros(len(order), dtype=bool)
-        follows[1:] = (ent[1:] == ent[:-1]) & (per[1:] == per[:-1] + 1)
-        ok_sorted = np.ones(len(order), dtype=bool)
-        ok_sorted[1:] = ~follows[1:] | (cur[1:] == prev[:-1])
-        ok = np.empty_like(ok_sorted)
-        ok[order] = ok_sorted
-        return ok
-
-
-Rule = Greater | SignedSum | AllowedPairs | ConditionalRange | Recomputed | Unique | CarriedForward
-
-
-@dataclass(frozen=True)
-class Invariant:
-    """A named, described fact about every record; holds when all its rules hold."""
-
-    name: str
-    description: str
-    rules: tuple[Rule, ...]
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        seen: dict[str, None] = {}
-        for rule in self.rules:
-            seen.update(dict.fromkeys(rule.columns))
-        return tuple(seen)
 
 
 @dataclass(frozen=True)
@@ -361,35 +184,12 @@ class WorldSpec:
         for name in self.order:
             var = self._by_name[name]
             h.update(repr((name, var.parents, var.domain)).encode())
-            h.update(_source(var.equation).encode())
+            h.update(source_text(var.equation).encode())
         for inv in self.invariants:
             h.update(repr((inv.name, inv.description)).encode())
             for rule in inv.rules:
-                h.update(_rule_fingerprint(rule).encode())
+                h.update(rule_fingerprint(rule).encode())
         return h.hexdigest()
-
-
-def rule_holds(rule: Rule, cols: Columns, spec: WorldSpec) -> np.ndarray:
-    if isinstance(rule, AllowedPairs | ConditionalRange):
-        return rule.holds(cols, spec)
-    return rule.holds(cols)
-
-
-def _source(fn: Callable[..., object]) -> str:
-    try:
-        return inspect.getsource(fn)
-    except (OSError, TypeError):
-        return getattr(fn, "__qualname__", repr(fn))
-
-
-def _rule_fingerprint(rule: Rule) -> str:
-    if isinstance(rule, Recomputed):
-        return repr((type(rule).__name__, rule.column, rule.inputs, rule.tolerance)) + _source(
-            rule.fn
-        )
-    if isinstance(rule, AllowedPairs):
-        return repr((type(rule).__name__, rule.a, rule.b, sorted(rule.pairs)))
-    return repr(rule)
 
 
 def labels(spec: WorldSpec, name: str, codes: np.ndarray) -> np.ndarray:
@@ -415,9 +215,3 @@ def choice_given(rng: np.random.Generator, table: np.ndarray, parent: np.ndarray
     u = rng.random(len(group)) * (1.0 - 2.0**-40)  # g + u never rounds up to g + 1
     hit = np.searchsorted(bounds, group + u, side="right")
     return (hit - group * (k - 1)).astype(np.int16)
-
-
-def all_rules(spec: WorldSpec) -> Iterable[tuple[Invariant, Rule]]:
-    for inv in spec.invariants:
-        for rule in inv.rules:
-            yield inv, rule

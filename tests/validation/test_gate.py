@@ -27,7 +27,7 @@ from validation.sidecar import SIDECAR
 from worldgen.dataset import DatasetRef, generate, load_table, read_manifest, write_variant
 from worldgen.domains import DOMAIN_NAMES, get_domain
 from worldgen.faults import inject_faults
-from worldgen.spec import Greater, Invariant
+from worldgen.rules import Greater, Invariant
 
 N_LARGE = 100_000
 RATE = 0.001

@@ -4,19 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from worldgen.spec import (
-    CarriedForward,
-    Columns,
-    IdScheme,
-    Invariant,
-    Recomputed,
-    SignedSum,
-    Unique,
-    VarDomain,
-    Variable,
-    WorldSpec,
-    choice_given,
-)
+from worldgen.rules import CarriedForward, Invariant, Recomputed, SignedSum, Unique
+from worldgen.spec import Columns, IdScheme, VarDomain, Variable, WorldSpec, choice_given
 
 SECTORS = ("retail", "manufacturing", "software", "utilities")
 LOAN_TYPES = ("term loan", "revolving credit", "senior notes")

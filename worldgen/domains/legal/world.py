@@ -7,20 +7,8 @@ import datetime as dt
 import numpy as np
 
 from worldgen.calc import FINDINGS, REQUIRED_ELEMENTS, limitation
-from worldgen.spec import (
-    AllowedPairs,
-    Columns,
-    Condition,
-    ConditionalRange,
-    Greater,
-    IdScheme,
-    Invariant,
-    Recomputed,
-    VarDomain,
-    Variable,
-    WorldSpec,
-    choice_given,
-)
+from worldgen.rules import AllowedPairs, Condition, ConditionalRange, Greater, Invariant, Recomputed
+from worldgen.spec import Columns, IdScheme, VarDomain, Variable, WorldSpec, choice_given
 
 JURISDICTIONS = ("California", "New York", "Texas")
 CLAIMS = (

@@ -5,19 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from worldgen.calc import GFR_BOUNDS, GFR_STAGES
-from worldgen.spec import (
-    AllowedPairs,
-    Columns,
-    Condition,
-    ConditionalRange,
-    Greater,
-    Invariant,
-    Recomputed,
-    VarDomain,
-    Variable,
-    WorldSpec,
-    choice_by_row,
-)
+from worldgen.rules import AllowedPairs, Condition, ConditionalRange, Greater, Invariant, Recomputed
+from worldgen.spec import Columns, VarDomain, Variable, WorldSpec, choice_by_row
 
 SEXES = ("female", "male")
 DIAGNOSES = ("healthy", "prediabetes", "type 2 diabetes", "hypertension", "chronic kidney disease")
