@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 from worldgen.calc import FLAGS, GAP, elements, limitation
+from worldgen.domains.legal.calendar import deadline_iso
 from worldgen.domains.legal.world import (
     ALLOWED_DEFENCE,
     CLAIMS,
     ELEMENTS,
     JURISDICTIONS,
-    deadline_iso,
 )
 from worldgen.render import (
     Fact,
