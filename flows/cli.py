@@ -66,11 +66,21 @@ def generate(
         int, typer.Option(help="parquet shards per table (content is identical)")
     ] = 1,
     out: Annotated[str | None, typer.Option(help="folder or s3://bucket/prefix")] = None,
+    workers: Annotated[
+        int, typer.Option(help="processes generating shards at once (at least as many shards)")
+    ] = 1,
 ) -> None:
-    """Generate a world-model dataset; prints its URI and digest."""
+    """Generate a world-model dataset; prints its URI and digest (the same for any --shards
+    and --workers)."""
     from worldgen.dataset import generate as run
+    from worldgen.dataset import process_pool
 
-    ref = run(_domains(domain), n, seed, out or _default_out(seed, n), shards=shards)
+    domains, target = _domains(domain), out or _default_out(seed, n)
+    if workers == 1:
+        ref = run(domains, n, seed, target, shards=shards)
+    else:
+        with process_pool(workers) as mapper:
+            ref = run(domains, n, seed, target, shards=max(shards, workers), mapper=mapper)
     typer.echo(f"{ref.uri}\n{ref.digest}")
 
 

@@ -19,6 +19,22 @@ def test_generate_prints_uri_and_digest(tmp_path: Path) -> None:
     assert uri == out and len(digest) == 64
 
 
+def test_workers_generate_the_same_dataset(tmp_path: Path) -> None:
+    """Two processes, two shards of two blocks each: the digest of one process, one shard."""
+    args = ["generate", "--domain", "medical", "--n", "6000", "--seed", "3", "--out"]
+    one = runner.invoke(app, [*args, str(tmp_path / "one")])
+    two = runner.invoke(app, [*args, str(tmp_path / "two"), "--workers", "2"])
+    assert one.exit_code == 0 and two.exit_code == 0, one.output + two.output
+    assert one.output.split()[1] == two.output.split()[1]
+    assert len(list((tmp_path / "two" / "medical" / "records").glob("part-*.parquet"))) == 2
+
+
+def test_bad_workers_is_one_line() -> None:
+    result = runner.invoke(app, ["generate", "--n", "5", "--workers", "0"])
+    assert result.exit_code == 2 and "--workers must be between 1 and" in result.output
+    assert result.output.strip().count("\n") == 0
+
+
 def test_bad_domain_is_one_line_no_traceback() -> None:
     result = runner.invoke(app, ["generate", "--domain", "astro", "--n", "5"])
     assert result.exit_code == 2

@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import re
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -157,6 +160,20 @@ def run_plan(plan: Plan, out: str) -> dict[str, Any]:
 
 
 Mapper = Callable[[Callable[[Plan], dict[str, Any]], Iterable[Plan]], Iterator[dict[str, Any]]]
+
+
+MAX_WORKERS = 256
+
+
+@contextmanager
+def process_pool(workers: int) -> Iterator[Mapper]:
+    """A ``Mapper`` that runs shards on ``workers`` processes at once: generation is pure
+    Python, so threads would share one core. Spawned, not forked: a parent holding threads
+    (torch, a server) must not be copied mid-lock."""
+    if not 1 <= workers <= MAX_WORKERS:
+        raise DatasetError(f"--workers must be between 1 and {MAX_WORKERS}, got {workers}")
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool.map
 
 
 def generate(

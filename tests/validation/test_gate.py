@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -24,7 +22,14 @@ from validation import (
     validation_status,
 )
 from validation.sidecar import SIDECAR
-from worldgen.dataset import DatasetRef, generate, load_table, read_manifest, write_variant
+from worldgen.dataset import (
+    DatasetRef,
+    generate,
+    load_table,
+    process_pool,
+    read_manifest,
+    write_variant,
+)
 from worldgen.domains import DOMAIN_NAMES, get_domain
 from worldgen.faults import inject_faults
 from worldgen.rules import Greater, Invariant
@@ -204,9 +209,9 @@ def test_cli_validate_exit_codes(
 def clean_100k(tmp_path_factory: pytest.TempPathFactory) -> dict[str, DatasetRef]:
     root = tmp_path_factory.mktemp("clean100k")
     # generation is pure Python: two shards on two processes take half the time of one
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with process_pool(2) as mapper:
         return {
-            d: generate([d], N_LARGE, 11, str(root / d), shards=2, mapper=pool.map) for d in DOMAINS
+            d: generate([d], N_LARGE, 11, str(root / d), shards=2, mapper=mapper) for d in DOMAINS
         }
 
 

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -22,8 +20,8 @@ def medical(tmp_path_factory: pytest.TempPathFactory) -> ds.DatasetRef:
 
 def test_digest_is_the_same_for_any_shard_count(medical: ds.DatasetRef, tmp_path: Path) -> None:
     # four shards on a process pool: neither the shard count nor the executor changes a byte
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        four = ds.generate(["medical"], N, 11, str(tmp_path / "four"), shards=4, mapper=pool.map)
+    with ds.process_pool(2) as mapper:
+        four = ds.generate(["medical"], N, 11, str(tmp_path / "four"), shards=4, mapper=mapper)
     assert four.digest == medical.digest
     assert len([f for f in ds.read_manifest(four.uri)["files"] if "/records/" in f]) == 3
     one = ds.load_table(medical.uri, "medical", "qa")
