@@ -30,6 +30,24 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+def pipeline_env(veracity_home: Path, prefect_home: Path) -> dict[str, str]:
+    """The environment of a pipeline run in a subprocess: its own homes and Prefect's temporary
+    server (no API URL), no telemetry, and time for that server to start on a loaded machine."""
+    prefect_home.mkdir(parents=True, exist_ok=True)  # Prefect creates only the leaf
+    env = os.environ.copy()
+    env.update(
+        VERACITY_HOME=str(veracity_home),
+        PREFECT_HOME=str(prefect_home),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180",
+        GX_ANALYTICS_ENABLED="false",
+        MLFLOW_ENABLE_TELEMETRY="false",
+    )
+    env.pop("PREFECT_API_URL", None)
+    env.pop("VERACITY_CONFIG", None)
+    return env
+
+
 @pytest.fixture(autouse=True)
 def veracity_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     home = tmp_path / "home"

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from models.sizes import TINY_MODEL
-from tests.conftest import unavailable
+from tests.conftest import pipeline_env, unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("VERACITY_CHROMIUM", "/usr/bin/chromium")  # Debian's package
@@ -86,22 +86,6 @@ class FinishedRun:
     pipeline_s: float
 
 
-def _env(root: Path) -> dict[str, str]:
-    (root / "prefect").mkdir(parents=True, exist_ok=True)
-    env = os.environ.copy()
-    env.update(
-        VERACITY_HOME=str(root / "home"),
-        PREFECT_HOME=str(root / "prefect"),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180",
-        GX_ANALYTICS_ENABLED="false",
-        MLFLOW_ENABLE_TELEMETRY="false",
-    )
-    env.pop("PREFECT_API_URL", None)
-    env.pop("VERACITY_CONFIG", None)
-    return env
-
-
 def _python(code_or_module: list[str], env: dict[str, str], timeout: float) -> str:
     proc = subprocess.run(
         [sys.executable, *code_or_module],
@@ -124,7 +108,7 @@ def _marked(out: str, marker: str) -> Any:
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory: pytest.TempPathFactory) -> FinishedRun:
     root = tmp_path_factory.mktemp("e2e")
-    env = _env(root)
+    env = pipeline_env(root / "home", root / "prefect")
     start = time.perf_counter()
     _python(["-m", "flows.pipeline", json.dumps(ARGS), str(root / "result.json")], env, 420)
     pipeline_s = time.perf_counter() - start

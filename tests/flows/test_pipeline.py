@@ -22,23 +22,10 @@ from flows.params import TrainParams, check_params
 from flows.run_cmd import deploy_command, run_command
 from flows.tasks import _train_key
 from models.sizes import TINY_MODEL
+from tests.conftest import pipeline_env
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = dict(TINY_MODEL)
-
-
-def prefect_env(tmp: Path, home: Path) -> dict[str, str]:
-    env = os.environ.copy()
-    env.update(
-        VERACITY_HOME=str(home),
-        PREFECT_HOME=str(tmp / "prefect"),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180",
-        GX_ANALYTICS_ENABLED="false",
-        MLFLOW_ENABLE_TELEMETRY="false",
-    )
-    env.pop("PREFECT_API_URL", None)
-    return env
 
 
 def cli(*fns: Any) -> typer.Typer:
@@ -128,7 +115,9 @@ def test_rejected_dataset_stops_before_training(tmp_path: Path, veracity_home: P
     args = {"domains": ["medical"], "n": 150, "seed": 3, "out": bad.uri,
             "train_params": {"max_steps": 5, "model": TINY}}  # fmt: skip
     # The faulty copy has another manifest (seed and size match): the flow validates it.
-    proc = start_pipeline(prefect_env(tmp_path, veracity_home), args, tmp_path / "r.json")
+    proc = start_pipeline(
+        pipeline_env(veracity_home, tmp_path / "prefect"), args, tmp_path / "r.json"
+    )
     out = finish(proc, 400)
     assert proc.returncode != 0, out
     assert "validation FAILED" in out and "RejectedDataset" in out
@@ -142,7 +131,7 @@ def test_rejected_dataset_stops_before_training(tmp_path: Path, veracity_home: P
 def test_crash_in_training_resumes_from_cache_and_checkpoint(
     tmp_path: Path, veracity_home: Path
 ) -> None:
-    env = prefect_env(tmp_path, veracity_home)
+    env = pipeline_env(veracity_home, tmp_path / "prefect")
     args = {"domains": ["medical"], "n": 200, "seed": 5,
             "train_params": {"max_steps": 60, "checkpoint_every": 5, "val_check_interval": 30,
                              "batch_size": 8, "model": TINY}}  # fmt: skip
