@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -101,9 +100,6 @@ def run_mode(uri: str, mode: str, args: argparse.Namespace, work: Path) -> dict[
         "accuracy_by_key": accuracy_by_key(
             uri, args.eval_per_domain, report.outcomes, report.mistakes
         ),
-        "accuracy_by_reference_depth": accuracy_by_reference_depth(
-            uri, args.eval_per_domain, report.outcomes
-        ),
         "hallucination_rate": report.hallucination_rate,
         "hallucination_attempted": report.hallucination_attempted,
         "abstention_rate": report.abstention_rate,
@@ -143,44 +139,6 @@ def accuracy_by_key(
             ],
         }
     return out
-
-
-_LINK = re.compile(r"(?:exhibit|panel) (\w)(?: refers to|: see) (?:exhibit|panel) (\w)\.", re.I)
-_VALUE_AT = re.compile(r"(?:exhibit|panel) (\w)(?: shows|:) \$?(\S+?)\.?(?: |$)", re.I)
-
-
-def reference_depth(document: str, derivation: str, answer: str) -> int:
-    """How many exhibits (``worldgen.refer``) stand between a question and the deepest stated
-    value its answer uses: 0 when every value it uses is stated directly."""
-    back = {y.lower(): x.lower() for x, y in _LINK.findall(document)}
-    used = set(derivation.replace("(", " ").replace(")", " ").split()) | {answer}
-    depth = 0
-    for label, value in _VALUE_AT.findall(document):
-        if value in used:
-            hops, at = 1, label.lower()
-            while at in back and hops < 32:
-                hops, at = hops + 1, back[at]
-            depth = max(depth, hops)
-    return depth
-
-
-def accuracy_by_reference_depth(
-    uri: str, per_domain: int, outcomes: dict[str, str]
-) -> dict[str, Any]:
-    """Accuracy per kind and number of exhibits the answer is reached through."""
-    frame = load_qa(uri, "test", per_domain=per_domain)
-    frame["depth"] = [
-        reference_depth(doc, d, a)
-        for doc, d, a in zip(frame["document"], frame["derivation"], frame["answer"], strict=True)
-    ]
-    frame["correct"] = [
-        outcomes[qa_key(d, q)] == "correct"
-        for d, q in zip(frame["domain"], frame["qa_id"], strict=True)
-    ]
-    return {
-        f"{kind}/{depth}": {"accuracy": round(float(g["correct"].mean()), 4), "n": len(g)}
-        for (kind, depth), g in frame.groupby(["kind", "depth"])
-    }
 
 
 def model_overrides(pairs: list[str]) -> dict[str, Any]:

@@ -4,8 +4,7 @@
 next to the document (the ``plan`` column, ``key:template;key:template``) so that
 ``worldgen.render_checks`` can re-render the document from its record, and tell which facts it
 states, without the random draws that made it. An entry's key is one fact key, or several joined
-by ``JOIN`` when a ``Joint`` states them in one sentence, or an ``REF`` entry of a chain of
-cross-references (``worldgen.refer``). The renderer and the checks both need
+by ``JOIN`` when a ``Joint`` states them in one sentence. The renderer and the checks both need
 this format and it needs neither of them, so it lives here, where both import it without
 importing each other.
 """
@@ -16,20 +15,11 @@ from collections.abc import Iterable
 from typing import Final
 
 JOIN: Final = "+"
-REF: Final = "@"  # an entry of a chain of cross-references (``worldgen.refer``)
 
 
 def stated_keys(plan: Iterable[tuple[str, int]]) -> frozenset[str]:
-    """The fact keys a plan states (a shared sentence states each of its keys; of a chain of
-    references, the sentence with the value states it)."""
-    return frozenset(key for entry, _ in plan for key in entry_keys(entry))
-
-
-def entry_keys(entry: str) -> list[str]:
-    if entry.startswith(REF):
-        _, sep, key = entry.partition("=")
-        return [key] if sep else []
-    return entry.split(JOIN)
+    """The fact keys a plan states (a shared sentence states each of its keys)."""
+    return frozenset(key for entry, _ in plan for key in entry.split(JOIN))
 
 
 def encode_plan(plan: list[tuple[str, int]]) -> str:

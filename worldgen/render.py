@@ -46,8 +46,7 @@ from typing import Any, Final, Literal, cast
 import numpy as np
 
 from worldgen.calc import UNSTATED, CalcError, compute, may_decide_despite_gaps
-from worldgen.plan import JOIN, REF, encode_plan, stated_keys
-from worldgen.refer import Referral
+from worldgen.plan import JOIN, encode_plan, stated_keys
 
 Row = Mapping[str, Any]
 Kind = Literal["lookup", "derived", "multistep", "unknown"]
@@ -255,7 +254,6 @@ class Renderer:
         default_factory=lambda: {"lookup": 1, "derived": 1, "multistep": 2, "unknown": 1}
     )
     joints: tuple[Joint, ...] = ()
-    referral: Referral | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_facts", {f.key: f for f in self.facts})
@@ -280,15 +278,9 @@ class Renderer:
         plan = [stated[i] for i in order]
         for joint in self.joints:
             joint.group_up(plan, rng)
-        if self.referral is not None:
-            self.referral.refer(plan, rng)
         return plan
 
     def sentence(self, row: Row, entry: str, template: int) -> str:
-        if entry.startswith(REF):
-            if self.referral is None:
-                raise ValueError(f"{entry!r}: this domain gives no fact by reference")
-            return self.referral.sentence(self._facts, entry, row, template)  # type: ignore[attr-defined]
         if JOIN not in entry:
             return self.fact(entry).sentence(row, template)
         joint: Joint = self._joint_of[entry.split(JOIN)[0]]  # type: ignore[attr-defined]

@@ -7,7 +7,6 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from worldgen.domains.financial.world import MIN_COVERAGE_TENTHS, TAX_RATE_PCT
-from worldgen.refer import Referral
 from worldgen.render import (
     Fact,
     Joint,
@@ -144,18 +143,6 @@ FIGURES = Joint(
         "{Roles} were {values}, respectively.",
         "The company reported {roles} of {values}, respectively.",
     ),
-    value="${v}",
-)
-# any figure may be given through a chain of exhibits ("Revenue is reported in exhibit c.")
-EXHIBITS = Referral(
-    {
-        **FIGURES.roles,
-        LIAB: "total liabilities",
-        DIV: "dividends declared",
-        OPEN: "opening equity",
-        CLOSE: "closing equity",
-        ASSETS: "total assets",
-    },
     value="${v}",
 )
 
@@ -346,4 +333,4 @@ def renderer() -> Renderer:
         ),
     )
     # Two derived and two multi-step questions per record keep reasoning the majority.
-    return Renderer(facts, lookups_ + reasoned, PER_KIND, (FIGURES,), EXHIBITS)
+    return Renderer(facts, lookups_ + reasoned, PER_KIND, (FIGURES,))

@@ -12,7 +12,6 @@ from worldgen.domains.legal.world import (
     ELEMENTS,
     JURISDICTIONS,
 )
-from worldgen.refer import Referral
 from worldgen.render import (
     Fact,
     Joint,
@@ -186,15 +185,6 @@ EVENTS = Joint(
         "{Roles} took place on {values}, respectively.",
         "The dates of {roles} were {values}, respectively.",
     ),
-)
-
-# the case's dates and figures may be given through a chain of exhibits ("see exhibit c")
-EXHIBITS = Referral(
-    {
-        "incident_date": "the incident date",
-        "filing_date": "the filing date",
-        "limitation_years": "the limitation period in years",
-    }
 )
 
 
@@ -402,4 +392,4 @@ def renderer() -> Renderer:
         ),
     )
     # Two derived and two multi-step questions per record keep reasoning the majority.
-    return Renderer(facts, lookups_ + reasoned, PER_KIND, (EVENTS,), EXHIBITS)
+    return Renderer(facts, lookups_ + reasoned, PER_KIND, (EVENTS,))

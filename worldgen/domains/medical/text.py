@@ -13,7 +13,6 @@ from worldgen.domains.medical.world import (
     EGFR_FLOOR,
     egfr_stage,
 )
-from worldgen.refer import Referral
 from worldgen.render import (
     Fact,
     Joint,
@@ -63,21 +62,6 @@ JOINTS = (
         {"sbp": "systolic pressure", "dbp": "diastolic pressure"},
         ("{Roles} were {values} mmHg, respectively.",),
     ),
-)
-# measurements and dates may be given through a chain of result panels ("see panel c")
-PANELS = Referral(
-    {
-        "birth_date": "the date of birth",
-        "encounter_date": "the encounter date",
-        "creatinine": "serum creatinine",
-        "glucose": "mean glucose",
-        "hba1c": "HbA1c",
-        "egfr": "eGFR",
-        "bmi": "body-mass index",
-        "sbp": "systolic pressure",
-        "dbp": "diastolic pressure",
-    },
-    noun="panel",
 )
 AGE_PATHS = ((("age",), "lookup"), (("birth_date", "encounter_date"), "derived", AGE_FROM_DATES))
 
@@ -307,5 +291,4 @@ def renderer() -> Renderer:
         lookups_ + derived,
         {"lookup": 1, "derived": 2, "multistep": 2, "unknown": 1},
         JOINTS,
-        PANELS,
     )
