@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from contextlib import nullcontext
 from functools import wraps
 from typing import Annotated, Any, TypeVar
 
@@ -75,12 +76,14 @@ def generate(
     from worldgen.dataset import generate as run
     from worldgen.dataset import process_pool
 
-    domains, target = _domains(domain), out or _default_out(seed, n)
-    if workers == 1:
-        ref = run(domains, n, seed, target, shards=shards)
-    else:
-        with process_pool(workers) as mapper:
-            ref = run(domains, n, seed, target, shards=max(shards, workers), mapper=mapper)
+    # one worker runs in this process (no pool to start); process_pool checks any other count
+    pool = nullcontext(None) if workers == 1 else process_pool(workers)
+    # at least a shard per worker; a bad --shards is left as given, for generate to refuse
+    at_least = shards if shards < 1 else max(shards, workers)
+    with pool as mapper:
+        ref = run(
+            _domains(domain), n, seed, out or _default_out(seed, n), shards=at_least, mapper=mapper
+        )
     typer.echo(f"{ref.uri}\n{ref.digest}")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
@@ -33,6 +34,15 @@ def test_bad_workers_is_one_line() -> None:
     result = runner.invoke(app, ["generate", "--n", "5", "--workers", "0"])
     assert result.exit_code == 2 and "--workers must be between 1 and" in result.output
     assert result.output.strip().count("\n") == 0
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_bad_shards_is_refused_with_any_workers(workers: str, tmp_path: Path) -> None:
+    """More workers raise the shard count, never a bad one into a good one."""
+    args = ["generate", "--n", "5", "--shards", "0", "--workers", workers]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "ds")])
+    assert result.exit_code == 2 and "--shards must be >= 1, got 0" in result.output
+    assert result.output.strip().count("\n") == 0 and not (tmp_path / "ds").exists()
 
 
 def test_bad_domain_is_one_line_no_traceback() -> None:
