@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/apr.py [--out benchmarks/results/apr.json] [--quick]
 
-Everything is measured in this run: the bf16 matmul peak (large square matmul), training
+Everything is measured in this run: the matmul peak in the base's precision (large square
+matmul; bf16, or fp32 on a CPU that only emulates bf16: ``models.precision``), training
 throughput (-> MFU), inference throughput per mode, and the estimator + router overhead against
 the base forward. Timings are medians of repeats; nothing is estimated from another machine.
 """
@@ -22,6 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from models.apr import APRConfig, APRTransformer
+from models.precision import base_dtype
 
 
 def median_time(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
@@ -35,12 +37,12 @@ def median_time(fn: Callable[[], object], repeats: int, warmup: int = 2) -> floa
     return statistics.median(times)
 
 
-def bf16_peak(sizes: tuple[int, ...] = (2048, 4096), repeats: int = 5) -> dict[str, float]:
-    """Best median FLOP/s of a large square bf16 matmul over a couple of sizes."""
+def matmul_peak(sizes: tuple[int, ...] = (2048, 4096), repeats: int = 5) -> dict[str, float]:
+    """Best median FLOP/s of a large square matmul in the base's precision, per size."""
     out = {}
     for n in sizes:
-        a = torch.randn(n, n, dtype=torch.bfloat16)
-        b = torch.randn(n, n, dtype=torch.bfloat16)
+        a = torch.randn(n, n, dtype=base_dtype("cpu"))
+        b = torch.randn(n, n, dtype=base_dtype("cpu"))
         out[str(n)] = 2 * n**3 / median_time(lambda a=a, b=b: a @ b, repeats)
     return out
 
@@ -78,7 +80,7 @@ def main() -> None:
     next_batch = batches(cfg, args.batch, seed=1)
     tokens = args.batch * cfg.max_seq_len
 
-    peaks = bf16_peak((256, 512) if args.quick else (2048, 4096))
+    peaks = matmul_peak((256, 512) if args.quick else (2048, 4096))
     peak = max(peaks.values())
 
     # --- training (apr mode, past the capacity warm-up) -> MFU -------------------------------
@@ -102,7 +104,7 @@ def main() -> None:
     train_fraction = statistics.mean(fractions[-10:])
     train_flops = 3 * model.flops_per_token(train_fraction) * tokens / train_step_s
     # the machine may be shared: measure the peak again after training, keep the best
-    peaks_after = bf16_peak((256, 512) if args.quick else (2048, 4096))
+    peaks_after = matmul_peak((256, 512) if args.quick else (2048, 4096))
     peaks = {k: max(v, peaks_after[k]) for k, v in peaks.items()}
     peak = max(peaks.values())
 
@@ -160,8 +162,9 @@ def main() -> None:
             "loss_first": losses[0],
             "loss_last": losses[-1],
         },
-        "bf16_matmul_peak_flops": peak,
-        "bf16_matmul_by_size": peaks,
+        "base_precision": str(base_dtype("cpu")).removeprefix("torch."),
+        "matmul_peak_flops": peak,
+        "matmul_by_size": peaks,
         "mfu": train_flops / peak,
         "targets": {
             "estimator_overhead": "<= 0.03",

@@ -1,11 +1,12 @@
 """Adaptive Precision Routing (APR) transformer, in one file (in the spirit of nanoGPT).
 
-A decoder-only transformer whose base stack runs every token in bf16. A tiny estimator reads an
-intermediate hidden state and scores "the base prediction here is wrong"; tokens whose score
-passes a threshold are gathered and run through extra refinement layers in fp32 (queries: the
-routed tokens; keys/values: every position of the final base hidden state, causally masked by
-original position), then scattered back. The threshold is per token, never a top-k over the
-sequence, so the decision at position t depends only on tokens <= t and works while generating.
+A decoder-only transformer whose base stack runs every token in bf16 (fp32 on a CPU that only
+emulates bf16: ``models.precision``). A tiny estimator reads an intermediate hidden state and
+scores "the base prediction here is wrong"; tokens whose score passes a threshold are gathered
+and run through extra refinement layers in fp32 (queries: the routed tokens; keys/values: every
+position of the final base hidden state, causally masked by original position), then scattered
+back. The threshold is per token, never a top-k over the sequence, so the decision at position
+t depends only on tokens <= t and works while generating.
 
 With ``n_slots`` > 0 the logits of the slot tokens (``models.tokenizer``'s pointers to values
 the document states) come from a pointer head instead of the vocabulary projection: the logit
@@ -28,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.pointer import LocalMix, Pointer, PointerCache
+from models.precision import base_dtype
 
 MODES = ("dense", "apr", "all", "random")
 
@@ -351,12 +353,14 @@ class APRTransformer(nn.Module):
         caches: list[KVCache] | None = None,
         pcache: PointerCache | None = None,
     ) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor, Tensor] | None]:
-        """Base stack in bf16 autocast -> (probe state, final residual state, base logits,
-        the pointer's keys and slots of every position so far)."""
+        """Base stack in bf16 autocast (fp32 where bf16 is emulated: `models.precision`) ->
+        (probe state, final residual state, base logits, the pointer's keys and slots of every
+        position so far)."""
         if pos0 + idx.size(1) > self.cfg.max_seq_len:
             raise ValueError(f"sequence longer than max_seq_len={self.cfg.max_seq_len}")
         pos = torch.arange(pos0, pos0 + idx.size(1), device=idx.device)
-        with torch.autocast(idx.device.type, dtype=torch.bfloat16):
+        bf16 = base_dtype(idx.device.type) == torch.bfloat16
+        with torch.autocast(idx.device.type, dtype=torch.bfloat16, enabled=bf16):
             x = self.wte(idx)
             if self.local is not None:
                 x, recent = self.local(x, None if pcache is None else pcache.recent)

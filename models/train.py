@@ -23,6 +23,8 @@ import torch
 from infra.settings import get_settings
 from models.apr import MODES, APRConfig, APRTransformer
 from models.lit import APRModule, QADataModule, TrainingInputError
+from models.precision import base_dtype, training_precision
+from models.precision import requested as requested_precision
 from models.sizes import DEFAULT_MODEL
 from models.tokenizer import SLOTS, Tokenizer
 from worldgen.dataset import read_manifest
@@ -60,6 +62,10 @@ class TrainConfig:
             raise TrainingInputError(
                 f"--precision must be 32-true, bf16-mixed or 16-mixed, got {self.precision!r}"
             )
+        try:
+            requested_precision()
+        except ValueError as exc:
+            raise TrainingInputError(str(exc)) from None
 
     def model_config(self, tok: Tokenizer) -> dict[str, Any]:
         """The default size, the pointer over the tokenizer's slots, then this run's fields."""
@@ -84,6 +90,7 @@ class TrainResult:
     dataset_digest: str
     metrics: dict[str, float]
     route_threshold: float
+    base_precision: str = "bf16"  # what the base stack ran in here (`models.precision`)
 
 
 def run_dir_for(dataset_uri: str, config: TrainConfig) -> Path:
@@ -155,12 +162,13 @@ def _fit(uri: str, digest: str, config: TrainConfig, run_dir: Path) -> TrainResu
     checkpoints = ModelCheckpoint(
         dirpath=ckpt_dir, save_last=True, save_top_k=0, every_n_train_steps=config.checkpoint_every
     )
+    device_type = "cuda" if torch.cuda.is_available() else "cpu"  # as accelerator="auto" picks
     trainer = L.Trainer(
         accelerator="auto",
         devices=config.devices,
         num_nodes=config.num_nodes,
         strategy=config.strategy,
-        precision=config.precision,  # type: ignore[arg-type]
+        precision=training_precision(config.precision, device_type),  # type: ignore[arg-type]
         max_steps=config.max_steps,
         val_check_interval=min(config.val_check_interval, config.max_steps),
         check_val_every_n_epoch=None,
@@ -183,8 +191,9 @@ def _fit(uri: str, digest: str, config: TrainConfig, run_dir: Path) -> TrainResu
     model = module.model.cpu().eval()
     threshold = calibrate(model, data)
     model_dir = export(model, tok, run_dir / "model", threshold, uri, digest, config)
+    base = "bf16" if base_dtype(device_type) == torch.bfloat16 else "fp32"
     result = TrainResult(
-        str(model_dir), str(run_dir), trainer.global_step, uri, digest, metrics, threshold
+        str(model_dir), str(run_dir), trainer.global_step, uri, digest, metrics, threshold, base
     )
     (run_dir / "result.json").write_text(json.dumps(asdict(result), indent=2))
     return result

@@ -195,6 +195,7 @@ def log_training(
         mlflow.log_metrics({"steps": float(result["steps"]),
                             "route_threshold": float(result["route_threshold"])})  # fmt: skip
         mlflow.set_tag("run_dir", str(result["run_dir"]))
+        mlflow.set_tag("base_precision", str(result.get("base_precision", "bf16")))
         info = log_model(result["model_dir"], name="apr")
     return run_id, str(info.model_uri)
 

@@ -145,7 +145,8 @@ def test_routed_fraction_at_inference_follows_calibration() -> None:
     assert 0.17 < frac < 0.33
 
 
-def test_refinement_is_fp32_and_base_is_bf16() -> None:
+def test_refinement_is_fp32_and_base_is_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VERACITY_BASE_PRECISION", "bf16")  # whatever this CPU does fast
     model = tiny("all")
     seen: dict[str, torch.dtype] = {}
     model.blocks[0].mlp.fc.register_forward_hook(lambda m, i, o: seen.update(base=o.dtype))
