@@ -112,6 +112,7 @@ def run_mode(uri: str, mode: str, args: argparse.Namespace, work: Path) -> dict[
         "latency_p50_ms": report.latency_p50_ms,
         "latency_p95_ms": report.latency_p95_ms,
         "n_test": report.n,
+        "base_precision": result.base_precision,
         "train_s": round(train_s, 1),
         "eval_s": round(eval_s, 1),
         "train_metrics": {k: round(v, 4) for k, v in sorted(result.metrics.items())},
