@@ -7,9 +7,11 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from infra.settings import get_settings
+from models.precision import base_precision, training_device_type
+from models.precision import requested as requested_precision
 from models.sizes import DEFAULT_MODEL
 
 ALL_DOMAINS = ("medical", "legal", "financial")
@@ -56,8 +58,19 @@ class TrainParams(BaseModel):
     val_check_interval: int = Field(default=500, ge=1)
     model: dict[str, Any] = Field(default_factory=lambda: dict(DEFAULT_MODEL))
 
+    @model_validator(mode="after")
+    def _base_precision_is_a_choice(self) -> TrainParams:
+        requested_precision()  # VERACITY_BASE_PRECISION: fails before any stage runs
+        return self
+
     def config_hash(self) -> str:
-        return stable_hash(self.model_dump())
+        """The training cache key: this config, and the base's precision where it is not bf16
+        (a model trained in fp32 is not the one a bf16 run asks for; bf16 runs keep their keys)."""
+        data = self.model_dump()
+        base = base_precision(training_device_type())
+        if base != "bf16":
+            data["base_precision"] = base
+        return stable_hash(data)
 
 
 class PipelineParams(BaseModel):

@@ -2,31 +2,25 @@
 
 APR's premise is that bf16 is the cheap precision. It is on GPUs with bf16 and on CPUs with
 AVX512-BF16 or AMX, where a bf16 matmul runs ~2-3x as fast as fp32. On other CPUs (AVX2 only:
-most laptops, AMD before Zen 4) torch emulates bf16 and a matmul runs ~60x slower than fp32
+most laptops, AMD before Zen 4) torch emulates bf16 and a matmul runs ~40-130x slower than fp32
 (`benchmarks/precision.py`), so there the base runs in fp32: the same model, a little more
 precise, at the speed the machine has. `VERACITY_BASE_PRECISION=bf16|fp32` forces one, e.g. to
 reproduce a run recorded on another kind of machine.
+
+torch is imported inside the functions that need it: the CLI checks the setting without it.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 ENV = "VERACITY_BASE_PRECISION"
 CHOICES = ("auto", "bf16", "fp32")
-
-
-@functools.cache
-def bf16_is_fast(device_type: str) -> bool:
-    """Whether this kind of device has bf16 arithmetic of its own (not emulated)."""
-    if device_type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if device_type == "cpu":
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    return False
 
 
 def requested() -> str:
@@ -37,17 +31,42 @@ def requested() -> str:
     return choice
 
 
-def base_dtype(device_type: str) -> torch.dtype:
-    """bf16 where it is fast (or forced), else fp32."""
+@functools.cache
+def bf16_is_fast(device_type: str) -> bool:
+    """Whether this kind of device has bf16 arithmetic of its own (not emulated)."""
+    import torch
+
+    if device_type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device_type == "cpu":
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    return False
+
+
+def base_precision(device_type: str) -> str:
+    """ "bf16" where it is fast (or forced), else "fp32"."""
     choice = requested()
     if choice == "auto":
-        return torch.bfloat16 if bf16_is_fast(device_type) else torch.float32
-    return torch.bfloat16 if choice == "bf16" else torch.float32
+        return "bf16" if bf16_is_fast(device_type) else "fp32"
+    return choice
+
+
+def base_dtype(device_type: str) -> torch.dtype:
+    import torch
+
+    return torch.bfloat16 if base_precision(device_type) == "bf16" else torch.float32
+
+
+def training_device_type() -> str:
+    """The device kind Lightning's accelerator="auto" trains on."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def training_precision(asked: str, device_type: str) -> str:
     """Lightning's precision for a run asked to train in `asked`: bf16-mixed only where the base
-    runs bf16 too, since emulated bf16 around it would cost the same ~60x on the few ops left."""
-    if asked == "bf16-mixed" and base_dtype(device_type) != torch.bfloat16:
+    runs bf16 too, since emulated bf16 around it would cost as much on the few ops left."""
+    if asked == "bf16-mixed" and base_precision(device_type) != "bf16":
         return "32-true"
     return asked

@@ -23,7 +23,7 @@ import torch
 from infra.settings import get_settings
 from models.apr import MODES, APRConfig, APRTransformer
 from models.lit import APRModule, QADataModule, TrainingInputError
-from models.precision import base_dtype, training_precision
+from models.precision import base_precision, training_device_type, training_precision
 from models.precision import requested as requested_precision
 from models.sizes import DEFAULT_MODEL
 from models.tokenizer import SLOTS, Tokenizer
@@ -162,7 +162,7 @@ def _fit(uri: str, digest: str, config: TrainConfig, run_dir: Path) -> TrainResu
     checkpoints = ModelCheckpoint(
         dirpath=ckpt_dir, save_last=True, save_top_k=0, every_n_train_steps=config.checkpoint_every
     )
-    device_type = "cuda" if torch.cuda.is_available() else "cpu"  # as accelerator="auto" picks
+    device_type = training_device_type()
     trainer = L.Trainer(
         accelerator="auto",
         devices=config.devices,
@@ -191,7 +191,7 @@ def _fit(uri: str, digest: str, config: TrainConfig, run_dir: Path) -> TrainResu
     model = module.model.cpu().eval()
     threshold = calibrate(model, data)
     model_dir = export(model, tok, run_dir / "model", threshold, uri, digest, config)
-    base = "bf16" if base_dtype(device_type) == torch.bfloat16 else "fp32"
+    base = base_precision(device_type)
     result = TrainResult(
         str(model_dir), str(run_dir), trainer.global_step, uri, digest, metrics, threshold, base
     )

@@ -18,7 +18,7 @@ import typer
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from flows.params import TrainParams, check_params
+from flows.params import TrainParams, check_params, stable_hash
 from flows.run_cmd import deploy_command, run_command
 from flows.tasks import _train_key
 from models.sizes import TINY_MODEL
@@ -68,7 +68,19 @@ def test_run_command_rejects_bad_input_in_one_line(
     assert result.exit_code == 2 and "unknown domain" in result.output
     result = runner.invoke(app, ["deploy", "--nightly", "every night"])
     assert result.exit_code == 2 and "cron" in result.output
+    monkeypatch.setenv("VERACITY_BASE_PRECISION", "fp8")
+    result = runner.invoke(app, ["run", "--n", "50"])
+    assert result.exit_code == 2 and "VERACITY_BASE_PRECISION must be one of" in result.output
+    assert result.output.strip().count("\n") == 0
     assert not (veracity_home / "datasets").exists()  # nothing was started
+
+
+def test_a_model_trained_in_fp32_has_its_own_cache_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VERACITY_BASE_PRECISION", "bf16")
+    bf16 = TrainParams(model=TINY).config_hash()
+    assert bf16 == stable_hash(TrainParams(model=TINY).model_dump())  # keys recorded so far hold
+    monkeypatch.setenv("VERACITY_BASE_PRECISION", "fp32")
+    assert TrainParams(model=TINY).config_hash() != bf16
 
 
 def test_cache_keys_follow_references_and_config() -> None:
