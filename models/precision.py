@@ -44,7 +44,7 @@ def bf16_is_fast(device_type: str) -> bool:
 
 
 def base_precision(device_type: str) -> str:
-    """ "bf16" where it is fast (or forced), else "fp32"."""
+    """bf16 where it is fast (or forced), else fp32: the name, as the run records it."""
     choice = requested()
     if choice == "auto":
         return "bf16" if bf16_is_fast(device_type) else "fp32"
