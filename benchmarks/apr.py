@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from models.apr import APRConfig, APRTransformer
-from models.precision import base_dtype
+from models.precision import base_dtype, base_precision
 
 
 def median_time(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
@@ -39,10 +39,10 @@ def median_time(fn: Callable[[], object], repeats: int, warmup: int = 2) -> floa
 
 def matmul_peak(sizes: tuple[int, ...] = (2048, 4096), repeats: int = 5) -> dict[str, float]:
     """Best median FLOP/s of a large square matmul in the base's precision, per size."""
-    out = {}
+    out, dtype = {}, base_dtype("cpu")
     for n in sizes:
-        a = torch.randn(n, n, dtype=base_dtype("cpu"))
-        b = torch.randn(n, n, dtype=base_dtype("cpu"))
+        a = torch.randn(n, n, dtype=dtype)
+        b = torch.randn(n, n, dtype=dtype)
         out[str(n)] = 2 * n**3 / median_time(lambda a=a, b=b: a @ b, repeats)
     return out
 
@@ -162,7 +162,7 @@ def main() -> None:
             "loss_first": losses[0],
             "loss_last": losses[-1],
         },
-        "base_precision": str(base_dtype("cpu")).removeprefix("torch."),
+        "base_precision": base_precision("cpu"),
         "matmul_peak_flops": peak,
         "matmul_by_size": peaks,
         "mfu": train_flops / peak,

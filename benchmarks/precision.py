@@ -110,7 +110,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(2)
     asked = os.environ.pop(precision.ENV, None)
-    chosen = str(precision.base_dtype("cpu")).removeprefix("torch.")
+    chosen = precision.base_precision("cpu")
     pointer = {"n_slots": len(SLOTS), "slot_offset": 6}  # as the default tokenizer gives it
     size = {**DEFAULT_MODEL, **pointer, "vocab_size": 512, "mode": "apr"}
     if args.quick:

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.pointer import LocalMix, Pointer, PointerCache
-from models.precision import base_dtype
+from models.precision import base_precision
 
 MODES = ("dense", "apr", "all", "random")
 
@@ -359,7 +359,7 @@ class APRTransformer(nn.Module):
         if pos0 + idx.size(1) > self.cfg.max_seq_len:
             raise ValueError(f"sequence longer than max_seq_len={self.cfg.max_seq_len}")
         pos = torch.arange(pos0, pos0 + idx.size(1), device=idx.device)
-        bf16 = base_dtype(idx.device.type) == torch.bfloat16
+        bf16 = base_precision(idx.device.type) == "bf16"
         with torch.autocast(idx.device.type, dtype=torch.bfloat16, enabled=bf16):
             x = self.wte(idx)
             if self.local is not None:

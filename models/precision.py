@@ -2,7 +2,7 @@
 
 APR's premise is that bf16 is the cheap precision. It is on GPUs with bf16 and on CPUs with
 AVX512-BF16 or AMX, where a bf16 matmul runs ~2-3x as fast as fp32. On other CPUs (AVX2 only:
-most laptops, AMD before Zen 4) torch emulates bf16 and a matmul runs ~40-130x slower than fp32
+most laptops, AMD before Zen 4) torch emulates bf16 and a matmul runs ~30-130x slower than fp32
 (`benchmarks/precision.py`), so there the base runs in fp32: the same model, a little more
 precise, at the speed the machine has. `VERACITY_BASE_PRECISION=bf16|fp32` forces one, e.g. to
 reproduce a run recorded on another kind of machine.
