@@ -202,9 +202,19 @@ def evaluate(
     )
 
 
+def _base_precision_in_force() -> str:
+    """What VERACITY_BASE_PRECISION asks and what training here gets: `auto -> bf16 (cpu)`."""
+    from models.precision import base_precision, requested, training_device_type
+
+    asked, device = requested(), training_device_type()
+    return f"{asked} -> {base_precision(device)} ({device})"
+
+
 @app.command()
+@user_errors
 def settings() -> None:
-    """Show the settings in force (profile, home, stores). Credentials are never printed."""
+    """Show the settings in force (profile, home, stores, the base stack's precision).
+    Credentials are never printed."""
     s = get_settings()
     shown = {
         "profile": s.profile,
@@ -213,6 +223,7 @@ def settings() -> None:
         "database": s.db_url,
         "mlflow": s.tracking_uri,
         "s3_endpoint": s.s3.endpoint_url,
+        "base_precision": _base_precision_in_force(),
     }
     json.dump(shown, sys.stdout, indent=2)
     typer.echo()

@@ -321,11 +321,11 @@ class APRTransformer(nn.Module):
             return
         if not self._window:  # fresh or resumed: keep the last threshold until states arrive
             return
-        h = torch.cat(self._window)
-        logits = self.est_out(self.est_features(h)).squeeze(-1)
+        # scored as routing scores tokens (fp32, outside a trainer's autocast): a quantile of
+        # bf16-rounded logits would set a threshold on values routing never compares with
+        logits, _ = self.scores(torch.cat(self._window))
         level = min(1.0, max(0.0, 1.0 - f + float(self.q_trend)))
-        # CPU autocast runs quantile in fp32 on its own; CUDA autocast has no rule for it
-        q = torch.quantile(logits.float(), level)
+        q = torch.quantile(logits, level)
         self.q_last.copy_(q)
         self.ema_threshold.copy_(torch.sigmoid(q))
 

@@ -159,6 +159,21 @@ def test_refinement_is_fp32_and_base_is_bf16(monkeypatch: pytest.MonkeyPatch) ->
     assert res is not None and res[2].dtype == torch.float32
 
 
+def test_training_threshold_is_a_quantile_of_the_scores_routing_compares() -> None:
+    # under a trainer's bf16 autocast too: the threshold and the scores it meets are both fp32
+    model = tiny("apr", warmup_steps=2)
+    for i in range(3):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            model(*data(seed=i))
+    window = torch.cat(model._window)
+    logits, _ = model.scores(window)
+    level = 1.0 - model.route_target() + float(model.q_trend)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model._refresh_threshold()
+    assert logits.dtype == torch.float32
+    assert model.ema_threshold.item() == torch.sigmoid(torch.quantile(logits, level)).item()
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_apr_trains_past_warmup_under_cuda_autocast() -> None:
     # CUDA's autocast, unlike the CPU's, leaves quantile to its bf16 input (which it rejects)
