@@ -4,15 +4,12 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from infra.settings import reload_settings
 from models.precision import bf16_is_fast, training_device_type
 
 
 @pytest.fixture(autouse=True)
-def fresh_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
-    monkeypatch.setenv("VERACITY_HOME", str(tmp_path))
+def precision_not_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VERACITY_BASE_PRECISION", raising=False)
-    reload_settings()
 
 
 def shown() -> dict[str, str]:
