@@ -10,13 +10,14 @@ tokenizer, calibrated routing threshold): loading it never unpickles anything.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -93,11 +94,42 @@ class TrainResult:
     base_precision: str = "bf16"  # what the base stack ran in here (`models.precision`)
 
 
+# how a run checkpoints and where it writes, not what it trains
+_NOT_TRAINED = ("resume", "out", "checkpoint_every", "val_check_interval")
+
+
+def trained_config(config: TrainConfig) -> dict[str, Any]:
+    """What a run trains: its config, the model fields in force and the base's precision."""
+    data = {k: v for k, v in asdict(config).items() if k not in _NOT_TRAINED}
+    data["model"] = {**DEFAULT_MODEL, **config.model}
+    data["base_precision"] = base_precision(training_device_type())
+    return cast(dict[str, Any], json.loads(json.dumps(data, sort_keys=True, default=str)))
+
+
 def run_dir_for(dataset_uri: str, config: TrainConfig) -> Path:
+    """``--out``, or a folder per dataset and trained config: another config never overwrites
+    a run's model nor resumes from its checkpoint."""
     if config.out:
         return Path(config.out)
     digest = read_manifest(dataset_uri)["digest"]
-    return get_settings().home / "runs" / f"{digest[:12]}-{config.mode}-s{config.seed}"
+    key = hashlib.sha256(json.dumps(trained_config(config)).encode()).hexdigest()
+    name = f"{digest[:12]}-{config.mode}-s{config.seed}-{key[:8]}"
+    return get_settings().home / "runs" / name
+
+
+def claim_run_dir(run_dir: Path, config: TrainConfig) -> None:
+    """Record what the run in ``run_dir`` trains; refuse to resume one that trained otherwise."""
+    record = run_dir / "train_config.json"
+    wanted = trained_config(config)
+    if config.resume and record.exists():
+        had = json.loads(record.read_text())
+        differ = sorted(k for k in wanted.keys() | had.keys() if had.get(k) != wanted.get(k))
+        if differ:
+            raise TrainingInputError(
+                f"--resume: {run_dir} trained another config ({', '.join(differ)} differ); "
+                "resume with the same options, or drop --resume to start over"
+            )
+    record.write_text(json.dumps(wanted, indent=2, sort_keys=True))
 
 
 def check_dataset(uri: str) -> str:
@@ -118,6 +150,7 @@ def train(dataset_uri: str, config: TrainConfig) -> TrainResult:
     digest = check_dataset(dataset_uri)
     run_dir = run_dir_for(dataset_uri, config)
     run_dir.mkdir(parents=True, exist_ok=True)
+    claim_run_dir(run_dir, config)
     if config.devices > 1 or config.num_nodes > 1 or config.strategy == "ddp":
         return _train_in_child(dataset_uri, config, run_dir)
     return _fit(dataset_uri, digest, config, run_dir)

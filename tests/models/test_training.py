@@ -58,6 +58,28 @@ def test_bad_mode_is_one_line_error(small: ds.DatasetRef) -> None:
     assert "Traceback" not in result.output
 
 
+def test_another_config_trains_in_its_own_run_dir(small: ds.DatasetRef) -> None:
+    first = train(small.uri, TrainConfig(max_steps=2, batch_size=8, model=TINY))
+    narrow = train(small.uri, TrainConfig(max_steps=2, batch_size=8, model={**TINY, "d_model": 32}))
+    assert first.run_dir != narrow.run_dir
+    assert load_model(first.model_dir)[0].cfg.d_model == TINY["d_model"]  # not overwritten
+
+
+def test_resuming_another_config_is_refused_and_keeps_the_checkpoint(
+    small: ds.DatasetRef, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    config = TrainConfig(max_steps=2, batch_size=8, checkpoint_every=1, out=str(out), model=TINY)
+    train(small.uri, config)
+    last = out / "checkpoints" / "last.ckpt"
+    before = last.read_bytes()
+    args = ["train", small.uri, "--tiny", "--batch-size", "8", "--out", str(out), "--resume"]
+    result = CliRunner().invoke(app, [*args, "--max-steps", "3"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "trained another config (max_steps differ)" in result.output
+    assert last.read_bytes() == before
+
+
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-c", "from flows.cli import app; app()", *args]
 
