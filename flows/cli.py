@@ -71,8 +71,9 @@ def generate(
         int, typer.Option(help="processes generating shards at once (at least as many shards)")
     ] = 1,
 ) -> None:
-    """Generate a world-model dataset; prints its URI and digest (the same for any --shards
-    and --workers)."""
+    """Generate a world-model dataset; prints its URI and digest.
+
+    The digest is the same for any --shards and --workers."""
     from worldgen.dataset import generate as run
     from worldgen.dataset import process_pool
 
@@ -214,6 +215,7 @@ def _base_precision_in_force() -> str:
 @user_errors
 def settings() -> None:
     """Show the settings in force (profile, home, stores, the base stack's precision).
+
     Credentials are never printed."""
     s = get_settings()
     shown = {

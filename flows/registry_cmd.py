@@ -145,9 +145,12 @@ def serve_command(
     from pathlib import Path
 
     with _user_errors():
+        from infra.procs import port_open
         from infra.settings import get_settings
         from registry.client import MODEL_NAME, client
 
+        if port_open(host, port):
+            raise ValueError(f"port {port} on {host} is in use; pick another with --port")
         tracking = get_settings().tracking_uri
         version = client().get_model_version_by_alias(MODEL_NAME, alias)
     typer.echo(f"serving {MODEL_NAME} v{version.version} (@{alias}) on http://{host}:{port}")

@@ -151,8 +151,9 @@ def deploy_command(
     nightly: Annotated[str, typer.Option(help="cron of the data refresh")] = "0 2 * * *",
     weekly: Annotated[str, typer.Option(help="cron of retrain + promotion")] = "0 4 * * 0",
 ) -> None:
-    """Serve the scheduled deployments (nightly refresh + validation, weekly retrain + promotion)
-    with ``flow.serve``; runs until interrupted. Needs a Prefect server (PREFECT_API_URL) to
+    """Serve the scheduled flows: nightly refresh and validation, weekly retrain and promotion.
+
+    Runs until interrupted (Prefect's flow.serve). Needs a Prefect server (PREFECT_API_URL) to
     keep schedules across restarts; without one Prefect's temporary server is used."""
     prefect_environment()
     from prefect.client.schemas.schedules import CronSchedule
@@ -170,12 +171,17 @@ def deploy_command(
 
 
 def ui_command(
-    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 5000,
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1", min=1, max=65535)] = 5000,
 ) -> None:
     """Open the MLflow UI over the same store on http://127.0.0.1:PORT."""
+    from infra.procs import port_open
     from infra.settings import get_settings
     from registry.tracking import artifact_root
 
+    if port_open("127.0.0.1", port):
+        raise _fail(
+            f"port {port} on 127.0.0.1 is in use (another `veracity ui`?); pick another with --port"
+        )
     s = get_settings()
     cmd = [
         sys.executable, "-m", "mlflow", "ui",

@@ -66,13 +66,28 @@ def s3_client() -> Any:
     return _client(s3.endpoint_url, s3.region, s3.max_attempts)
 
 
+def check_writable(uri: str) -> None:
+    """Create a local folder ``uri`` if needed; fail at once where it cannot be written."""
+    if is_s3(uri):
+        return  # S3 permissions show on the first write
+    path = Path(uri)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(
+            f"cannot create {uri}: {exc.strerror}; choose another location"
+        ) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise StorageError(f"cannot write to {uri}: permission denied; choose another location")
+
+
 def write_bytes(uri: str, data: bytes) -> None:
     if is_s3(uri):
         loc = parse_s3(uri)
         s3_client().put_object(Bucket=loc.bucket, Key=loc.key, Body=data)
         return
     path = Path(uri)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    check_writable(str(path.parent))
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:

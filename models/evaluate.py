@@ -261,12 +261,29 @@ def mistakes(
 
 
 def resolve_model(model_uri: str) -> str:
-    """A local model directory, or an MLflow URI (models:/name@alias, runs:/...) downloaded."""
-    if Path(model_uri).is_dir():
-        return model_uri
+    """A local model directory (or a run directory holding ``model/``), or an MLflow URI
+    (models:/name@alias, runs:/...) downloaded."""
+    path = Path(model_uri)
+    if path.is_dir():
+        for folder in (path, path / "model"):
+            if (folder / "model.safetensors").is_file() and (folder / "config.json").is_file():
+                return str(folder)
+        raise ValueError(
+            f"{model_uri} is not a Veracity model (no model.safetensors and config.json); "
+            "pass a run's model folder or an MLflow URI such as models:/veracity-apr@champion"
+        )
+    if ":/" not in model_uri:
+        raise ValueError(
+            f"no model at {model_uri}: not a folder, nor an MLflow URI such as "
+            "models:/veracity-apr@champion"
+        )
     import mlflow
+    from mlflow.exceptions import MlflowException
 
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
+    except MlflowException as exc:
+        raise ValueError(f"{model_uri}: {str(exc.message).strip().splitlines()[0]}") from None
     found = next((p.parent for p in local.rglob("model.safetensors")), None)
     if found is None:
         raise ValueError(f"{model_uri} holds no Veracity model (no model.safetensors)")

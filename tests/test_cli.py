@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,36 @@ def test_bad_size_is_named() -> None:
 def test_summary_of_missing_dataset(tmp_path: Path) -> None:
     result = runner.invoke(app, ["summary", str(tmp_path / "nope")])
     assert result.exit_code == 2 and "manifest.json is missing" in result.output
+
+
+def test_unwritable_out_is_one_line_before_any_work(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = runner.invoke(app, ["generate", "--n", "20", "--out", str(blocker / "ds")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.strip().count("\n") == 0 and f"cannot create {blocker}/ds" in result.output
+
+
+@pytest.mark.parametrize(
+    ("model", "needle"),
+    [
+        ("nope", "no model at nope: not a folder, nor an MLflow URI"),
+        ("{tmp}", "is not a Veracity model (no model.safetensors and config.json)"),
+        ("models:/veracity-apr@champion", "models:/veracity-apr@champion: "),
+    ],
+)
+def test_evaluate_names_what_is_not_a_model(model: str, needle: str, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["evaluate", model.format(tmp=tmp_path), str(tmp_path)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.strip().count("\n") == 0 and needle in result.output, result.output
+
+
+@pytest.mark.parametrize("command", [["ui"], ["serve"]])
+def test_a_port_in_use_is_one_line(command: list[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = runner.invoke(app, [*command, "--port", port])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"port {port} on 127.0.0.1 is in use" in result.output

@@ -191,6 +191,7 @@ def generate(
         raise DatasetError(
             f"{out} already holds a dataset; choose a new --out (datasets are never overwritten)"
         )
+    storage.check_writable(out)
     plans = [p for d in domains for p in shard_plans(d, n, seed, shards)]
     # a partial, not a lambda: a process pool's map must pickle it
     results = list((mapper or map)(partial(run_plan, out=out), plans))
