@@ -22,6 +22,21 @@ app = typer.Typer(
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+@app.callback()
+def _settings_first(ctx: typer.Context) -> None:
+    """A setting that cannot be used (environment or veracity.toml) stops every command in one
+    line before it starts, rather than in a traceback from whichever part reads it first."""
+    from infra.settings import SettingsError
+
+    if ctx.resilient_parsing or "--help" in sys.argv[1:]:
+        return
+    try:
+        get_settings()
+    except SettingsError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2) from None
+
+
 class UserError(Exception):
     """Bad input from the person at the keyboard: reported in one line, never a traceback."""
 

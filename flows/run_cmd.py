@@ -83,11 +83,25 @@ def run_command(
         check_params(domains=domains, n=n, seed=seed, train=dict(train))
     except ValidationError as exc:
         raise _fail(_one_line(exc)) from None
+    _check_tracking_store()
     result = run_pipeline(args)
     if json_out:
         with open(json_out, "w") as fh:
             json.dump(result, fh, indent=2, default=str)
     typer.echo(format_summary(result))
+
+
+def _check_tracking_store() -> None:
+    """A tracking server that does not answer fails the run before any stage does work."""
+    from mlflow.exceptions import MlflowException
+
+    from infra.settings import get_settings
+    from registry.client import check_reachable
+
+    try:
+        check_reachable(get_settings().tracking_uri)
+    except MlflowException as exc:
+        raise _fail(exc.message) from None
 
 
 def _one_line(exc: Any) -> str:

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,6 +23,19 @@ from pydantic_settings import (
 
 def _toml_path() -> Path:
     return Path(os.environ.get("VERACITY_CONFIG", "veracity.toml"))
+
+
+class SettingsError(ValueError):
+    """The environment or the TOML file holds a setting that cannot be used."""
+
+
+def with_driver(url: str) -> str:
+    """A PostgreSQL URL with the driver this project installs (psycopg2): SQLAlchemy 2.1 reads
+    a bare ``postgresql://`` as psycopg 3, which is not installed."""
+    for bare in ("postgresql://", "postgres://"):
+        if url.startswith(bare):
+            return "postgresql+psycopg2://" + url[len(bare) :]
+    return url
 
 
 class S3Settings(BaseSettings):
@@ -91,16 +104,30 @@ class Settings(BaseSettings):
     @property
     def db_url(self) -> str:
         """SQLAlchemy URL of the audit/metadata database."""
-        return self.database_url or f"sqlite:///{(self.home / 'veracity.db').resolve()}"
+        return with_driver(
+            self.database_url or f"sqlite:///{(self.home / 'veracity.db').resolve()}"
+        )
 
     @property
     def tracking_uri(self) -> str:
-        return self.mlflow_tracking_uri or f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+        return with_driver(
+            self.mlflow_tracking_uri or f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+        )
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = [str(part) for part in first["loc"]]
+        where = f"VERACITY_{'__'.join(loc).upper()} or {'.'.join(loc)} in {_toml_path()}"
+        raise SettingsError(
+            f"setting {'.'.join(loc)} ({where}): {first['msg']}, got {first['input']!r}"
+        ) from None
+    except ValueError as exc:  # the TOML file does not parse
+        raise SettingsError(f"{_toml_path()} is not valid TOML: {exc}") from None
 
 
 def reload_settings() -> Settings:

@@ -10,11 +10,13 @@ none of those modules has to import another to reach them.
 from __future__ import annotations
 
 import functools
+import time
 from typing import Any
 
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from infra.procs import http_ok
 from infra.settings import get_settings
 from registry.gate import PromotionError
 
@@ -28,7 +30,24 @@ def client() -> MlflowClient:
 
 @functools.lru_cache(maxsize=8)
 def _client_for(uri: str) -> MlflowClient:
+    check_reachable(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def check_reachable(uri: str, tries: int = 3) -> None:
+    """Fail in seconds where a tracking server does not answer: MLflow's own retries of a
+    refused connection take minutes before they give up."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    for attempt in range(tries):
+        if http_ok(f"{uri.rstrip('/')}/health", timeout=5):
+            return
+        if attempt + 1 < tries:
+            time.sleep(1)
+    raise MlflowException(
+        f"the MLflow tracking server {uri} does not answer; start it (`veracity stack up`) "
+        "or point VERACITY_MLFLOW_TRACKING_URI at one that runs"
+    )
 
 
 def model_version(c: MlflowClient, name: str, version: int | str) -> Any:

@@ -18,6 +18,7 @@ from typing import Any
 import mlflow
 
 from infra.settings import get_settings
+from registry.client import check_reachable
 
 EXPERIMENT = "veracity"
 SECRET_HINTS = ("password", "secret", "token", "access_key", "credential")
@@ -33,6 +34,7 @@ def configure(experiment: str = EXPERIMENT) -> str:
     unless the tracking store is a server, which chooses for itself.
     """
     settings = get_settings()
+    check_reachable(settings.tracking_uri)
     mlflow.set_tracking_uri(settings.tracking_uri)
     if mlflow.get_experiment_by_name(experiment) is None and not settings.tracking_uri.startswith(
         ("http://", "https://")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.settings import reload_settings
+from infra.settings import get_settings, reload_settings
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -55,7 +55,7 @@ def veracity_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     monkeypatch.delenv("VERACITY_CONFIG", raising=False)
     reload_settings()
     yield home
-    reload_settings()
+    get_settings.cache_clear()  # read again lazily, once the test's environment is undone
 
 
 @pytest.fixture(scope="session")
