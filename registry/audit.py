@@ -42,9 +42,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
 
-from infra.settings import get_settings
+from infra.settings import get_settings, with_driver
 
 metadata = MetaData()
 
@@ -84,20 +83,9 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _driver(url: str) -> str:
-    """``postgresql://`` means psycopg 3 to SQLAlchemy 2.1; fall back to psycopg2 when absent."""
-    parsed = make_url(url)
-    if parsed.drivername in ("postgresql", "postgres"):
-        try:
-            import psycopg  # noqa: F401
-        except ImportError:
-            return parsed.set(drivername="postgresql+psycopg2").render_as_string(False)
-    return url
-
-
 def engine(url: str | None = None) -> Engine:
     """One engine per URL and process; SQLite transactions start with ``BEGIN IMMEDIATE``."""
-    url = _driver(url or get_settings().db_url)
+    url = with_driver(url or get_settings().db_url)
     if url in _ENGINES:
         return _ENGINES[url]
     if url.startswith("sqlite"):
