@@ -28,6 +28,10 @@ class StorageError(RuntimeError):
     """A storage location is missing, unreadable or malformed."""
 
 
+class NotFound(StorageError):
+    """Nothing is stored at the location (as opposed to: it cannot be reached)."""
+
+
 @dataclass(frozen=True)
 class S3Location:
     bucket: str
@@ -67,9 +71,11 @@ def s3_client() -> Any:
 
 
 def check_writable(uri: str) -> None:
-    """Create a local folder ``uri`` if needed; fail at once where it cannot be written."""
+    """Create a local folder ``uri`` if needed, or find its S3 bucket; fail at once, in one
+    line, where it cannot be written."""
     if is_s3(uri):
-        return  # S3 permissions show on the first write
+        _check_bucket(uri)
+        return
     path = Path(uri)
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -79,6 +85,30 @@ def check_writable(uri: str) -> None:
         ) from None
     if not os.access(path, os.W_OK | os.X_OK):
         raise StorageError(f"cannot write to {uri}: permission denied; choose another location")
+
+
+def _check_bucket(uri: str) -> None:
+    """Missing credentials, bucket or permission fail in one line; anything that may pass
+    (a 5xx, a lost connection) keeps botocore's type, which the flows retry."""
+    from botocore.exceptions import ClientError, NoCredentialsError
+
+    try:
+        s3_client().head_bucket(Bucket=parse_s3(uri).bucket)
+    except NoCredentialsError:
+        raise _no_credentials(uri) from None
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in ("404", "NoSuchBucket"):
+            raise StorageError(f"{uri}: the bucket does not exist") from None
+        if code in ("403", "AccessDenied"):
+            raise StorageError(f"{uri}: access to the bucket is denied") from None
+        raise
+
+
+def _no_credentials(uri: str) -> StorageError:
+    return StorageError(
+        f"{uri}: no AWS credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)"
+    )
 
 
 def write_bytes(uri: str, data: bytes) -> None:
@@ -103,15 +133,19 @@ def write_bytes(uri: str, data: bytes) -> None:
 def read_bytes(uri: str) -> bytes:
     if is_s3(uri):
         loc = parse_s3(uri)
+        from botocore.exceptions import NoCredentialsError
+
         client = s3_client()
         try:
             return bytes(client.get_object(Bucket=loc.bucket, Key=loc.key)["Body"].read())
-        except client.exceptions.NoSuchKey as exc:
-            raise StorageError(f"{uri} does not exist") from exc
+        except (client.exceptions.NoSuchKey, client.exceptions.NoSuchBucket) as exc:
+            raise NotFound(f"{uri} does not exist") from exc
+        except NoCredentialsError:
+            raise _no_credentials(uri) from None
     try:
         return Path(uri).read_bytes()
     except FileNotFoundError as exc:
-        raise StorageError(f"{uri} does not exist") from exc
+        raise NotFound(f"{uri} does not exist") from exc
 
 
 def exists(uri: str) -> bool:

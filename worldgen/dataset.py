@@ -187,11 +187,11 @@ def generate(
     """Generate ``n`` records per domain into ``out``; ``mapper`` may run shards in parallel."""
     domains = list(domains)
     check_arguments(domains, n, seed, shards, out)
+    storage.check_writable(out)
     if storage.exists(storage.join(out, "manifest.json")):
         raise DatasetError(
             f"{out} already holds a dataset; choose a new --out (datasets are never overwritten)"
         )
-    storage.check_writable(out)
     plans = [p for d in domains for p in shard_plans(d, n, seed, shards)]
     # a partial, not a lambda: a process pool's map must pickle it
     results = list((mapper or map)(partial(run_plan, out=out), plans))
@@ -293,7 +293,7 @@ def read_manifest(uri: str) -> dict[str, Any]:
         manifest: dict[str, Any] = json.loads(
             storage.read_bytes(storage.join(uri, "manifest.json"))
         )
-    except storage.StorageError as exc:
+    except storage.NotFound as exc:
         raise DatasetError(
             f"no dataset at {uri}: manifest.json is missing (run `veracity generate`)"
         ) from exc

@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
+from flows.cli import app
 from infra import storage
 from infra.settings import Settings, reload_settings
 
@@ -49,3 +54,30 @@ def test_settings_from_toml_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("VERACITY_PROFILE", "local")
     assert Settings().profile == "local"  # environment beats the file
     reload_settings()
+
+
+def test_generating_into_a_missing_bucket_is_one_line(s3_bucket: str) -> None:
+    result = CliRunner().invoke(app, ["generate", "--n", "20", "--out", "s3://no-such-bucket/ds"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "s3://no-such-bucket/ds: the bucket does not exist" in result.output
+
+
+NO_CREDENTIALS = (
+    "no AWS credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)"
+)
+
+
+def test_s3_without_credentials_is_one_line(s3_bucket: str, tmp_path: Path) -> None:
+    drop = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"}
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    nowhere = str(tmp_path / "none")
+    env |= {"AWS_SHARED_CREDENTIALS_FILE": nowhere, "AWS_CONFIG_FILE": nowhere}
+    env["AWS_EC2_METADATA_DISABLED"] = "true"
+    out = f"s3://{s3_bucket}/ds"
+    # a fresh process: boto3's default session keeps the credentials it found first
+    cli = [sys.executable, "-c", "from flows.cli import app; app()"]
+    for args, uri in ((["generate", "--n", "20", "--out", out], out),
+                      (["summary", out], f"{out}/manifest.json")):  # fmt: skip
+        done = subprocess.run([*cli, *args], env=env, capture_output=True, text=True)
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        assert done.stderr.strip() == f"error: {uri}: {NO_CREDENTIALS}"
