@@ -23,11 +23,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 @app.callback()
-def _settings_first(ctx: typer.Context) -> None:
+def _before_every_command(ctx: typer.Context) -> None:
     """A setting that cannot be used (environment or veracity.toml) stops every command in one
     line before it starts, rather than in a traceback from whichever part reads it first."""
+    import logging
+
     from infra.settings import SettingsError
 
+    # a new home's first MLflow call creates its tables: not news to the person who typed it
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     if ctx.resilient_parsing or "--help" in sys.argv[1:]:
         return
     try:

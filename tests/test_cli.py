@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -94,3 +97,12 @@ def test_a_port_in_use_is_one_line(command: list[str]) -> None:
         result = runner.invoke(app, [*command, "--port", port])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert f"port {port} on 127.0.0.1 is in use" in result.output
+
+
+def test_a_new_home_reads_the_registry_quietly(tmp_path: Path) -> None:
+    """MLflow creating a new store's tables is not news to the person who typed the command."""
+    cli = [sys.executable, "-c", "from flows.cli import app; app()", "registry"]
+    env = {**os.environ, "VERACITY_HOME": str(tmp_path / "home")}
+    done = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stderr == ""
+    assert done.stdout.strip() == "no registered versions of veracity-apr"
