@@ -74,7 +74,7 @@ class ValidationReport:
             f"validation {verdict}: {self.uri} "
             f"(digest {self.digest[:12]}, suite {self.suite_hash[:12]})",
             f"{self.n_expectations} expectations over "
-            + ", ".join(f"{k} {v:,}" for k, v in self.rows.items())
+            + (", ".join(f"{k} {v:,}" for k, v in self.rows.items()) or "no readable")
             + f" rows in {self.seconds:.1f}s; {len(self.failures)} failing",
         ]
         for r in self.failures[:limit]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -147,6 +148,18 @@ def test_empty_shard_is_named(small: DatasetRef, tmp_path: Path) -> None:
     with pytest.raises(DataQualityError) as err:
         require_valid(str(out))
     assert "empty shard medical/qa/part-00001.parquet" in str(err.value)
+
+
+def test_a_shard_changed_after_writing_is_named(small: DatasetRef, tmp_path: Path) -> None:
+    out = tmp_path / "tampered"
+    shutil.copytree(small.uri, out)
+    for shard in (out / "medical" / "records").glob("*.parquet"):
+        shard.write_bytes(b"not parquet")
+    report = validate(str(out), mark=False, docs=False)
+    rel = "medical/records/part-00000.parquet"
+    assert not report.success
+    assert f"shard {rel} was modified after it was written" in report.summary()
+    assert " expectations over no readable rows " in report.summary()
 
 
 def test_rejected_dataset_is_marked_and_kept(small: DatasetRef, tmp_path: Path) -> None:
