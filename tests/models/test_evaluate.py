@@ -111,6 +111,34 @@ def test_per_domain_answers_the_same_first_questions_of_each_domain(
 
 
 @pytest.mark.slow
+def test_cli_evaluates_a_registered_alias_from_the_settings_store(
+    trained: tuple[str, str], tmp_path: Path
+) -> None:
+    import mlflow
+
+    from infra.settings import get_settings
+    from models.pyfunc import log_model
+    from registry import register_challenger
+
+    uri, model_dir = trained
+    mlflow.set_tracking_uri(get_settings().tracking_uri)
+    try:
+        with mlflow.start_run() as run:
+            info = log_model(model_dir)
+        tags = {"validation_status": "accepted", "dataset_digest": "d"}
+        register_challenger(info.model_uri, run.info.run_id, tags)
+    finally:
+        mlflow.set_tracking_uri(None)
+    # a fresh process in another folder: only the settings can lead it to the home's store
+    cli = [sys.executable, "-c", "from flows.cli import app; app()", "evaluate"]
+    args = ["models:/veracity-apr@challenger", uri, "--per-domain", "2"]
+    done = subprocess.run([*cli, *args], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "questions      4" in done.stdout
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.slow
 def test_pyfunc_loads_in_a_fresh_process_and_answers(
     trained: tuple[str, str], tmp_path: Path
 ) -> None:
