@@ -61,7 +61,10 @@ def promote_command(
     """Gate a version against the champion; move @champion only if it is better."""
     with _user_errors():
         from registry import promote
+        from worldgen.dataset import read_manifest
 
+        if eval_dataset is not None:
+            read_manifest(eval_dataset)  # a mistyped dataset is bad input, not a gate decision
         decision = promote(version, evaluate=_evaluate, eval_dataset=eval_dataset, actor=actor)
     verdict = "PROMOTED" if decision.promoted else "REFUSED"
     typer.echo(f"{verdict} v{version} (champion before: {_v(decision.champion_version_before)}, "

@@ -209,6 +209,10 @@ def test_cli_table_and_one_line_errors(registry: Registry) -> None:
     result = runner.invoke(app, ["promote", "99"])
     assert result.exit_code == 2 and "unknown version 99" in result.output
     assert "Traceback" not in result.output and result.exception is not None
+    decided = len(audit.list_decisions())
+    result = runner.invoke(app, ["promote", str(v2), "--eval-dataset", "/no/such/dataset"])
+    assert result.exit_code == 2 and "no dataset at /no/such/dataset" in result.output
+    assert len(audit.list_decisions()) == decided  # a typo is not a decision
     result = runner.invoke(app, ["rollback"])
     assert result.exit_code == 2 and result.output.count("\n") == 1
     result = runner.invoke(app, ["registry"])
