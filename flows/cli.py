@@ -206,6 +206,10 @@ def evaluate(
     if per_domain is not None and per_domain < 0:
         raise UserError(f"--per-domain must be 0 (every question) or more, got {per_domain}")
     sample = EVAL_PER_DOMAIN if per_domain is None else per_domain or None
+    if report:
+        from infra.storage import check_output_file
+
+        check_output_file(report)
     result = run_eval(model, uri, split, per_domain=sample)
     if report:
         save_report(result, report)

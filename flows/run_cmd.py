@@ -83,6 +83,13 @@ def run_command(
         check_params(domains=domains, n=n, seed=seed, train=dict(train))
     except ValidationError as exc:
         raise _fail(_one_line(exc)) from None
+    if json_out:
+        from infra.storage import StorageError, check_output_file
+
+        try:
+            check_output_file(json_out)
+        except StorageError as exc:
+            raise _fail(str(exc)) from None
     _check_tracking_store()
     result = run_pipeline(args)
     if json_out:

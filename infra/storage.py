@@ -87,6 +87,13 @@ def check_writable(uri: str) -> None:
         raise StorageError(f"cannot write to {uri}: permission denied; choose another location")
 
 
+def check_output_file(path: str) -> None:
+    """A local file a command will write when its work is done: find out now that it can."""
+    if Path(path).is_dir():
+        raise StorageError(f"{path} is a folder; name a file to write")
+    check_writable(str(Path(path).resolve().parent))
+
+
 def _check_bucket(uri: str) -> None:
     """Missing credentials, bucket or permission fail in one line; anything that may pass
     (a 5xx, a lost connection) keeps botocore's type, which the flows retry."""

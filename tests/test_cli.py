@@ -106,3 +106,20 @@ def test_a_new_home_reads_the_registry_quietly(tmp_path: Path) -> None:
     done = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stderr == ""
     assert done.stdout.strip() == "no registered versions of veracity-apr"
+
+
+@pytest.mark.parametrize(
+    "command", [["evaluate", "model", "data", "--report"], ["run", "--n", "20", "--json"]]
+)
+def test_an_output_file_that_cannot_be_written_is_refused_before_the_work(
+    command: list[str], tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = runner.invoke(app, [*command, str(blocker / "out.json")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"error: cannot create {blocker}" in result.output
+    result = runner.invoke(app, [*command, str(tmp_path)])
+    assert (
+        result.exit_code == 2 and f"{tmp_path} is a folder; name a file to write" in result.output
+    )
