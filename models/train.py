@@ -22,6 +22,7 @@ from typing import Any, cast
 import torch
 
 from infra.settings import get_settings
+from infra.storage import check_writable
 from models.apr import MODES, APRConfig, APRTransformer
 from models.lit import APRModule, QADataModule, TrainingInputError
 from models.precision import base_precision, training_device_type, training_precision
@@ -149,7 +150,7 @@ def train(dataset_uri: str, config: TrainConfig) -> TrainResult:
     config.check()
     digest = check_dataset(dataset_uri)
     run_dir = run_dir_for(dataset_uri, config)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    check_writable(str(run_dir))
     claim_run_dir(run_dir, config)
     if config.devices > 1 or config.num_nodes > 1 or config.strategy == "ddp":
         return _train_in_child(dataset_uri, config, run_dir)

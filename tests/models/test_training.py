@@ -80,6 +80,14 @@ def test_resuming_another_config_is_refused_and_keeps_the_checkpoint(
     assert last.read_bytes() == before
 
 
+def test_an_out_that_cannot_be_written_is_one_line(small: ds.DatasetRef, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = CliRunner().invoke(app, ["train", small.uri, "--tiny", "--out", str(blocker / "run")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"error: cannot create {blocker}/run" in result.output
+
+
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-c", "from flows.cli import app; app()", *args]
 
