@@ -8,6 +8,7 @@ Profiles:
 from __future__ import annotations
 
 import os
+import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -126,7 +127,7 @@ def get_settings() -> Settings:
         raise SettingsError(
             f"setting {'.'.join(loc)} ({where}): {first['msg']}, got {first['input']!r}"
         ) from None
-    except ValueError as exc:  # the TOML file does not parse
+    except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"{_toml_path()} is not valid TOML: {exc}") from None
 
 

@@ -284,8 +284,9 @@ def resolve_model(model_uri: str) -> str:
 
     # the settings' store, as every stage uses: MLflow's default is ./mlflow.db, and it resolves
     # a models:/ alias through the global registry URI whatever download_artifacts is given
-    mlflow.set_tracking_uri(get_settings().tracking_uri)
-    mlflow.set_registry_uri(get_settings().tracking_uri)
+    store = get_settings().tracking_uri
+    mlflow.set_tracking_uri(store)
+    mlflow.set_registry_uri(store)
     try:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
     except MlflowException as exc:
