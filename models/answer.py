@@ -31,15 +31,26 @@ def target_text(answer: str, derivation: str = "") -> str:
     return f"{DERIVE} {derivation}" if derivation else answer
 
 
-def resolve(written: str) -> tuple[str, str]:
-    """(answer, derivation) from what the model wrote; a broken derivation answers unknown."""
+class InputTooLong(ValueError):
+    """The document and question leave the model no room to answer."""
+
+
+def resolve(written: str, finished: bool = True) -> tuple[str, str]:
+    """(answer, derivation) from what the model wrote; a broken derivation answers unknown.
+
+    An answer cut off before its end token is unknown too, however it reads: the head of a
+    derivation can compute (``120 - 30`` of ``120 - 30 - 5``) and the head of a label can be
+    another label (``stage 3`` of ``stage 3a``), and either would be an invented answer.
+    """
     if not written.startswith(DERIVE):
-        return written, ""
+        return (written if finished and written else UNKNOWN), ""
     # a pointer decodes as its own word: "round( 8.0 / 2, 2)" and "limitation(' texas', ' fraud')"
     # read better as "round(8.0 / 2, 2)" and "limitation('texas', 'fraud')"
     derivation = written[len(DERIVE) :].strip()
     for spaced, tight in (("( ", "("), ("(' ", "('"), (", ' ", ", '")):
         derivation = derivation.replace(spaced, tight)
+    if not finished:
+        return UNKNOWN, derivation
     try:
         return compute(derivation), derivation
     except CalcError:
@@ -57,6 +68,7 @@ class Answer:
     prompt_tokens: int
     answer_tokens: int
     latency_s: float
+    finished: bool = True  # the model wrote its end token (an unfinished answer reads unknown)
 
 
 class Answerer:
@@ -80,7 +92,7 @@ class Answerer:
         prompt = example.ids
         room = self.model.cfg.max_seq_len - len(prompt)
         if room < 1:
-            raise ValueError(
+            raise InputTooLong(
                 f"document and question take {len(prompt)} tokens, over the model's "
                 f"max_seq_len {self.model.cfg.max_seq_len}"
             )
@@ -88,10 +100,11 @@ class Answerer:
             torch.tensor([prompt]), min(MAX_ANSWER_TOKENS, room), stop_token=self.tok.end_id
         )
         ids = gen.tokens[0].tolist()
-        n = ids.index(self.tok.end_id) + 1 if self.tok.end_id in ids else len(ids)
+        finished = self.tok.end_id in ids
+        n = ids.index(self.tok.end_id) + 1 if finished else len(ids)
         # pointed values read as the document spells them; the rest is the model's lower case
         written = " ".join(self.tok.decode(ids[:n], slots=example.spelled).split())
-        raw, derivation = resolve(written)
+        raw, derivation = resolve(written, finished)
         uncertainty = float(gen.scores[0, :n].max()) if n else 1.0
         abstained = uncertainty > self.abstain_threshold and raw != UNKNOWN
         return Answer(
@@ -104,4 +117,5 @@ class Answerer:
             prompt_tokens=len(prompt),
             answer_tokens=n,
             latency_s=time.perf_counter() - start,
+            finished=finished,
         )

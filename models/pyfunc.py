@@ -3,8 +3,11 @@
 Logged as *models from code* (this file is the model's code, the weights are an artifact), so
 loading a model never unpickles anything: the file is executed, and the weights come from
 safetensors. Input rows: ``document``, ``question``. Output: ``answer``, ``confidence``,
-``abstained``, ``routed_fraction``, and ``derivation``: the rule the model wrote over the
-document's values when it computed the answer ("" when it answered directly), for audit.
+``abstained``, ``routed_fraction``, ``derivation``: the rule the model wrote over the
+document's values when it computed the answer ("" when it answered directly), for audit, and
+``error``: why a row was not answered ("" when it was). A row the model cannot read (a document
+over its positions, a missing text) answers ``unknown`` with its reason, and the rest of the
+batch is answered: one bad row must not cost a client the others.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from mlflow.models import ModelSignature
 from mlflow.pyfunc import PythonModel
 from mlflow.types import ColSpec, Schema
 
-from models.answer import Answerer
+from models.answer import UNKNOWN, Answerer, InputTooLong
 
 SIGNATURE = ModelSignature(
     inputs=Schema([ColSpec("string", "document"), ColSpec("string", "question")]),
@@ -29,12 +32,17 @@ SIGNATURE = ModelSignature(
             ColSpec("boolean", "abstained"),
             ColSpec("double", "routed_fraction"),
             ColSpec("string", "derivation"),
+            ColSpec("string", "error"),
         ]
     ),
 )
 
 
-OUTPUT_COLUMNS = ["answer", "confidence", "abstained", "routed_fraction", "derivation"]
+OUTPUT_COLUMNS = ["answer", "confidence", "abstained", "routed_fraction", "derivation", "error"]
+
+
+def unanswered(reason: str) -> dict[str, Any]:
+    return dict(zip(OUTPUT_COLUMNS, (UNKNOWN, 0.0, True, 0.0, "", reason), strict=True))
 
 
 class VeracityAPR(PythonModel):
@@ -47,19 +55,25 @@ class VeracityAPR(PythonModel):
             raise ValueError(
                 f"input is missing column(s) {sorted(missing)}; send document and question"
             )
-        rows = []
-        for doc, question in zip(model_input["document"], model_input["question"], strict=True):
-            a = self.answerer(str(doc), str(question))
-            rows.append(
-                {
-                    "answer": a.text,
-                    "confidence": 1.0 - a.uncertainty,
-                    "abstained": a.abstained,
-                    "routed_fraction": a.routed_fraction,
-                    "derivation": a.derivation,
-                }
-            )
-        return pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
+        pairs = zip(model_input["document"], model_input["question"], strict=True)
+        return pd.DataFrame([self.answer_row(d, q) for d, q in pairs], columns=OUTPUT_COLUMNS)
+
+    def answer_row(self, document: Any, question: Any) -> dict[str, Any]:
+        for name, text in (("document", document), ("question", question)):
+            if not isinstance(text, str) or not text.strip():
+                return unanswered(f"{name} is missing or empty; send it as text")
+        try:
+            a = self.answerer(document, question)
+        except InputTooLong as e:
+            return unanswered(f"{e}; send a shorter document")
+        return {
+            "answer": a.text,
+            "confidence": 1.0 - a.uncertainty,
+            "abstained": a.abstained,
+            "routed_fraction": a.routed_fraction,
+            "derivation": a.derivation,
+            "error": "",
+        }
 
 
 def log_model(model_dir: str | Path, name: str = "apr", **kwargs: Any) -> Any:

@@ -30,3 +30,19 @@ def test_resolve_computes_and_tidies_the_derivation(
     written: str, answer: str, derivation: str
 ) -> None:
     assert resolve(written) == (answer, derivation)
+
+
+@pytest.mark.parametrize(
+    ("written", "derivation"),
+    [
+        ("= 120 - 30", "120 - 30"),  # the head of "120 - 30 - 5" computes, to a wrong figure
+        ("stage 3", ""),  # the head of "stage 3a" is another stage
+        ("= round( 8.0", "round(8.0"),
+    ],
+)
+def test_an_answer_cut_off_before_its_end_is_unknown(written: str, derivation: str) -> None:
+    assert resolve(written, finished=False) == (UNKNOWN, derivation)
+
+
+def test_an_empty_answer_is_unknown() -> None:
+    assert resolve("") == (UNKNOWN, "")

@@ -6,13 +6,16 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from models.answer import Answer
+from models import answer
+from models.answer import UNKNOWN, Answer, Answerer
 from models.evaluate import (
     EvalReport,
     apply_threshold,
@@ -22,6 +25,7 @@ from models.evaluate import (
     outcome,
     qa_key,
 )
+from models.pyfunc import VeracityAPR
 from models.sizes import TINY_MODEL
 from models.train import TrainConfig, train
 from worldgen import dataset as ds
@@ -110,6 +114,45 @@ def test_per_domain_answers_the_same_first_questions_of_each_domain(
     assert bad.exit_code == 2 and "--per-domain must be 0" in bad.output.strip()
 
 
+def test_an_answer_cut_off_by_its_budget_reads_unknown(
+    trained: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uri, model_dir = trained
+    monkeypatch.setattr(answer, "MAX_ANSWER_TOKENS", 2)
+    answerer = Answerer.load(model_dir)
+    qa = ds.load_qa(uri, "test").head(6)
+    answers = [answerer(d, q) for d, q in zip(qa["document"], qa["question"], strict=True)]
+    cut = [a for a in answers if not a.finished]
+    assert cut, [a.raw for a in answers]  # the tiny model writes long, non-computing derivations
+    assert all(a.answer_tokens == 2 and a.text == a.raw == UNKNOWN for a in cut)
+
+
+def test_a_served_row_the_model_cannot_read_is_unknown_and_the_rest_answered(
+    trained: tuple[str, str],
+) -> None:
+    uri, model_dir = trained
+    model = VeracityAPR()
+    model.load_context(SimpleNamespace(artifacts={"apr": model_dir}))
+    doc, question = ds.load_qa(uri, "test")[["document", "question"]].iloc[0]
+    batch = pd.DataFrame(
+        {
+            "document": [doc, " ".join([doc] * 20), doc, None],
+            "question": [question, question, " ", question],
+        }
+    )
+    out = model.predict(None, batch)
+    assert (
+        out.loc[0, "error"] == ""
+        and out.loc[0, "answer"] == Answerer.load(model_dir)(doc, question).text
+    )
+    assert "over the model's max_seq_len" in out.loc[1, "error"]
+    assert out.loc[2, "error"] == "question is missing or empty; send it as text"
+    assert out.loc[3, "error"] == "document is missing or empty; send it as text"
+    unread = out.iloc[1:]
+    assert (unread["answer"] == UNKNOWN).all() and unread["abstained"].all()
+    assert (unread["confidence"] == 0.0).all()
+
+
 @pytest.mark.slow
 def test_cli_evaluates_a_registered_alias_from_the_settings_store(
     trained: tuple[str, str], tmp_path: Path
@@ -168,5 +211,6 @@ print(json.dumps(out.to_dict("records")))
     )
     assert served.returncode == 0, served.stderr[-2000:]
     row = json.loads(served.stdout.strip().splitlines()[-1])[0]
-    assert set(row) == {"answer", "confidence", "abstained", "routed_fraction", "derivation"}
+    columns = {"answer", "confidence", "abstained", "routed_fraction", "derivation", "error"}
+    assert set(row) == columns
     assert isinstance(row["answer"], str) and 0.0 <= row["confidence"] <= 1.0

@@ -46,7 +46,7 @@ BIN = Path(sys.executable).parent  # the venv's bin: mlflow, and the uvicorn it 
 TINY = dict(TINY_MODEL)
 # The gate with its floors at zero (as in tests/integration/test_server_profile.py).
 PERMISSIVE = PromotionPolicy(min_accuracy=0.0, max_hallucination=1.0, latency_p95_budget_ms=1e9)
-OUTPUT_KEYS = {"answer", "confidence", "abstained", "routed_fraction", "derivation"}
+OUTPUT_KEYS = {"answer", "confidence", "abstained", "routed_fraction", "derivation", "error"}
 STARTUP_TIMEOUT_S = 90.0
 
 # What the server's interpreter can import, seen from the same environment and directory.
@@ -211,13 +211,16 @@ def test_champion_served_by_mlflow_cli(champion: Champion, server: Server) -> No
     rows = ds.load_qa(champion.dataset_uri, "test").head(2)
     data = rows[["document", "question"]].values.tolist()
     assert len(data) == 2
+    too_long = [" ".join([data[0][0]] * 20), data[0][1]]  # one row over the model's positions
     status, body = _request(
         f"{server.url}/invocations",
-        {"dataframe_split": {"columns": ["document", "question"], "data": data}},
+        {"dataframe_split": {"columns": ["document", "question"], "data": [*data, too_long]}},
     )
     assert status == 200, f"{status} {body}\n{server.log_tail()}"
-    predictions = json.loads(body)["predictions"]
+    *predictions, unread = json.loads(body)["predictions"]
     assert len(predictions) == 2, predictions
+    assert unread["answer"] == "unknown" and unread["abstained"], unread
+    assert "max_seq_len" in unread["error"] and unread["confidence"] == 0.0, unread
     local = Answerer.load(champion.model_dir)  # the same weights, answering in this process
     for (doc, question), pred in zip(data, predictions, strict=True):
         assert set(pred) == OUTPUT_KEYS, pred
@@ -230,6 +233,7 @@ def test_champion_served_by_mlflow_cli(champion: Champion, server: Server) -> No
         assert pred["answer"] == expected.text, (pred, expected)
         assert pred["derivation"] == expected.derivation, (pred, expected)
         assert pred["confidence"] == pytest.approx(1.0 - expected.uncertainty, abs=1e-4)
+        assert pred["error"] == "", pred
 
     status, body = _request(
         f"{server.url}/invocations",
