@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from models.apr import APRTransformer
-from models.tokenizer import Tokenizer
+from models.tokenizer import UNK, Tokenizer
 from worldgen.calc import CalcError, compute
 
 UNKNOWN = "unknown"
@@ -40,16 +40,19 @@ def resolve(written: str, finished: bool = True) -> tuple[str, str]:
 
     An answer cut off before its end token is unknown too, however it reads: the head of a
     derivation can compute (``120 - 30`` of ``120 - 30 - 5``) and the head of a label can be
-    another label (``stage 3`` of ``stage 3a``), and either would be an invented answer.
+    another label (``stage 3`` of ``stage 3a``), and either would be an invented answer. So is
+    one with a ``<unk>`` in it: a word the model could not write, or a pointer to a value the
+    document does not have.
     """
+    readable = finished and UNK not in written
     if not written.startswith(DERIVE):
-        return (written if finished and written else UNKNOWN), ""
+        return (written if readable and written else UNKNOWN), ""
     # a pointer decodes as its own word: "round( 8.0 / 2, 2)" and "limitation(' texas', ' fraud')"
     # read better as "round(8.0 / 2, 2)" and "limitation('texas', 'fraud')"
     derivation = written[len(DERIVE) :].strip()
     for spaced, tight in (("( ", "("), ("(' ", "('"), (", ' ", ", '")):
         derivation = derivation.replace(spaced, tight)
-    if not finished:
+    if not readable:
         return UNKNOWN, derivation
     try:
         return compute(derivation), derivation

@@ -44,5 +44,9 @@ def test_an_answer_cut_off_before_its_end_is_unknown(written: str, derivation: s
     assert resolve(written, finished=False) == (UNKNOWN, derivation)
 
 
-def test_an_empty_answer_is_unknown() -> None:
-    assert resolve("") == (UNKNOWN, "")
+@pytest.mark.parametrize(
+    ("written", "derivation"),
+    [("", ""), ("<unk> 2", ""), ("= 120 - <unk>", "120 - <unk>"), ("= <unk> > 2", "<unk> > 2")],
+)
+def test_an_empty_answer_or_one_with_a_lost_word_is_unknown(written: str, derivation: str) -> None:
+    assert resolve(written) == (UNKNOWN, derivation)
