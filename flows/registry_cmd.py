@@ -91,15 +91,34 @@ def rollback_command(
 
 
 def registry_command(
-    decisions: Annotated[int, typer.Option(help="how many recent decisions to show")] = 5,
+    decisions: Annotated[
+        int, typer.Option(help="how many recent decisions to show; 0: all of them", min=0)
+    ] = 5,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="print versions and decisions in full (metrics, test, policy) as JSON"
+        ),
+    ] = False,
 ) -> None:
     """List veracity-apr versions, aliases, key metrics and the latest gate decisions."""
     with _user_errors():
         from registry import recent_decisions, registry_table
 
         rows = registry_table()
-        recent = recent_decisions(decisions) if rows else []
-    typer.echo(format_table(rows, recent))
+        recent = recent_decisions(decisions or None) if rows else []
+    if as_json:
+        import json
+
+        export = {"versions": rows, "decisions": recent}  # an auditor's: every field of each
+        typer.echo(json.dumps(export, indent=2, default=_iso))
+    else:
+        typer.echo(format_table(rows, recent))
+
+
+def _iso(value: Any) -> str:
+    """Audit times in ISO 8601 (UTC: the audit table writes no other)."""
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
 def _v(version: int | None) -> str:
@@ -132,7 +151,7 @@ def format_table(rows: list[dict[str, Any]], recent: list[dict[str, Any]]) -> st
             if d["action"] == "rollback":
                 verdict = ""  # the reason says "rollback: champion vX -> vY"
             lines.append(f"  #{d['id']} {d['decided_at']:%Y-%m-%d %H:%M:%S} {d['actor']} "
-                         f"v{d['challenger_version']} {verdict}{d['reason']}")  # fmt: skip
+                         f"{_v(d['challenger_version'])} {verdict}{d['reason']}")  # fmt: skip
     return "\n".join(lines)
 
 

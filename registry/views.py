@@ -46,6 +46,6 @@ def registry_table(model_name: str = MODEL_NAME) -> list[dict[str, Any]]:
     return rows
 
 
-def recent_decisions(limit: int = 10, model_name: str = MODEL_NAME) -> list[dict[str, Any]]:
-    """The audit table's newest decisions for the model."""
+def recent_decisions(limit: int | None = 10, model_name: str = MODEL_NAME) -> list[dict[str, Any]]:
+    """The audit table's newest decisions for the model (``None``: every one)."""
     return audit.list_decisions(model_name, limit)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -222,6 +223,18 @@ def test_cli_table_and_one_line_errors(registry: Registry) -> None:
     rows = registry_table()
     assert [r["version"] for r in rows] == [v1, v2]
     assert rows[0]["aliases"] == ["champion"] and rows[1]["decision"] == "refused"
+    result = runner.invoke(app, ["registry", "--json", "--decisions", "0"])
+    assert result.exit_code == 0, result.output
+    export = json.loads(result.output)
+    assert [v["version"] for v in export["versions"]] == [v1, v2]
+    assert [d["id"] for d in export["decisions"]] == [d["id"] for d in audit.list_decisions()]
+    refused = export["decisions"][0]
+    assert not refused["promoted"] and refused["statistic"]["n_paired"] > 0
+    assert refused["policy"] and refused["metrics"] and "T" in refused["decided_at"]
+    result = runner.invoke(app, ["registry", "--decisions", "1"])
+    assert result.output.count(" refused: ") + result.output.count(" promoted: ") == 1
+    result = runner.invoke(app, ["registry", "--decisions", "-1"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
     result = runner.invoke(app, ["serve", "--alias", "no-such-alias"])
     assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
     assert "no-such-alias" in result.output and "Traceback" not in result.output
