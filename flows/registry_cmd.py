@@ -7,9 +7,10 @@ Register in ``flows/cli.py`` with::
     app.command(name="registry")(registry_command)
     app.command(name="serve")(serve_command)
 
-Exit codes: 0 done (promoted / rolled back / listed); 3 the gate refused the version (the
-decision is still audited); 2 bad input (unknown version, nothing to roll back to, unreachable
-store): one line on stderr, no traceback.
+Exit codes: 0 done (promoted / rolled back / listed / audit trail intact); 3 the gate refused
+the version (the decision is still audited); 4 ``registry --verify`` found the audit trail
+altered; 2 bad input (unknown version, nothing to roll back to, unreachable store): one line on
+stderr, no traceback.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import typer
 
 EXIT_REFUSED = 3
 EXIT_USAGE = 2
+EXIT_TAMPERED = 4
 
 
 @contextmanager
@@ -100,8 +102,13 @@ def registry_command(
             "--json", help="print versions and decisions in full (metrics, test, policy) as JSON"
         ),
     ] = False,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="check that no audited decision was altered or deleted")
+    ] = False,
 ) -> None:
     """List veracity-apr versions, aliases, key metrics and the latest gate decisions."""
+    if verify:
+        return _verify_audit()
     with _user_errors():
         from registry import recent_decisions, registry_table
 
@@ -116,8 +123,25 @@ def registry_command(
         typer.echo(format_table(rows, recent))
 
 
+def _verify_audit() -> None:
+    with _user_errors():
+        from registry import verify_audit
+
+        check, problems = verify_audit()
+    if check.broken_at is not None:
+        problems = [f"decision #{check.broken_at} {check.problem}"]
+    for problem in problems:
+        typer.secho(f"audit trail altered: {problem}", err=True, fg=typer.colors.RED)
+    if problems:
+        raise typer.Exit(EXIT_TAMPERED)
+    n = check.before_chain
+    older = f" ({n} older {'one has' if n == 1 else 'ones have'} no hash)" if n else ""
+    head = f", head {check.head[:12]}" if check.head else ""
+    typer.echo(f"audit trail intact: {check.chained} decisions chained{older}{head}")
+
+
 def _iso(value: Any) -> str:
-    """Audit times in ISO 8601 (UTC: the audit table writes no other)."""
+    """Audit times in ISO 8601."""
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 

@@ -26,7 +26,7 @@ from registry.promotion import (
     register_challenger,
     rollback,
 )
-from registry.views import recent_decisions, registry_table
+from registry.views import recent_decisions, registry_table, verify_audit
 
 __all__ = [
     "CHALLENGER",
@@ -45,4 +45,5 @@ __all__ = [
     "register_challenger",
     "registry_table",
     "rollback",
+    "verify_audit",
 ]

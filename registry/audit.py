@@ -3,7 +3,11 @@
 Two tables:
 
 ``promotion_decisions``
-    One row per decision, promoted or not, and per rollback. Append-only.
+    One row per decision, promoted or not, and per rollback. Append-only, and tamper-evident:
+    each row carries ``row_hash``, the SHA-256 of its fields and the hash of the row before it,
+    so an edited or deleted decision breaks the chain from there on (``verify_chain``). The
+    hash is also tagged on the model version in MLflow, a second store a rewrite of the whole
+    chain would have to forge too. Rows written before the chain began carry no hash.
 ``champion_pointer``
     One row per registered model: the champion version and the previous champion. It is the
     compare-and-set point that makes concurrent promotions safe: a decision is committed only
@@ -16,6 +20,8 @@ The database is ``get_settings().db_url`` (SQLite under the home by default, Pos
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +43,7 @@ from sqlalchemy import (
     create_engine,
     event,
     insert,
+    inspect,
     select,
     text,
     update,
@@ -63,6 +70,7 @@ decisions = Table(
     Column("metrics", JSON, nullable=False),
     Column("statistic", JSON, nullable=False),
     Column("policy", JSON, nullable=False),
+    Column("row_hash", String(64), nullable=True),  # NULL only on rows from before the chain
 )
 
 champion_pointer = Table(
@@ -77,10 +85,16 @@ champion_pointer = Table(
 _ENGINES: dict[str, Engine] = {}
 _SCHEMA_READY: set[str] = set()
 _SCHEMA_LOCK_KEY = 0x5EAC17  # advisory lock id for concurrent CREATE TABLE on PostgreSQL
+_CHAIN_LOCK_KEY = 0x5EAC18  # advisory lock id: one decision appended at a time on PostgreSQL
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def as_utc(at: datetime) -> datetime:
+    """A decision time with its zone: SQLite gives it back without one, and it is always UTC."""
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def engine(url: str | None = None) -> Engine:
@@ -120,6 +134,9 @@ def ensure_schema(url: str | None = None) -> Engine:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
         metadata.create_all(conn, checkfirst=True)
+        columns = {c["name"] for c in inspect(conn).get_columns(decisions.name)}
+        if "row_hash" not in columns:  # an audit table from before the chain: keep its rows
+            conn.execute(text(f"ALTER TABLE {decisions.name} ADD COLUMN row_hash VARCHAR(64)"))
     _SCHEMA_READY.add(eng.url.render_as_string())
     return eng
 
@@ -176,14 +193,62 @@ def compare_and_set(
     return result.rowcount == 1
 
 
-def insert_decision(conn: Connection, row: dict[str, Any]) -> int:
-    """Append one decision row (inside the caller's transaction); returns its id."""
+def row_hash(row: dict[str, Any], previous: str) -> str:
+    """SHA-256 over a decision's fields and the previous row's hash.
+
+    The fields are read as the database gives them back: an absent one is NULL, times in UTC to
+    the microsecond (SQLite returns them without a zone), JSON through one round trip (keys
+    become strings).
+    """
+    fields = {
+        c.name: row.get(c.name) for c in decisions.columns if c.name not in ("id", "row_hash")
+    }
+    fields["decided_at"] = as_utc(row["decided_at"]).isoformat()
+    canonical = json.dumps(json.loads(json.dumps(fields)), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(f"{previous}\n{canonical}".encode()).hexdigest()
+
+
+def insert_decision(conn: Connection, row: dict[str, Any]) -> tuple[int, str]:
+    """Append one decision row (inside the caller's transaction); returns its id and hash."""
+    if conn.dialect.name == "postgresql":  # SQLite's BEGIN IMMEDIATE already serialises writers
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK_KEY})
+    last = conn.execute(select(decisions.c.row_hash).order_by(decisions.c.id.desc()).limit(1))
     values = {"decided_at": utcnow(), **row}
+    values["row_hash"] = row_hash(values, last.scalar() or "")
     result = conn.execute(insert(decisions).values(**values).returning(decisions.c.id))
-    return int(result.scalar_one())
+    return int(result.scalar_one()), values["row_hash"]
 
 
-def record_decision(row: dict[str, Any]) -> int:
+@dataclass(frozen=True)
+class ChainCheck:
+    chained: int  # decisions whose hash was checked
+    before_chain: int  # decisions written before the chain began (no hash to check)
+    head: str | None  # the newest decision's hash
+    broken_at: int | None = None  # id of the first decision that does not match
+    problem: str = ""
+
+
+def verify_chain() -> ChainCheck:
+    """Recompute every decision's hash in order; the first that differs is where it broke."""
+    with ensure_schema().connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(select(decisions).order_by(decisions.c.id))]
+    previous, chained, legacy = "", 0, 0
+    for row in rows:
+        if row["row_hash"] is None and not chained:
+            legacy += 1
+            continue
+        if row["row_hash"] is None:
+            problem = "carries no hash inside the chain (its hash was removed)"
+        elif row["row_hash"] != row_hash(row, previous):
+            problem = "does not match its hash (altered, or a decision before it deleted)"
+        else:
+            previous, chained = row["row_hash"], chained + 1
+            continue
+        return ChainCheck(chained, legacy, previous or None, row["id"], problem)
+    return ChainCheck(chained, legacy, previous or None)
+
+
+def record_decision(row: dict[str, Any]) -> tuple[int, str]:
     """Append one decision row in its own transaction."""
     with ensure_schema().begin() as conn:
         return insert_decision(conn, row)
@@ -207,4 +272,5 @@ def list_decisions(model_name: str | None = None, limit: int | None = None) -> l
     if limit is not None:
         query = query.limit(limit)
     with ensure_schema().connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(query)]
+        rows = [dict(r._mapping) for r in conn.execute(query)]
+    return [{**r, "decided_at": as_utc(r["decided_at"])} for r in rows]

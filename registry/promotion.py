@@ -59,6 +59,7 @@ class PromotionDecision:
     policy: dict[str, Any] = field(default_factory=dict)
     id: int | None = None
     decided_at: str | None = None
+    audit_hash: str | None = None  # the audit row's place in the tamper-evident chain
 
 
 # ---------------------------------------------------------------- MLflow helpers
@@ -199,6 +200,7 @@ def _tag(decision: PromotionDecision) -> None:
         "gate.reason": decision.reason[:4000],
         "gate.decided_at": decision.decided_at,
         "gate.decision_id": decision.id,
+        "gate.audit_hash": decision.audit_hash,
         "gate.champion_before": decision.champion_version_before,
     }
     for key in ("ci_low", "mcnemar_p"):
@@ -215,7 +217,7 @@ class _AliasError(Exception):
 def _row(decision: PromotionDecision) -> dict[str, Any]:
     now = audit.utcnow()
     decision.decided_at = now.isoformat()
-    row = {k: v for k, v in asdict(decision).items() if k not in ("id", "decided_at")}
+    row = {k: v for k, v in asdict(decision).items() if k not in ("id", "decided_at", "audit_hash")}
     return {**row, "decided_at": now}
 
 
@@ -244,7 +246,7 @@ def _commit(
                 with contextlib.suppress(MlflowException):  # best effort: put them back
                     _move_aliases(c, name, expected, pointer.previous_version)
                 raise _AliasError(str(exc).splitlines()[0]) from exc
-        decision.id = audit.insert_decision(conn, _row(decision))
+        decision.id, decision.audit_hash = audit.insert_decision(conn, _row(decision))
     return True
 
 
@@ -292,7 +294,7 @@ def promote(
         decision.promoted = False
         decision.champion_version_after = decision.champion_version_before
         decision.reason = failure
-        decision.id = audit.record_decision(_row(decision))
+        decision.id, decision.audit_hash = audit.record_decision(_row(decision))
     _tag(decision)
     return decision
 
@@ -311,12 +313,13 @@ def rollback(actor: str | None = None, model_name: str = MODEL_NAME) -> Promotio
         if not audit.compare_and_set(conn, model_name, old, back, None):
             raise PromotionError("champion changed concurrently; rollback not applied")
         _move_aliases(c, model_name, back, None)
-        decision.id = audit.insert_decision(conn, _row(decision))
+        decision.id, decision.audit_hash = audit.insert_decision(conn, _row(decision))
     for key, value in {
         "gate.decision": "rolled-back",
         "gate.reason": decision.reason,
         "gate.decided_at": decision.decided_at,
         "gate.decision_id": decision.id,
+        "gate.audit_hash": decision.audit_hash,
     }.items():
         c.set_model_version_tag(model_name, str(old), key, str(value))
     return decision

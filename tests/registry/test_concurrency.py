@@ -89,6 +89,9 @@ def _check(versions: list[int], results: list[dict[str, Any]]) -> None:
     pointer = audit.read_pointer(MODEL_NAME)
     assert pointer is not None and pointer.version == versions[-1]
     assert sum("champion" in row["aliases"] for row in registry_table()) == 1
+    # Appended one at a time: the audit chain holds every decision, unbroken.
+    chain = audit.verify_chain()
+    assert (chain.broken_at, chain.chained) == (None, len(recent_decisions(100))), chain
 
 
 def test_concurrent_promotions_sqlite(registry: Registry) -> None:
@@ -113,3 +116,42 @@ def test_concurrent_promotions_postgres(pg_registry: Registry) -> None:
     results = _race(pg_registry)
     assert any(r["promoted"] for r in results)
     assert audit.engine().dialect.name == "postgresql"
+
+
+def _append(env: dict[str, str], worker: int, barrier: Any) -> None:
+    """Refused decisions written back to back, each in its own transaction, outside any gate."""
+    os.environ.update(env)
+    reload_settings()
+    audit.ensure_schema()
+    barrier.wait(timeout=120)
+    for k in range(APPENDS):
+        audit.record_decision({"actor": f"proc-{worker}", "action": "promote",
+                               "model_name": MODEL_NAME, "challenger_version": k,
+                               "promoted": False, "reason": "refused: race", "metrics": {},
+                               "statistic": {}, "policy": {}})  # fmt: skip
+
+
+APPENDS = 25
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_concurrent_appends_keep_the_audit_chain_whole(
+    backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if backend == "postgres":
+        monkeypatch.setenv("VERACITY_DATABASE_URL", request.getfixturevalue("postgres_url"))
+        reload_settings()
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["registry"])
+    env = {k: v for k, v in os.environ.items() if k.startswith("VERACITY_")}
+    barrier = ctx.Barrier(PROCESSES + 1)
+    procs = [ctx.Process(target=_append, args=(env, w, barrier)) for w in range(PROCESSES)]
+    for p in procs:
+        p.start()
+    barrier.wait(timeout=120)
+    for p in procs:
+        p.join(timeout=120)
+        assert p.exitcode == 0
+    assert audit.engine().dialect.name == backend.replace("postgres", "postgresql")
+    chain = audit.verify_chain()
+    assert (chain.broken_at, chain.chained) == (None, PROCESSES * APPENDS), chain
