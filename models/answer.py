@@ -31,10 +31,6 @@ def target_text(answer: str, derivation: str = "") -> str:
     return f"{DERIVE} {derivation}" if derivation else answer
 
 
-class InputTooLong(ValueError):
-    """The document and question leave the model no room to answer."""
-
-
 def resolve(written: str, finished: bool = True) -> tuple[str, str]:
     """(answer, derivation) from what the model wrote; a broken derivation answers unknown.
 
@@ -72,6 +68,7 @@ class Answer:
     answer_tokens: int
     latency_s: float
     finished: bool = True  # the model wrote its end token (an unfinished answer reads unknown)
+    error: str = ""  # why the model could not read the question ("" when it could)
 
 
 class Answerer:
@@ -94,10 +91,14 @@ class Answerer:
         example = self.tok.encode_example(document, question)
         prompt = example.ids
         room = self.model.cfg.max_seq_len - len(prompt)
-        if room < 1:
-            raise InputTooLong(
+        if room < 1:  # unreadable: unknown, for evaluation and serving alike
+            reason = (
                 f"document and question take {len(prompt)} tokens, over the model's "
                 f"max_seq_len {self.model.cfg.max_seq_len}"
+            )
+            elapsed = time.perf_counter() - start
+            return Answer(
+                UNKNOWN, UNKNOWN, "", 1.0, True, 0.0, len(prompt), 0, elapsed, False, reason
             )
         gen = self.model.generate(
             torch.tensor([prompt]), min(MAX_ANSWER_TOKENS, room), stop_token=self.tok.end_id

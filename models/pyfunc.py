@@ -21,7 +21,7 @@ from mlflow.models import ModelSignature
 from mlflow.pyfunc import PythonModel
 from mlflow.types import ColSpec, Schema
 
-from models.answer import UNKNOWN, Answerer, InputTooLong
+from models.answer import UNKNOWN, Answerer
 
 SIGNATURE = ModelSignature(
     inputs=Schema([ColSpec("string", "document"), ColSpec("string", "question")]),
@@ -62,10 +62,9 @@ class VeracityAPR(PythonModel):
         for name, text in (("document", document), ("question", question)):
             if not isinstance(text, str) or not text.strip():
                 return unanswered(f"{name} is missing or empty; send it as text")
-        try:
-            a = self.answerer(document, question)
-        except InputTooLong as e:
-            return unanswered(f"{e}; send a shorter document")
+        a = self.answerer(document, question)
+        if a.error:
+            return unanswered(f"{a.error}; send a shorter document")
         return {
             "answer": a.text,
             "confidence": 1.0 - a.uncertainty,

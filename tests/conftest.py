@@ -19,6 +19,20 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
 
 
+ROOT = Path(__file__).resolve().parent.parent
+# MLflow's defaults in the working folder, a home or Lightning's logs: what a test writes into
+# the checkout when it forgets its tmp_path
+STRAY = ("mlruns", "mlflow.db", ".veracity", "lightning_logs")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def checkout_left_as_found() -> Iterator[None]:
+    before = {name for name in STRAY if (ROOT / name).exists()}
+    yield
+    wrote = {name for name in STRAY if (ROOT / name).exists()} - before
+    assert not wrote, f"tests wrote {sorted(wrote)} into the checkout; use tmp_path"
+
+
 def services_required() -> bool:
     return os.environ.get("VERACITY_REQUIRE_SERVICES") == "1"
 

@@ -155,9 +155,11 @@ def test_a_served_row_the_model_cannot_read_is_unknown_and_the_rest_answered(
 
 @pytest.mark.slow
 def test_cli_evaluates_a_registered_alias_from_the_settings_store(
-    trained: tuple[str, str], tmp_path: Path
+    trained: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import mlflow
+
+    monkeypatch.chdir(tmp_path)  # MLflow's default experiment keeps its artifacts in ./mlruns
 
     from infra.settings import get_settings
     from models.pyfunc import log_model
@@ -194,8 +196,9 @@ with mlflow.start_run():
     info = log_model({model_dir!r})
 print(info.model_uri)
 """
+    # in tmp_path: a SQLite store puts its artifacts under ./mlruns of the working folder
     logged = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300
     )
     assert logged.returncode == 0, logged.stderr[-2000:]
     model_uri = logged.stdout.strip().splitlines()[-1]
@@ -207,7 +210,7 @@ out = m.predict(pd.DataFrame({{"document": ["Sex: female."], "question": ["What 
 print(json.dumps(out.to_dict("records")))
 """
     served = subprocess.run(
-        [sys.executable, "-c", load], capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", load], cwd=tmp_path, capture_output=True, text=True, timeout=300
     )
     assert served.returncode == 0, served.stderr[-2000:]
     row = json.loads(served.stdout.strip().splitlines()[-1])[0]
