@@ -213,12 +213,15 @@ def evaluate(
     result = run_eval(model, uri, split, per_domain=sample)
     if report:
         save_report(result, report)
+    acc, hal = (
+        f"[{lo:.3f}, {hi:.3f}]" for lo, hi in (result.accuracy_ci95, result.hallucination_ci95)
+    )
     typer.echo(
         f"questions      {result.n}\n"
-        f"accuracy       {result.accuracy:.3f}  "
+        f"accuracy       {result.accuracy:.3f} {acc}  "
         + " ".join(f"{d}={v:.3f}" for d, v in result.accuracy_by_domain.items())
         + f"\nby kind        {' '.join(f'{k}={v:.3f}' for k, v in result.accuracy_by_kind.items())}\n"
-        f"hallucination  {result.hallucination_rate:.3f} of all, {result.hallucination_attempted:.3f} of attempted\n"
+        f"hallucination  {result.hallucination_rate:.3f} {hal} of all, {result.hallucination_attempted:.3f} of attempted\n"
         f"abstention     {result.abstention_rate:.3f} (threshold {result.abstain_threshold:.3f})\n"
         f"latency        p50 {result.latency_p50_ms:.1f} ms, p95 {result.latency_p95_ms:.1f} ms\n"
         f"routed         {result.routed_fraction:.3f}; estimator AUROC {result.estimator_auroc:.3f}, "

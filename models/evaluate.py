@@ -15,6 +15,7 @@ point of accuracy cost.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from models.tokenizer import normalize
 from worldgen.dataset import load_qa, read_manifest
 
 MAX_ACCURACY_COST = 0.01
+Z95 = 1.959964  # the standard normal's 97.5% quantile
 # questions answered per domain and split (None: all). 300 per domain puts the standard error of
 # a composite accuracy near 0.9 at about one point, and answering at batch size 1 stays ~a minute
 EVAL_PER_DOMAIN = 300
@@ -55,6 +57,10 @@ class EvalReport:
     ece: float
     brier: float
     flops_per_answer: float
+    # 95% intervals: what the figures above can claim from this many questions ([] in reports
+    # written before they were kept)
+    accuracy_ci95: list[float] = field(default_factory=list)
+    hallucination_ci95: list[float] = field(default_factory=list)
     routed_by_kind: dict[str, float] = field(default_factory=dict)
     derivation_rate: float = 0.0  # share of answers the model derived (computed exactly)
     reliability: list[list[float]] = field(
@@ -78,7 +84,33 @@ class EvalReport:
         out = {k: v for k, v in asdict(self).items() if isinstance(v, int | float)}
         out.update({f"accuracy_{d}": v for d, v in self.accuracy_by_domain.items()})
         out.update({f"accuracy_kind_{k}": v for k, v in self.accuracy_by_kind.items()})
+        for name, interval in (
+            ("accuracy", self.accuracy_ci95),
+            ("hallucination", self.hallucination_ci95),
+        ):
+            if interval:
+                out[f"{name}_ci95_low"], out[f"{name}_ci95_high"] = interval
         return out
+
+
+def wilson_interval(hits: int, n: int, z: float = Z95) -> list[float]:
+    """Wilson score interval of a rate: honest near 0 and 1, where the normal one collapses
+    (0 hallucinations in 300 questions still allows ~1.3%)."""
+    if n == 0:
+        return [0.0, 1.0]
+    p, z2 = hits / n, z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return [max(0.0, centre - half), min(1.0, centre + half)]
+
+
+def composite_interval(correct_by_domain: list[np.ndarray], z: float = Z95) -> list[float]:
+    """Normal interval of the mean of per-domain accuracies, each domain sampled on its own."""
+    rates = [float(c.mean()) for c in correct_by_domain]
+    mean = float(np.mean(rates))
+    var = sum(p * (1 - p) / len(c) for p, c in zip(rates, correct_by_domain, strict=True))
+    half = z * math.sqrt(var) / len(rates)
+    return [max(0.0, mean - half), min(1.0, mean + half)]
 
 
 def qa_key(domain: str, qa_id: int) -> str:
@@ -178,10 +210,10 @@ def build_report(
     correct = outcomes == "correct"
     incorrect = outcomes == "incorrect"
     attempted = np.array([a != UNKNOWN for a in answers])
-    by_domain = {
-        d: float(correct[(frame["domain"] == d).to_numpy()].mean())
-        for d in sorted(set(frame["domain"]))
+    correct_by_domain = {
+        d: correct[(frame["domain"] == d).to_numpy()] for d in sorted(set(frame["domain"]))
     }
+    by_domain = {d: float(c.mean()) for d, c in correct_by_domain.items()}
     by_kind = {
         k: float(correct[(frame["kind"] == k).to_numpy()].mean())
         for k in sorted(set(frame["kind"]))
@@ -224,6 +256,8 @@ def build_report(
         ece=ece,
         brier=brier,
         flops_per_answer=flops,
+        accuracy_ci95=composite_interval(list(correct_by_domain.values())),
+        hallucination_ci95=wilson_interval(int(incorrect.sum()), len(frame)),
         routed_by_kind={
             k: float(
                 np.mean(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,9 +22,11 @@ from models.evaluate import (
     apply_threshold,
     calibration,
     choose_abstain_threshold,
+    composite_interval,
     evaluate,
     outcome,
     qa_key,
+    wilson_interval,
 )
 from models.pyfunc import VeracityAPR
 from models.sizes import TINY_MODEL
@@ -58,6 +61,14 @@ def test_no_abstention_when_it_would_cost_accuracy() -> None:
     raw = [_answer("yes", 0.9)] * 50 + [_answer("no", 0.1)] * 50
     truths = ["yes"] * 50 + ["yes"] * 50
     assert choose_abstain_threshold(raw, truths) > 1.0
+
+
+def test_intervals_say_what_so_many_questions_can_claim() -> None:
+    assert wilson_interval(50, 100) == pytest.approx([0.4038, 0.5962], abs=1e-4)
+    assert wilson_interval(0, 300) == pytest.approx([0.0, 0.01264], abs=1e-5)  # none wrong, yet
+    assert wilson_interval(0, 0) == [0.0, 1.0]
+    two = [np.array([1] * 90 + [0] * 10), np.array([1] * 80 + [0] * 20)]
+    assert composite_interval(two) == pytest.approx([0.85 - 0.049, 0.85 + 0.049], abs=1e-4)
 
 
 def test_calibration_of_a_perfectly_calibrated_model() -> None:
@@ -97,6 +108,12 @@ def test_report_covers_every_question_and_metric(trained: tuple[str, str]) -> No
     }
     assert all(m["truth"] == truth[k] for k, m in report.mistakes.items())
     assert EvalReport.from_dict(json.loads(json.dumps(report.to_dict()))) == report
+    low, high = report.accuracy_ci95
+    assert low <= report.accuracy <= high and high - low > 0.01
+    low, high = report.hallucination_ci95
+    assert low <= report.hallucination_rate <= high and high > 0
+    older = {k: v for k, v in report.to_dict().items() if not k.endswith("_ci95")}
+    assert EvalReport.from_dict(older).accuracy_ci95 == []  # a report from before intervals loads
 
 
 def test_per_domain_answers_the_same_first_questions_of_each_domain(
@@ -110,6 +127,7 @@ def test_per_domain_answers_the_same_first_questions_of_each_domain(
     }
     cli = CliRunner().invoke(app, ["evaluate", model_dir, uri, "--per-domain", "4"])
     assert cli.exit_code == 0 and "questions      8" in cli.output, cli.output
+    assert re.search(r"accuracy       \d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]", cli.output)
     bad = CliRunner().invoke(app, ["evaluate", model_dir, uri, "--per-domain", "-1"])
     assert bad.exit_code == 2 and "--per-domain must be 0" in bad.output.strip()
 
