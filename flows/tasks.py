@@ -232,24 +232,24 @@ def train_model(
                 where, run_dir)  # fmt: skip
     with heartbeat("training"):
         result = run(uri, config)
-    run_id, model_uri = tracking.log_training(
-        asdict(result), asdict(config), validation, parent_run_id
-    )
+    run_id = tracking.log_training(asdict(result), asdict(config), validation, parent_run_id)
     return {
         **asdict(result),
         "run_id": run_id,
-        "model_uri": model_uri,
         "resumed_from_step": resumed_from,
         "config_hash": params.config_hash(),
     }
 
 
 def _evaluate_key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
-    return _key("evaluate", p["model"]["model_uri"], p["uri"], p["digest"], p["split"])
+    return _key("evaluate", p["model"]["run_id"], p["uri"], p["digest"], p["split"])
 
 
 @task(name="evaluate-model", cache_key_fn=_evaluate_key, **TASK_OPTIONS)
 def evaluate_model(model: dict[str, Any], uri: str, digest: str, split: str) -> dict[str, Any]:
+    """Evaluate, fix the abstention threshold the evaluation chose into the model, and only then
+    log the served model: what the gate reads is what is served."""
+    from models.answer import store_abstain_threshold
     from models.evaluate import evaluate as run
     from registry import tracking
 
@@ -260,7 +260,9 @@ def evaluate_model(model: dict[str, Any], uri: str, digest: str, split: str) -> 
     data = report.to_dict()
     path.write_text(json.dumps(data, indent=2))
     tracking.log_evaluation(model["run_id"], report)
+    store_abstain_threshold(model["model_dir"], report.abstain_threshold)
     return {
+        "model_uri": tracking.log_served_model(model["run_id"], model["model_dir"]),
         "report_path": str(path),
         "report_digest": stable_hash(data),
         "dataset_uri": uri,
@@ -271,7 +273,7 @@ def evaluate_model(model: dict[str, Any], uri: str, digest: str, split: str) -> 
 
 
 def _register_key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
-    return _key("register", p["model"]["model_uri"], p["evaluation"]["report_digest"])
+    return _key("register", p["evaluation"]["model_uri"], p["evaluation"]["report_digest"])
 
 
 @task(name="register-challenger", cache_key_fn=_register_key, **TASK_OPTIONS)
@@ -281,7 +283,7 @@ def register_model(
     from registry import record_evaluation, register_challenger
 
     version = register_challenger(
-        model["model_uri"],
+        evaluation["model_uri"],
         model["run_id"],
         {
             "validation_status": validation["status"],

@@ -24,6 +24,7 @@ from worldgen.calc import CalcError, compute
 UNKNOWN = "unknown"
 DERIVE = "="
 MAX_ANSWER_TOKENS = 96  # an eGFR derivation from dates is ~70 tokens
+NEVER_ABSTAIN = 1.1  # over any estimator score
 
 
 def target_text(answer: str, derivation: str = "") -> str:
@@ -71,19 +72,36 @@ class Answer:
     error: str = ""  # why the model could not read the question ("" when it could)
 
 
+def stored_abstain_threshold(model_dir: str | Path) -> float | None:
+    """The abstention threshold fixed for a model (None until an evaluation chose one)."""
+    routing = json.loads((Path(model_dir) / "routing.json").read_text())
+    value = routing.get("abstain_threshold")
+    return None if value is None else float(value)
+
+
+def store_abstain_threshold(model_dir: str | Path, threshold: float) -> None:
+    """Fix the threshold an evaluation chose into the model, before it is logged to be served:
+    the served model then abstains exactly as the evaluation the gate reads did."""
+    path = Path(model_dir) / "routing.json"
+    routing = json.loads(path.read_text())
+    path.write_text(json.dumps({**routing, "abstain_threshold": threshold}, indent=2))
+
+
 class Answerer:
-    def __init__(self, model: APRTransformer, tokenizer: Tokenizer, abstain_threshold: float = 1.1):
+    def __init__(
+        self, model: APRTransformer, tokenizer: Tokenizer, abstain_threshold: float = NEVER_ABSTAIN
+    ):
         self.model = model.eval()
         self.tok = tokenizer
-        self.abstain_threshold = abstain_threshold  # > 1 never abstains
+        self.abstain_threshold = abstain_threshold
 
     @classmethod
     def load(cls, model_dir: str | Path) -> Answerer:
         from models.train import load_model
 
         model, tok = load_model(model_dir)
-        routing = json.loads((Path(model_dir) / "routing.json").read_text())
-        return cls(model, tok, float(routing.get("abstain_threshold", 1.1)))
+        stored = stored_abstain_threshold(model_dir)
+        return cls(model, tok, NEVER_ABSTAIN if stored is None else stored)
 
     @torch.no_grad()
     def __call__(self, document: str, question: str) -> Answer:

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from models.answer import UNKNOWN, Answer, Answerer
+from models.answer import UNKNOWN, Answer, Answerer, stored_abstain_threshold
 from models.lit import binary_auroc
 from models.tokenizer import normalize
 from worldgen.dataset import load_qa, read_manifest
@@ -187,8 +187,12 @@ def evaluate(
     per_domain: int | None = EVAL_PER_DOMAIN,
 ) -> EvalReport:
     """Answer the questions of ``split`` (the first ``per_domain`` of each domain: the same ones
-    for every model); abstention threshold from the validation split's."""
-    answerer = Answerer.load(resolve_model(model_uri))
+    for every model). The abstention threshold is the model's own where one was fixed into it
+    (a registered model abstains as it was certified to), else chosen on the validation split."""
+    model_dir = resolve_model(model_uri)
+    answerer = Answerer.load(model_dir)
+    if abstain_threshold is None:
+        abstain_threshold = stored_abstain_threshold(model_dir)
     if abstain_threshold is None:
         val = load_qa(dataset_uri, "validation", per_domain=per_domain)
         abstain_threshold = choose_abstain_threshold(answer_all(answerer, val), list(val["answer"]))

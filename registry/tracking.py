@@ -182,10 +182,10 @@ def log_training(
     config: Mapping[str, Any],
     validation: Mapping[str, Any],
     parent_run_id: str | None = None,
-) -> tuple[str, str]:
+) -> str:
     """Log a finished training run (``models.train.TrainResult`` as a dict): params, dataset,
-    validation lineage, metrics and the served model. Returns ``(run_id, model_uri)``."""
-    from models.pyfunc import log_model
+    validation lineage and metrics. Returns the run id; the served model is logged into it by
+    ``log_served_model`` once evaluation has fixed its abstention threshold."""
     from worldgen.dataset import read_manifest
 
     uri = str(result["dataset_uri"])
@@ -198,8 +198,16 @@ def log_training(
                             "route_threshold": float(result["route_threshold"])})  # fmt: skip
         mlflow.set_tag("run_dir", str(result["run_dir"]))
         mlflow.set_tag("base_precision", str(result.get("base_precision", "bf16")))
-        info = log_model(result["model_dir"], name="apr")
-    return run_id, str(info.model_uri)
+    return run_id
+
+
+def log_served_model(run_id: str, model_dir: str) -> str:
+    """The served pyfunc (a LoggedModel with its signature) on its training run; its URI."""
+    from models.pyfunc import log_model
+
+    configure()
+    with mlflow.start_run(run_id=run_id):
+        return str(log_model(model_dir, name="apr").model_uri)
 
 
 def log_evaluation(run_id: str, report: Any) -> None:

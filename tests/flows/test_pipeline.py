@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import pytest
 import typer
 from pydantic import ValidationError
@@ -21,6 +22,7 @@ from typer.testing import CliRunner
 from flows.params import TrainParams, check_params, stable_hash
 from flows.run_cmd import deploy_command, run_command
 from flows.tasks import _train_key
+from models.evaluate import resolve_model
 from models.sizes import TINY_MODEL
 from tests.conftest import pipeline_env
 
@@ -174,6 +176,15 @@ def test_crash_in_training_resumes_from_cache_and_checkpoint(
     assert result["promotion"]["decision"]["action"] == "promote"
     assert result["model"]["model_uri"].startswith("models:/")
     assert "Cached" in out
+    # The registered model abstains at the threshold its evaluation, which the gate read, chose.
+    evaluated = json.loads(Path(result["evaluation"]["report_path"]).read_text())
+    try:
+        served = resolve_model(f"models:/veracity-apr/{result['promotion']['version']}")
+    finally:
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+    routing = json.loads((Path(served) / "routing.json").read_text())
+    assert routing["abstain_threshold"] == evaluated["abstain_threshold"], routing
 
     # A finished pipeline re-run does no work: every stage comes from the cache.
     third = start_pipeline(env, args, tmp_path / "third.json")

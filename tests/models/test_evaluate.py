@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,13 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 from models import answer
-from models.answer import UNKNOWN, Answer, Answerer
+from models.answer import (
+    UNKNOWN,
+    Answer,
+    Answerer,
+    store_abstain_threshold,
+    stored_abstain_threshold,
+)
 from models.evaluate import (
     EvalReport,
     apply_threshold,
@@ -130,6 +137,18 @@ def test_per_domain_answers_the_same_first_questions_of_each_domain(
     assert re.search(r"accuracy       \d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]", cli.output)
     bad = CliRunner().invoke(app, ["evaluate", model_dir, uri, "--per-domain", "-1"])
     assert bad.exit_code == 2 and "--per-domain must be 0" in bad.output.strip()
+
+
+def test_a_threshold_fixed_into_the_model_is_the_one_evaluated_and_served(
+    trained: tuple[str, str], tmp_path: Path
+) -> None:
+    uri, model_dir = trained
+    fixed = tmp_path / "model"
+    shutil.copytree(model_dir, fixed)
+    assert stored_abstain_threshold(fixed) is None and Answerer.load(fixed).abstain_threshold > 1
+    store_abstain_threshold(fixed, 0.25)
+    assert Answerer.load(fixed).abstain_threshold == 0.25
+    assert evaluate(str(fixed), uri, "test", per_domain=2).abstain_threshold == 0.25
 
 
 def test_an_answer_cut_off_by_its_budget_reads_unknown(

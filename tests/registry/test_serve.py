@@ -82,6 +82,7 @@ class Server:
 @pytest.fixture
 def champion(registry: Registry, veracity_home: Path) -> Champion:
     """A real tiny model, logged, evaluated, registered and promoted through the gate."""
+    from models.answer import store_abstain_threshold
     from models.evaluate import evaluate
     from models.train import TrainConfig, train
     from validation import validate
@@ -94,16 +95,18 @@ def champion(registry: Registry, veracity_home: Path) -> Champion:
     config = TrainConfig(max_steps=6, batch_size=8, val_check_interval=3,
                          out=str(veracity_home / "run"), model=TINY)  # fmt: skip
     result = train(ref.uri, config)
-    run_id, model_uri = tracking.log_training(asdict(result), asdict(config), validation)
+    run_id = tracking.log_training(asdict(result), asdict(config), validation)
+    # As the pipeline does: evaluate, fix the threshold into the model, then log it to serve.
+    # A fixed threshold (1.1: never abstain) skips the search on the validation split; the
+    # report is real, and a zero-floor gate is all it has to pass.
+    evaluation = evaluate(result.model_dir, ref.uri, "test", abstain_threshold=1.1)
+    store_abstain_threshold(result.model_dir, evaluation.abstain_threshold)
     version = register_challenger(
-        model_uri,
+        tracking.log_served_model(run_id, result.model_dir),
         run_id,
         {"validation_status": validation["status"], "dataset_uri": ref.uri,
          "dataset_digest": ref.digest, "suite_hash": report.suite_hash},
     )  # fmt: skip
-    # A fixed threshold (1.1: never abstain) skips the search on the validation split; the
-    # report is real, and a zero-floor gate is all it has to pass.
-    evaluation = evaluate(result.model_dir, ref.uri, "test", abstain_threshold=1.1)
     record_evaluation(version, evaluation.to_dict())
     decision = promote(version, PERMISSIVE, actor="test-serve")
     assert decision.promoted, decision.reason
