@@ -110,13 +110,19 @@ class Answerer:
         prompt = example.ids
         room = self.model.cfg.max_seq_len - len(prompt)
         if room < 1:  # unreadable: unknown, for evaluation and serving alike
-            reason = (
-                f"document and question take {len(prompt)} tokens, over the model's "
-                f"max_seq_len {self.model.cfg.max_seq_len}"
-            )
-            elapsed = time.perf_counter() - start
             return Answer(
-                UNKNOWN, UNKNOWN, "", 1.0, True, 0.0, len(prompt), 0, elapsed, False, reason
+                text=UNKNOWN,
+                raw=UNKNOWN,
+                derivation="",
+                uncertainty=1.0,
+                abstained=True,
+                routed_fraction=0.0,
+                prompt_tokens=len(prompt),
+                answer_tokens=0,
+                latency_s=time.perf_counter() - start,
+                finished=False,
+                error=f"document and question take {len(prompt)} tokens, over the model's "
+                f"max_seq_len {self.model.cfg.max_seq_len}; send a shorter document",
             )
         gen = self.model.generate(
             torch.tensor([prompt]), min(MAX_ANSWER_TOKENS, room), stop_token=self.tok.end_id

@@ -63,15 +63,13 @@ class VeracityAPR(PythonModel):
             if not isinstance(text, str) or not text.strip():
                 return unanswered(f"{name} is missing or empty; send it as text")
         a = self.answerer(document, question)
-        if a.error:
-            return unanswered(f"{a.error}; send a shorter document")
         return {
             "answer": a.text,
             "confidence": 1.0 - a.uncertainty,
             "abstained": a.abstained,
             "routed_fraction": a.routed_fraction,
             "derivation": a.derivation,
-            "error": "",
+            "error": a.error,
         }
 
 
