@@ -87,6 +87,23 @@ def store_abstain_threshold(model_dir: str | Path, threshold: float) -> None:
     path.write_text(json.dumps({**routing, "abstain_threshold": threshold}, indent=2))
 
 
+def unread(reason: str, prompt_tokens: int, start: float) -> Answer:
+    """What a question the model cannot read answers, in evaluation and serving alike."""
+    return Answer(
+        text=UNKNOWN,
+        raw=UNKNOWN,
+        derivation="",
+        uncertainty=1.0,
+        abstained=True,
+        routed_fraction=0.0,
+        prompt_tokens=prompt_tokens,
+        answer_tokens=0,
+        latency_s=time.perf_counter() - start,
+        finished=False,
+        error=reason,
+    )
+
+
 class Answerer:
     def __init__(
         self, model: APRTransformer, tokenizer: Tokenizer, abstain_threshold: float = NEVER_ABSTAIN
@@ -106,24 +123,18 @@ class Answerer:
     @torch.no_grad()
     def __call__(self, document: str, question: str) -> Answer:
         start = time.perf_counter()
+        for name, text in (("document", document), ("question", question)):
+            if not text.strip():
+                return unread(f"{name} is missing or empty; send it as text", 0, start)
         example = self.tok.encode_example(document, question)
         prompt = example.ids
         room = self.model.cfg.max_seq_len - len(prompt)
-        if room < 1:  # unreadable: unknown, for evaluation and serving alike
-            return Answer(
-                text=UNKNOWN,
-                raw=UNKNOWN,
-                derivation="",
-                uncertainty=1.0,
-                abstained=True,
-                routed_fraction=0.0,
-                prompt_tokens=len(prompt),
-                answer_tokens=0,
-                latency_s=time.perf_counter() - start,
-                finished=False,
-                error=f"document and question take {len(prompt)} tokens, over the model's "
-                f"max_seq_len {self.model.cfg.max_seq_len}; send a shorter document",
+        if room < 1:
+            reason = (
+                f"document and question take {len(prompt)} tokens, over the model's "
+                f"max_seq_len {self.model.cfg.max_seq_len}; send a shorter document"
             )
+            return unread(reason, len(prompt), start)
         gen = self.model.generate(
             torch.tensor([prompt]), min(MAX_ANSWER_TOKENS, room), stop_token=self.tok.end_id
         )

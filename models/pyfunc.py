@@ -21,7 +21,7 @@ from mlflow.models import ModelSignature
 from mlflow.pyfunc import PythonModel
 from mlflow.types import ColSpec, Schema
 
-from models.answer import UNKNOWN, Answerer
+from models.answer import Answerer
 
 SIGNATURE = ModelSignature(
     inputs=Schema([ColSpec("string", "document"), ColSpec("string", "question")]),
@@ -41,10 +41,6 @@ SIGNATURE = ModelSignature(
 OUTPUT_COLUMNS = ["answer", "confidence", "abstained", "routed_fraction", "derivation", "error"]
 
 
-def unanswered(reason: str) -> dict[str, Any]:
-    return dict(zip(OUTPUT_COLUMNS, (UNKNOWN, 0.0, True, 0.0, "", reason), strict=True))
-
-
 class VeracityAPR(PythonModel):
     def load_context(self, context: Any) -> None:
         self.answerer = Answerer.load(context.artifacts["apr"])
@@ -59,9 +55,8 @@ class VeracityAPR(PythonModel):
         return pd.DataFrame([self.answer_row(d, q) for d, q in pairs], columns=OUTPUT_COLUMNS)
 
     def answer_row(self, document: Any, question: Any) -> dict[str, Any]:
-        for name, text in (("document", document), ("question", question)):
-            if not isinstance(text, str) or not text.strip():
-                return unanswered(f"{name} is missing or empty; send it as text")
+        # a missing cell (None, NaN) is an empty text, which the Answerer refuses to read
+        document, question = (t if isinstance(t, str) else "" for t in (document, question))
         a = self.answerer(document, question)
         return {
             "answer": a.text,
