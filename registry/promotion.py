@@ -192,20 +192,28 @@ def _move_aliases(c: MlflowClient, name: str, new: int | None, previous: int | N
 
 def _tag(decision: PromotionDecision) -> None:
     """The decision on the version itself (the audit row holds the rest: actor, metrics, policy)."""
-    version = decision.challenger_version
-    if version is None:
+    if decision.challenger_version is None:
         return
+    tags: dict[str, Any] = {"gate.champion_before": decision.champion_version_before}
+    for key in ("ci_low", "mcnemar_p"):
+        if key in decision.statistic:
+            tags[f"gate.{key}"] = decision.statistic[key]
+    verdict = "promoted" if decision.promoted else "refused"
+    _set_gate_tags(decision, decision.challenger_version, verdict, tags)
+
+
+def _set_gate_tags(
+    decision: PromotionDecision, version: int, verdict: str, extra: Mapping[str, Any]
+) -> None:
+    """A decision's ``gate.*`` tags on ``version``: what it was, why, when, and its audit row."""
     tags = {
-        "gate.decision": "promoted" if decision.promoted else "refused",
+        "gate.decision": verdict,
         "gate.reason": decision.reason[:4000],
         "gate.decided_at": decision.decided_at,
         "gate.decision_id": decision.id,
         "gate.audit_hash": decision.audit_hash,
-        "gate.champion_before": decision.champion_version_before,
+        **extra,
     }
-    for key in ("ci_low", "mcnemar_p"):
-        if key in decision.statistic:
-            tags[f"gate.{key}"] = decision.statistic[key]
     for key, value in tags.items():
         client().set_model_version_tag(decision.model_name, str(version), key, str(value))
 
@@ -314,12 +322,5 @@ def rollback(actor: str | None = None, model_name: str = MODEL_NAME) -> Promotio
             raise PromotionError("champion changed concurrently; rollback not applied")
         _move_aliases(c, model_name, back, None)
         decision.id, decision.audit_hash = audit.insert_decision(conn, _row(decision))
-    for key, value in {
-        "gate.decision": "rolled-back",
-        "gate.reason": decision.reason,
-        "gate.decided_at": decision.decided_at,
-        "gate.decision_id": decision.id,
-        "gate.audit_hash": decision.audit_hash,
-    }.items():
-        c.set_model_version_tag(model_name, str(old), key, str(value))
+    _set_gate_tags(decision, old, "rolled-back", {})
     return decision
