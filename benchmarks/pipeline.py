@@ -47,10 +47,16 @@ SMALL: dict[str, Any] = {
     "train_params": {
         "max_steps": 40,
         "batch_size": 16,
-        "model": {"n_layer": 2, "n_head": 2, "d_model": 64, "probe_layer": 0,
-                  "warmup_steps": 5, "max_seq_len": 384},
+        "model": {
+            "n_layer": 2,
+            "n_head": 2,
+            "d_model": 64,
+            "probe_layer": 0,
+            "warmup_steps": 5,
+            "max_seq_len": 384,
+        },
     },
-}  # fmt: skip
+}
 FIRST_STAGE = re.compile(r"stage 1/5 generate")
 
 PLAIN = r"""
@@ -129,8 +135,9 @@ def timed(cmd: list[str], env: dict[str, str], server_pid: int | None = None) ->
     cpu0 = _children_cpu()
     server0 = _proc_cpu(server_pid) if server_pid else 0.0
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     first: float | None = None
     lines = []
     assert proc.stdout is not None
@@ -166,8 +173,9 @@ def running_server(home: Path) -> tuple[subprocess.Popen[bytes], str]:
     server = subprocess.Popen(
         [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
         env=env_for(home, PREFECT_UI_ENABLED="false"),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 180
     while time.time() < deadline:
         try:
@@ -202,13 +210,18 @@ def main() -> None:
         for i in range(args.repeats):
             p = timed([py, "-c", PLAIN, json.dumps(SMALL)], env_for(t / f"plain{i}"))
             plain.append(p)
-            print(f"[{i}] plain functions: {p.wall:.1f} s wall, {p.cpu:.1f} s cpu "
-                  f"(load {p.load:.1f})", flush=True)  # fmt: skip
+            print(
+                f"[{i}] plain functions: {p.wall:.1f} s wall, {p.cpu:.1f} s cpu "
+                f"(load {p.load:.1f})",
+                flush=True,
+            )
             f = timed(flow_cmd, env_for(t / f"flow{i}"))
             flows.append(f)
-            print(f"[{i}] prefect flow:    {f.wall:.1f} s wall, {f.cpu:.1f} s cpu "
-                  f"(load {f.load:.1f}; first stage after {f.first or float('nan'):.1f} s)",
-                  flush=True)  # fmt: skip
+            print(
+                f"[{i}] prefect flow:    {f.wall:.1f} s wall, {f.cpu:.1f} s cpu "
+                f"(load {f.load:.1f}; first stage after {f.first or float('nan'):.1f} s)",
+                flush=True,
+            )
         rerun = timed(flow_cmd, env_for(t / "flow0"))
         print(f"rerun (cached):  {rerun.wall:.1f} s", flush=True)
         server, url = running_server(t / "server")
@@ -216,15 +229,18 @@ def main() -> None:
             for i in range(args.served_repeats):
                 sv = timed(flow_cmd, env_for(t / f"served{i}", PREFECT_API_URL=url), server.pid)
                 served.append(sv)
-                print(f"[{i}] flow, running server: {sv.wall:.1f} s wall, {sv.cpu:.1f} s cpu "
-                      f"(load {sv.load:.1f})", flush=True)  # fmt: skip
+                print(
+                    f"[{i}] flow, running server: {sv.wall:.1f} s wall, {sv.cpu:.1f} s cpu "
+                    f"(load {sv.load:.1f})",
+                    flush=True,
+                )
         finally:
             server.terminate()
             server.wait(timeout=30)
         main_s = args.main_job_s
         if not args.skip_main:
             m = timed(
-                [py, "-c", "from flows.run_cmd import run_command; run_command()"],
+                [py, "-c", "from flows.cli.run import run; run()"],
                 env_for(t / "main"),
             )
             main_s = m.wall

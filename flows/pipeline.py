@@ -40,14 +40,22 @@ from flows.tasks import (
     train_model,
     validate_dataset,
 )
+from infra.errors import UserError
 from infra.settings import get_settings
+from registry import tracking
+from validation.acceptance import require_accepted, validation_status
+from worldgen.dataset import DatasetError, read_manifest
 
 # ------------------------------------------------------------------------------ flows
 
 
-def _parent_run(params: PipelineParams) -> str | None:
-    from registry import tracking
+def _expect_digest(uri: str, actual: str, expected: str | None) -> None:
+    """A stage handed a reference refuses a dataset that changed since the reference was made."""
+    if expected and expected != actual:
+        raise DatasetError(f"{uri}: digest {actual[:12]} != expected {expected[:12]}")
 
+
+def _parent_run(params: PipelineParams) -> str | None:
     return tracking.start_pipeline_run(params.model_dump())
 
 
@@ -73,28 +81,37 @@ def generate(
 ) -> dict[str, Any]:
     """Generate (or reuse) a dataset; returns its reference. ``dask`` (or the setting
     ``VERACITY_DASK_ADDRESS``) runs the shards on a Dask cluster; the digest is the same."""
-    p = check_params(domains=domains, n=n, seed=seed, out=out, shards=shards,
-                     dask=dask or get_settings().dask_address)  # fmt: skip
-    args: dict[str, Any] = {"domains": p.domains, "n": p.n, "seed": p.seed, "out": p.dataset_out(),
-            "shards": p.shards}  # fmt: skip
+    p = check_params(
+        domains=domains,
+        n=n,
+        seed=seed,
+        out=out,
+        shards=shards,
+        dask=dask or get_settings().dask_address,
+    )
+    args: dict[str, Any] = {
+        "domains": p.domains,
+        "n": p.n,
+        "seed": p.seed,
+        "out": p.dataset_out(),
+        "shards": p.shards,
+    }
     if p.dask:
         runner = dask_task_runner(p.dask)
         ref, cached = generate_on_dask.with_options(task_runner=runner)(**args)
     else:
         ref, cached = run_task(generate_dataset, **args)
-    get_run_logger().info("dataset %s digest %s%s", ref["uri"], ref["digest"][:12],
-                          " (cached)" if cached else "")  # fmt: skip
+    get_run_logger().info(
+        "dataset %s digest %s%s", ref["uri"], ref["digest"][:12], " (cached)" if cached else ""
+    )
     return {**ref, "cached": cached}
 
 
 @flow(name="validate", log_prints=True)
 def validate(uri: str, digest: str | None = None) -> dict[str, Any]:
     """Run the consistency gate; stops (``DataQualityError``) when the dataset is rejected."""
-    from worldgen.dataset import read_manifest
-
     actual = str(read_manifest(uri)["digest"])
-    if digest and digest != actual:
-        raise ValueError(f"{uri}: digest {actual[:12]} != expected {digest[:12]}")
+    _expect_digest(uri, actual, digest)
     report, cached = run_task(validate_dataset, uri=uri, digest=actual)
     create_markdown_artifact(
         key="veracity-validation",
@@ -121,26 +138,15 @@ def train(
     parent_run_id: str | None = None,
 ) -> dict[str, Any]:
     """Train on a validated dataset (refuses anything the gate did not accept)."""
-    from validation.sidecar import read_sidecar
-    from worldgen.dataset import read_manifest
-
     params = params or TrainParams()
-    actual = str(read_manifest(uri)["digest"])
-    if digest and digest != actual:
-        raise ValueError(f"{uri}: digest {actual[:12]} != expected {digest[:12]}")
-    side = read_sidecar(uri) or {}
-    status = side.get("status") if side.get("digest") == actual else "unvalidated"
-    if status != "accepted":
-        raise RejectedDataset({"summary": f"{uri} is {status}, not accepted: run validate first"})
-    validation = {"status": status, "suite_hash": side.get("suite_hash", ""),
-                  "result_id": f"{actual[:12]}-{str(side.get('suite_hash', ''))[:12]}",
-                  "data_docs": side.get("data_docs", ""), "success": True}  # fmt: skip
+    verdict = require_accepted(uri)
+    _expect_digest(uri, verdict.digest, digest)
     model, cached = run_task(
         train_model,
         uri=uri,
-        digest=actual,
+        digest=verdict.digest,
         params=params,
-        validation=validation,
+        validation=verdict.as_tags(),
         parent_run_id=parent_run_id,
     )
     return {**model, "cached": cached}
@@ -149,11 +155,9 @@ def train(
 @flow(name="evaluate", log_prints=True)
 def evaluate(model: dict[str, Any], uri: str, split: str = "test") -> dict[str, Any]:
     """Score a trained model against the world model's ground truth."""
-    from worldgen.dataset import read_manifest
-
     if split not in ("test", "validation"):
-        raise ValueError(f"split must be test or validation, got {split!r}")
-    digest = str(read_manifest(uri)["digest"])
+        raise UserError(f"split must be test or validation, got {split!r}")
+    digest = require_accepted(uri).digest
     result, cached = run_task(evaluate_model, model=model, uri=uri, digest=digest, split=split)
     create_table_artifact(
         key="veracity-evaluation",
@@ -165,12 +169,12 @@ def evaluate(model: dict[str, Any], uri: str, split: str = "test") -> dict[str, 
 
 @flow(name="promote", log_prints=True)
 def promote(model: dict[str, Any], evaluation: dict[str, Any]) -> dict[str, Any]:
-    """Register the model as challenger and let the registry's gate decide."""
-    from validation.sidecar import read_sidecar
-
-    side = read_sidecar(model["dataset_uri"]) or {}
-    validation = {"status": side.get("status", "unvalidated"),
-                  "suite_hash": side.get("suite_hash", "")}  # fmt: skip
+    """Register the model as challenger and let the registry's gate decide (which refuses a
+    model whose dataset is no longer accepted: the status travels as a tag)."""
+    uri = model["dataset_uri"]
+    status = validation_status(uri)
+    suite = require_accepted(uri).suite_hash if status == "accepted" else ""
+    validation = {"status": status, "suite_hash": suite}
     version, reg_cached = run_task(
         register_model, model=model, evaluation=evaluation, validation=validation
     )
@@ -221,8 +225,17 @@ def pipeline(
 ) -> dict[str, Any]:
     """generate -> validate -> train -> evaluate -> register + promote, with a run summary."""
     seed = date_seed() if seed is None else seed
-    p = check_params(domains=domains, n=n, seed=seed, out=out, train=train_params,
-                     eval_split=eval_split, promote=gate, shards=shards, dask=dask)  # fmt: skip
+    p = check_params(
+        domains=domains,
+        n=n,
+        seed=seed,
+        out=out,
+        train=train_params,
+        eval_split=eval_split,
+        promote=gate,
+        shards=shards,
+        dask=dask,
+    )
     logger = get_run_logger()
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
@@ -231,13 +244,18 @@ def pipeline(
     def stage(name: str, value: dict[str, Any], start: float) -> None:
         timings[name] = round(time.perf_counter() - start, 2)
         out_["stages"][name] = {"cached": bool(value.get("cached")), "seconds": timings[name]}
-        logger.info("stage %s %s in %.1f s", name,
-                    "from cache" if value.get("cached") else "done", timings[name])  # fmt: skip
+        logger.info(
+            "stage %s %s in %.1f s",
+            name,
+            "from cache" if value.get("cached") else "done",
+            timings[name],
+        )
 
     s = time.perf_counter()
     logger.info("stage 1/5 generate: %d records per domain of %s", p.n, ", ".join(p.domains))
-    ref = generate(domains=p.domains, n=p.n, seed=p.seed, out=p.dataset_out(), shards=p.shards,
-                   dask=p.dask)  # fmt: skip
+    ref = generate(
+        domains=p.domains, n=p.n, seed=p.seed, out=p.dataset_out(), shards=p.shards, dask=p.dask
+    )
     stage("generate", ref, s)
     out_["dataset"] = ref
 
@@ -261,8 +279,10 @@ def pipeline(
     logger.info("stage 3/5 train %s, %d steps", p.train.mode, p.train.max_steps)
     model = train(ref["uri"], ref["digest"], p.train, parent)
     stage("train", model, s)
-    out_["model"] = {k: model[k] for k in ("model_dir", "run_dir", "run_id", "steps",
-                                           "resumed_from_step", "cached")}  # fmt: skip
+    out_["model"] = {
+        k: model[k]
+        for k in ("model_dir", "run_dir", "run_id", "steps", "resumed_from_step", "cached")
+    }
 
     s = time.perf_counter()
     logger.info("stage 4/5 evaluate on the %s split", p.eval_split)
@@ -285,8 +305,11 @@ def pipeline(
         markdown=summary_markdown(out_),
         description="what this pipeline run produced",
     )
-    create_table_artifact(key="veracity-run-metrics", table=summary_rows(out_),
-                          description="headline metrics and gate decision")  # fmt: skip
+    create_table_artifact(
+        key="veracity-run-metrics",
+        table=summary_rows(out_),
+        description="headline metrics and gate decision",
+    )
     create_table_artifact(
         key="veracity-run-stages",
         table=[{"stage": k, **v} for k, v in out_["stages"].items()],
@@ -296,14 +319,10 @@ def pipeline(
 
 
 def _run_url(run_id: str) -> str:
-    from registry import tracking
-
     return tracking.ui_url(run_id)
 
 
 def _finish_parent(parent: str | None, result: dict[str, Any]) -> None:
-    from registry import tracking
-
     if parent:
         tracking.finish_pipeline_run(parent, summary_rows(result))
 

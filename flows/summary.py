@@ -55,21 +55,40 @@ def summary_markdown(result: dict[str, Any]) -> str:
     lines = ["# Veracity pipeline run", ""]
     lines += ["## Dataset", f"- URI: `{ds.get('uri')}`", f"- digest: `{ds.get('digest')}`", ""]
     status = val.get("status") or ("accepted" if val.get("success") else "rejected")
-    lines += ["## Validation", f"- status: **{status}**",
-              f"- suite hash: `{str(val.get('suite_hash', ''))[:16]}`",
-              f"- Data Docs: `{val.get('data_docs')}`"]  # fmt: skip
+    lines += [
+        "## Validation",
+        f"- status: **{status}**",
+        f"- suite hash: `{str(val.get('suite_hash', ''))[:16]}`",
+        f"- Data Docs: `{val.get('data_docs')}`",
+    ]
     if val.get("summary") and status != "accepted":
-        lines += ["", "```text", str(val["summary"]), "```", "",
-                  "Stopped before training: nothing was trained or registered."]  # fmt: skip
+        lines += [
+            "",
+            "```text",
+            str(val["summary"]),
+            "```",
+            "",
+            "Stopped before training: nothing was trained or registered.",
+        ]
         return "\n".join(lines)
-    lines += ["", "## Model", f"- model: `{model.get('model_uri')}`",
-              f"- steps: {model.get('steps')}"
-              + (f" (resumed from step {model['resumed_from_step']})"
-                 if model.get("resumed_from_step") is not None else ""),
-              f"- MLflow run: {result.get('mlflow_run_url')}", ""]  # fmt: skip
+    lines += [
+        "",
+        "## Model",
+        f"- model: `{model.get('model_uri')}`",
+        f"- steps: {model.get('steps')}"
+        + (
+            f" (resumed from step {model['resumed_from_step']})"
+            if model.get("resumed_from_step") is not None
+            else ""
+        ),
+        f"- MLflow run: {result.get('mlflow_run_url')}",
+        "",
+    ]
     lines += ["## Metrics and decision", "", "| metric | value |", "|---|---|"]
     lines += [f"| {r['metric']} | {r['value']} |" for r in summary_rows(result)]
     lines += ["", "## Stages", "", "| stage | seconds | from cache |", "|---|---|---|"]
-    lines += [f"| {k} | {v['seconds']} | {'yes' if v['cached'] else 'no'} |"
-              for k, v in result.get("stages", {}).items()]  # fmt: skip
+    lines += [
+        f"| {k} | {v['seconds']} | {'yes' if v['cached'] else 'no'} |"
+        for k, v in result.get("stages", {}).items()
+    ]
     return "\n".join(lines)

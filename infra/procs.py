@@ -20,9 +20,13 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from infra.errors import ExitCode, ServiceError
 
-class StackError(RuntimeError):
+
+class StackError(ServiceError, RuntimeError):
     """A service could not be started, or did not become healthy in time."""
+
+    exit_code = ExitCode.FAILED
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -21,12 +21,14 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from infra.errors import UserError
+
 
 def _toml_path() -> Path:
     return Path(os.environ.get("VERACITY_CONFIG", "veracity.toml"))
 
 
-class SettingsError(ValueError):
+class SettingsError(UserError, ValueError):
     """The environment or the TOML file holds a setting that cannot be used."""
 
 

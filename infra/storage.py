@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from infra.errors import UserError
 from infra.settings import get_settings
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
-class StorageError(RuntimeError):
+class StorageError(UserError, RuntimeError):
     """A storage location is missing, unreadable or malformed."""
 
 

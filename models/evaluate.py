@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from infra.errors import UserError
 from models.answer import UNKNOWN, Answer, Answerer, stored_abstain_threshold
 from models.lit import binary_auroc
 from models.tokenizer import normalize
@@ -298,6 +299,10 @@ def mistakes(
     }
 
 
+class ModelNotFound(UserError):
+    """What was named as a model holds none."""
+
+
 def resolve_model(model_uri: str) -> str:
     """A local model directory (or a run directory holding ``model/``), or an MLflow URI
     (models:/name@alias, runs:/...) downloaded."""
@@ -306,12 +311,12 @@ def resolve_model(model_uri: str) -> str:
         for folder in (path, path / "model"):
             if (folder / "model.safetensors").is_file() and (folder / "config.json").is_file():
                 return str(folder)
-        raise ValueError(
+        raise ModelNotFound(
             f"{model_uri} is not a Veracity model (no model.safetensors and config.json); "
             "pass a run's model folder or an MLflow URI such as models:/veracity-apr@champion"
         )
     if ":/" not in model_uri:
-        raise ValueError(
+        raise ModelNotFound(
             f"no model at {model_uri}: not a folder, nor an MLflow URI such as "
             "models:/veracity-apr@champion"
         )
@@ -328,10 +333,10 @@ def resolve_model(model_uri: str) -> str:
     try:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
     except MlflowException as exc:
-        raise ValueError(f"{model_uri}: {str(exc.message).strip().splitlines()[0]}") from None
+        raise ModelNotFound(f"{model_uri}: {str(exc.message).strip().splitlines()[0]}") from None
     found = next((p.parent for p in local.rglob("model.safetensors")), None)
     if found is None:
-        raise ValueError(f"{model_uri} holds no Veracity model (no model.safetensors)")
+        raise ModelNotFound(f"{model_uri} holds no Veracity model (no model.safetensors)")
     return str(found)
 
 

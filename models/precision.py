@@ -16,6 +16,8 @@ import functools
 import os
 from typing import TYPE_CHECKING
 
+from infra.settings import SettingsError
+
 if TYPE_CHECKING:
     import torch
 
@@ -27,7 +29,7 @@ def requested() -> str:
     """The precision asked for in the environment; a clear error when it is not a choice."""
     choice = os.environ.get(ENV, "auto").strip().lower() or "auto"
     if choice not in CHOICES:
-        raise ValueError(f"{ENV} must be one of {', '.join(CHOICES)}, got {choice!r}")
+        raise SettingsError(f"{ENV} must be one of {', '.join(CHOICES)}, got {choice!r}")
     return choice
 
 

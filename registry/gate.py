@@ -13,13 +13,30 @@ from typing import Any, TypedDict
 
 import numpy as np
 
-REQUIRED_KEYS = ("dataset_uri", "dataset_digest", "accuracy", "hallucination_rate",
-                 "latency_p95_ms", "outcomes")  # fmt: skip
-SUMMARY_KEYS = ("dataset_uri", "dataset_digest", "split", "n", "accuracy", "hallucination_rate",
-                "hallucination_attempted", "abstention_rate", "latency_p95_ms")  # fmt: skip
+from infra.errors import UserError
+
+REQUIRED_KEYS = (
+    "dataset_uri",
+    "dataset_digest",
+    "accuracy",
+    "hallucination_rate",
+    "latency_p95_ms",
+    "outcomes",
+)
+SUMMARY_KEYS = (
+    "dataset_uri",
+    "dataset_digest",
+    "split",
+    "n",
+    "accuracy",
+    "hallucination_rate",
+    "hallucination_attempted",
+    "abstention_rate",
+    "latency_p95_ms",
+)
 
 
-class PromotionError(Exception):
+class PromotionError(UserError):
     """Bad input (unknown version, no champion to roll back to, rejected dataset, ...)."""
 
 
@@ -79,11 +96,15 @@ def floor_failures(report: EvalReportDict, policy: PromotionPolicy) -> list[str]
     if report["accuracy"] < policy.min_accuracy:
         failures.append(f"accuracy {report['accuracy']:.4f} < floor {policy.min_accuracy:.4f}")
     if report["hallucination_rate"] > policy.max_hallucination:
-        failures.append(f"hallucination {report['hallucination_rate']:.4f} > ceiling "
-                        f"{policy.max_hallucination:.4f}")  # fmt: skip
+        failures.append(
+            f"hallucination {report['hallucination_rate']:.4f} > ceiling "
+            f"{policy.max_hallucination:.4f}"
+        )
     if report["latency_p95_ms"] > policy.latency_p95_budget_ms:
-        failures.append(f"p95 latency {report['latency_p95_ms']:.1f} ms over budget "
-                        f"{policy.latency_p95_budget_ms:.1f} ms")  # fmt: skip
+        failures.append(
+            f"p95 latency {report['latency_p95_ms']:.1f} ms over budget "
+            f"{policy.latency_p95_budget_ms:.1f} ms"
+        )
     return failures
 
 
@@ -119,10 +140,18 @@ def paired_statistics(
     alpha = 1.0 - policy.confidence
     low, high = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
     p = mcnemar_exact_p(wins, losses)
-    return {"n_paired": n, "accuracy_diff": (wins - losses) / n, "ci_low": float(low),
-            "ci_high": float(high), "confidence": policy.confidence,
-            "bootstrap_samples": policy.bootstrap_samples, "seed": policy.seed,
-            "mcnemar_wins": wins, "mcnemar_losses": losses, "mcnemar_p": p}  # fmt: skip
+    return {
+        "n_paired": n,
+        "accuracy_diff": (wins - losses) / n,
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "confidence": policy.confidence,
+        "bootstrap_samples": policy.bootstrap_samples,
+        "seed": policy.seed,
+        "mcnemar_wins": wins,
+        "mcnemar_losses": losses,
+        "mcnemar_p": p,
+    }
 
 
 def judge(
@@ -142,14 +171,20 @@ def judge(
     stat = paired_statistics(challenger["outcomes"], champion["outcomes"], policy)
     reasons = []
     if not stat["ci_low"] > 0:
-        reasons.append(f"accuracy not better: {policy.confidence:.0%} CI of the paired difference "
-                       f"[{stat['ci_low']:+.4f}, {stat['ci_high']:+.4f}] is not above 0")  # fmt: skip
+        reasons.append(
+            f"accuracy not better: {policy.confidence:.0%} CI of the paired difference "
+            f"[{stat['ci_low']:+.4f}, {stat['ci_high']:+.4f}] is not above 0"
+        )
     worse = challenger["hallucination_rate"] - champion["hallucination_rate"]
     if worse > policy.max_hallucination_increase + 1e-12:
-        reasons.append(f"hallucination worse by {worse * 100:.2f} points "
-                       f"(> {policy.max_hallucination_increase * 100:.2f})")  # fmt: skip
+        reasons.append(
+            f"hallucination worse by {worse * 100:.2f} points "
+            f"(> {policy.max_hallucination_increase * 100:.2f})"
+        )
     if reasons:
         return Verdict(False, "; ".join(reasons), metrics, stat)
-    reason = (f"better than {label}: accuracy {stat['accuracy_diff']:+.4f} "
-              f"(CI low {stat['ci_low']:+.4f}, McNemar p={stat['mcnemar_p']:.3g})")  # fmt: skip
+    reason = (
+        f"better than {label}: accuracy {stat['accuracy_diff']:+.4f} "
+        f"(CI low {stat['ci_low']:+.4f}, McNemar p={stat['mcnemar_p']:.3g})"
+    )
     return Verdict(True, reason, metrics, stat)

@@ -3,9 +3,8 @@
 ``validate(ref)`` runs every domain's suites (``validation.suites``) over the dataset, builds
 Data Docs under the home directory and records the verdict in a sidecar ``validation.json``
 next to ``manifest.json`` (which is never rewritten, so the dataset digest stays intact).
-A rejected dataset is kept with its evidence; ``validation_status(uri)``
-(``validation.sidecar``, where the sidecar is read and written) is what later stages ask before
-they read a dataset.
+A rejected dataset is kept with its evidence; ``require_accepted(uri)``
+(``validation.acceptance``) is what later stages ask before they read a dataset.
 """
 
 from __future__ import annotations

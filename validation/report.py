@@ -7,8 +7,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from infra.errors import RejectedError
 
-class DataQualityError(RuntimeError):
+
+class DataQualityError(RejectedError, RuntimeError):
     """A dataset failed the gate; ``report`` holds every result, the message a summary."""
 
     def __init__(self, report: ValidationReport) -> None:

@@ -2,25 +2,22 @@
 
 ``validation.gate`` never rewrites a dataset's ``manifest.json`` (its digest must stay intact), so
 it records each verdict in this sidecar next to it, keeping the history so that a rejection is
-never erased; ``validation_status(uri)`` reads it back against the manifest's digest before
-training touches the dataset. Reading and writing the sidecar needs only storage and the
-manifest, not Great Expectations, so it lives apart from the gate that runs the suites.
+never erased; ``validation.acceptance.require_accepted(uri)`` reads it back against the
+manifest's digest and today's suites before a stage touches the dataset.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from infra import storage
-from worldgen.dataset import read_manifest
 
 if TYPE_CHECKING:
     from validation.report import ValidationReport
 
 SIDECAR = "validation.json"
-Status = Literal["accepted", "rejected", "unvalidated", "stale"]
 
 
 def read_sidecar(uri: str) -> dict[str, Any] | None:
@@ -65,18 +62,3 @@ def write_sidecar(report: ValidationReport, hashes: dict[str, str]) -> None:
         storage.join(report.uri, SIDECAR),
         json.dumps(body, indent=2, sort_keys=True, default=str).encode(),
     )
-
-
-def validation_status(uri: str) -> Status:
-    """``accepted`` only when the sidecar accepts exactly this manifest's digest.
-
-    ``rejected``: the gate rejected it; ``unvalidated``: no sidecar; ``stale``: the sidecar is
-    for another digest. Training must refuse anything but ``accepted``.
-    """
-    side = read_sidecar(uri)
-    if side is None:
-        return "unvalidated"
-    digest = read_manifest(uri).get("digest")
-    if side.get("digest") != digest:
-        return "stale"
-    return "accepted" if side.get("status") == "accepted" else "rejected"

@@ -15,12 +15,11 @@ from typing import Any
 
 import mlflow
 import pytest
-import typer
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
+from flows.cli import app as veracity
 from flows.params import TrainParams, check_params, stable_hash
-from flows.run_cmd import deploy_command, run_command
 from flows.tasks import _train_key
 from models.evaluate import resolve_model
 from models.sizes import TINY_MODEL
@@ -28,14 +27,6 @@ from tests.conftest import pipeline_env
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = dict(TINY_MODEL)
-
-
-def cli(*fns: Any) -> typer.Typer:
-    app = typer.Typer()
-    for fn in fns:
-        app.command(name=fn.__name__.removesuffix("_command"))(fn)
-    app.command(name="noop", hidden=True)(lambda: None)  # keep sub-commands named
-    return app
 
 
 # ------------------------------------------------------------------ parameters (no Prefect)
@@ -62,7 +53,7 @@ def test_run_command_rejects_bad_input_in_one_line(
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
     monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     runner = CliRunner()
-    app = cli(run_command, deploy_command)
+    app = veracity
     result = runner.invoke(app, ["run", "--n", "3"])
     assert result.exit_code == 2
     assert "error: n:" in result.output and "Traceback" not in result.output
@@ -126,8 +117,13 @@ def test_rejected_dataset_stops_before_training(tmp_path: Path, veracity_home: P
     clean = generate(["medical"], 150, 3, str(tmp_path / "clean"))
     mode = next(iter(get_domain("medical").faults))
     bad = inject_faults(clean.uri, "medical", mode, 0.1, 0, str(tmp_path / "bad"))
-    args = {"domains": ["medical"], "n": 150, "seed": 3, "out": bad.uri,
-            "train_params": {"max_steps": 5, "model": TINY}}  # fmt: skip
+    args = {
+        "domains": ["medical"],
+        "n": 150,
+        "seed": 3,
+        "out": bad.uri,
+        "train_params": {"max_steps": 5, "model": TINY},
+    }
     # The faulty copy has another manifest (seed and size match): the flow validates it.
     proc = start_pipeline(
         pipeline_env(veracity_home, tmp_path / "prefect"), args, tmp_path / "r.json"
@@ -146,9 +142,18 @@ def test_crash_in_training_resumes_from_cache_and_checkpoint(
     tmp_path: Path, veracity_home: Path
 ) -> None:
     env = pipeline_env(veracity_home, tmp_path / "prefect")
-    args = {"domains": ["medical"], "n": 200, "seed": 5,
-            "train_params": {"max_steps": 60, "checkpoint_every": 5, "val_check_interval": 30,
-                             "batch_size": 8, "model": TINY}}  # fmt: skip
+    args = {
+        "domains": ["medical"],
+        "n": 200,
+        "seed": 5,
+        "train_params": {
+            "max_steps": 60,
+            "checkpoint_every": 5,
+            "val_check_interval": 30,
+            "batch_size": 8,
+            "model": TINY,
+        },
+    }
     first = start_pipeline(env, args, tmp_path / "first.json")
     deadline = time.time() + 400
     ckpt = None

@@ -11,7 +11,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from flows.stack_cmd import stack_down_command, stack_status_command, stack_up_command
+from flows.cli.stack import app as stack_app
 from infra.postgres import pg_bindir
 from infra.procs import free_port, port_open
 from infra.settings import reload_settings
@@ -21,11 +21,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.services]
 
 
 def app() -> typer.Typer:
-    cli = typer.Typer()
-    cli.command(name="up")(stack_up_command)
-    cli.command(name="down")(stack_down_command)
-    cli.command(name="status")(stack_status_command)
-    return cli
+    return stack_app
 
 
 def test_stack_up_status_down_with_its_own_postgres(

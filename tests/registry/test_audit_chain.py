@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-import typer
 from sqlalchemy import delete, insert, select, text, update
 from typer.testing import CliRunner
 
-from flows.registry_cmd import EXIT_TAMPERED, registry_command
+from flows.cli import app as veracity
+from infra.errors import ExitCode
 from registry import promote, rollback, verify_audit
 from registry.audit import (
     decisions,
@@ -25,10 +25,7 @@ WORSE = make_report(range(820), range(820, 860))
 
 
 def _cli(*args: str) -> tuple[int, str]:
-    app = typer.Typer()
-    app.command(name="registry")(registry_command)
-    app.command(name="noop")(lambda: None)  # two commands, so "registry" is a subcommand
-    result = CliRunner().invoke(app, ["registry", *args])
+    result = CliRunner().invoke(veracity, ["registry", *args])
     return result.exit_code, result.output
 
 
@@ -64,7 +61,7 @@ def test_an_edited_decision_is_found_and_its_restoration_verifies(
     _execute(update(decisions).where(decisions.c.id == 2).values(reason="refused: nothing"))
     assert verify_chain().broken_at == 2
     code, output = _cli("--verify")
-    assert code == EXIT_TAMPERED and "decision #2 does not match its hash" in output
+    assert code == ExitCode.TAMPERED and "decision #2 does not match its hash" in output
     _execute(update(decisions).where(decisions.c.id == 2).values(reason=reason))
     assert verify_chain().broken_at is None
 
@@ -92,27 +89,39 @@ def test_a_chain_rewritten_whole_disagrees_with_the_version_tags(
     assert check.broken_at is None and check.chained == 3
     assert problems and all("which the audit table does not hold" in p for p in problems)
     code, output = _cli("--verify")
-    assert code == EXIT_TAMPERED and "audit trail altered: v" in output
+    assert code == ExitCode.TAMPERED and "audit trail altered: v" in output
 
 
 def test_a_trail_from_before_the_chain_keeps_its_rows_and_chains_new_ones(
     registry: Registry,
 ) -> None:
     engine = ensure_schema()
-    old = {"decided_at": "2026-01-01 00:00:00", "actor": "a", "action": "promote",
-           "model_name": "veracity-apr", "challenger_version": 1, "promoted": True,
-           "reason": "first champion", "metrics": "{}", "statistic": "{}", "policy": "{}"}  # fmt: skip
-    with engine.begin() as conn:  # the table as written before the chain: no row_hash column
+    old = {
+        "decided_at": "2026-01-01 00:00:00",
+        "actor": "a",
+        "action": "promote",
+        "model_name": "veracity-apr",
+        "challenger_version": 1,
+        "promoted": True,
+        "reason": "first champion",
+        "metrics": "{}",
+        "statistic": "{}",
+        "policy": "{}",
+    }
+    # the table as written before the chain: no row_hash column
+    create = (
+        "CREATE TABLE promotion_decisions (id INTEGER PRIMARY KEY,"
+        " decided_at DATETIME NOT NULL, actor VARCHAR(255) NOT NULL, action VARCHAR(32) NOT NULL,"
+        " model_name VARCHAR(255) NOT NULL, challenger_version INTEGER,"
+        " champion_version_before INTEGER, champion_version_after INTEGER,"
+        " promoted BOOLEAN NOT NULL, reason TEXT NOT NULL,"
+        " metrics JSON NOT NULL, statistic JSON NOT NULL, policy JSON NOT NULL)"
+    )
+    columns, values = ", ".join(old), ", ".join(":" + k for k in old)
+    with engine.begin() as conn:
         conn.execute(text("DROP TABLE promotion_decisions"))
-        conn.execute(text(
-            "CREATE TABLE promotion_decisions (id INTEGER PRIMARY KEY, decided_at DATETIME NOT NULL,"
-            " actor VARCHAR(255) NOT NULL, action VARCHAR(32) NOT NULL, model_name VARCHAR(255)"
-            " NOT NULL, challenger_version INTEGER, champion_version_before INTEGER,"
-            " champion_version_after INTEGER, promoted BOOLEAN NOT NULL, reason TEXT NOT NULL,"
-            " metrics JSON NOT NULL, statistic JSON NOT NULL, policy JSON NOT NULL)"
-        ))  # fmt: skip
-        conn.execute(text(f"INSERT INTO promotion_decisions ({', '.join(old)}) VALUES "
-                          f"({', '.join(':' + k for k in old)})"), old)  # fmt: skip
+        conn.execute(text(create))
+        conn.execute(text(f"INSERT INTO promotion_decisions ({columns}) VALUES ({values})"), old)
     from registry import audit
 
     audit._SCHEMA_READY.clear()  # as a new process would find it

@@ -10,7 +10,7 @@ import typer
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from flows.registry_cmd import promote_command, registry_command, rollback_command, serve_command
+from flows.cli import app as veracity
 from infra.settings import get_settings
 from registry import (
     MODEL_NAME,
@@ -65,11 +65,14 @@ def test_first_model_promoted_on_floors_alone(registry: Registry) -> None:
     assert row["policy"]["min_accuracy"] == 0.80
 
 
-@pytest.mark.parametrize(("report", "needle"), [
-    (make_report(range(780), range(780, 800)), "accuracy 0.7800 < floor"),
-    (make_report(range(850), range(850, 960)), "hallucination 0.1100 > ceiling"),
-    (make_report(range(850), range(850, 900), latency=501.0), "p95 latency 501.0 ms over budget"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("report", "needle"),
+    [
+        (make_report(range(780), range(780, 800)), "accuracy 0.7800 < floor"),
+        (make_report(range(850), range(850, 960)), "hallucination 0.1100 > ceiling"),
+        (make_report(range(850), range(850, 900), latency=501.0), "p95 latency 501.0 ms over"),
+    ],
+)
 def test_floors_failing_refused(registry: Registry, report: dict[str, Any], needle: str) -> None:
     v1 = registry.version(report)
     decision = promote(v1)
@@ -191,12 +194,7 @@ def test_model_from_rejected_dataset_refused(registry: Registry) -> None:
 
 
 def _cli() -> typer.Typer:
-    app = typer.Typer()
-    app.command(name="promote")(promote_command)
-    app.command(name="rollback")(rollback_command)
-    app.command(name="registry")(registry_command)
-    app.command(name="serve")(serve_command)
-    return app
+    return veracity
 
 
 def test_cli_table_and_one_line_errors(registry: Registry) -> None:

@@ -9,11 +9,15 @@ from __future__ import annotations
 import copy
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import typer
+from typer.testing import CliRunner
 
+from flows.cli import app as veracity
 from infra import storage
 from validation import (
     DataQualityError,
@@ -192,9 +196,12 @@ def test_status_of_unvalidated_dataset(small: DatasetRef, tmp_path: Path) -> Non
 def test_cli_validate_exit_codes(
     small: DatasetRef, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import typer
-
-    from flows.validate_cmd import validate_command
+    def validate_command(uri: str) -> None:
+        result = CliRunner().invoke(veracity, ["validate", uri])
+        print(result.stdout, end="")
+        print(result.stderr, end="", file=sys.stderr)
+        if result.exit_code:
+            raise typer.Exit(result.exit_code)
 
     validate_command(small.uri)
     assert "PASSED" in capsys.readouterr().out

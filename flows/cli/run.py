@@ -1,14 +1,7 @@
-"""``veracity run``, ``veracity deploy`` and ``veracity ui``.
+"""``veracity run``, ``veracity deploy`` and ``veracity ui``: the pipeline and its surroundings.
 
-Register in ``flows/cli.py`` with::
-
-    app.command(name="run")(run_command)
-    app.command(name="deploy")(deploy_command)
-    app.command(name="ui")(ui_command)
-
-Exit codes: 0 done; 2 bad input (one line on stderr, before any work starts); 3 the dataset
-failed validation (nothing trained or registered; the summary is a Prefect artifact);
-1 a stage failed (earlier stages' outputs stay cached and are reused by the next run).
+Prefect and the pipeline are imported inside the commands, after :func:`prefect_environment`:
+Prefect reads its settings once, at import (and it costs ~1 s at start-up on these 2 cores).
 """
 
 from __future__ import annotations
@@ -22,15 +15,22 @@ from typing import Annotated, Any
 
 import typer
 
-EXIT_USAGE = 2
-EXIT_REJECTED = 3
+from flows.cli.common import command, fail
+from flows.params import ALL_DOMAINS, PipelineParams, TrainParams, check_params
+from flows.summary import summary_rows
+from infra.errors import ExitCode, UserError
+from infra.procs import port_open
+from infra.settings import get_settings
+from infra.storage import check_output_file
+from models.sizes import TINY_MODEL
+
+DEFAULT_N = PipelineParams.model_fields["n"].default
+DEFAULT_STEPS = TrainParams.model_fields["max_steps"].default
 
 
 def prefect_environment() -> None:
     """Embedded defaults: Prefect's temporary server with its state under the Veracity home
     (unless PREFECT_API_URL / PREFECT_HOME / the server profile say otherwise)."""
-    from infra.settings import get_settings
-
     s = get_settings()
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -45,29 +45,27 @@ def prefect_environment() -> None:
         os.environ["PREFECT_HOME"] = str(home)
 
 
-def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(code)
-
-
-def run_command(
-    n: Annotated[int | None, typer.Option(help="records per domain (default 300)")] = None,
+@command
+def run(
+    n: Annotated[
+        int | None, typer.Option(help=f"records per domain [default: {DEFAULT_N}]")
+    ] = None,
     seed: Annotated[int, typer.Option(help="dataset seed; a new seed gives a challenger")] = 0,
-    domain: Annotated[str, typer.Option(help="medical, legal, financial or all")] = "all",
-    steps: Annotated[int | None, typer.Option(help="training steps (default 500)")] = None,
+    domain: Annotated[str, typer.Option(help=f"{', '.join(ALL_DOMAINS)} or all")] = "all",
+    steps: Annotated[
+        int | None, typer.Option(help=f"training steps [default: {DEFAULT_STEPS}]")
+    ] = None,
     mode: Annotated[str, typer.Option(help="dense, apr, all or random")] = "apr",
     devices: Annotated[int, typer.Option(help="CPU processes or GPUs (>1: DDP)")] = 1,
     tiny: Annotated[bool, typer.Option(help="a 2-layer, 64-wide model (smoke runs)")] = False,
     promote: Annotated[bool, typer.Option(help="register and gate the model")] = True,
     json_out: Annotated[str | None, typer.Option("--json", help="write the result here")] = None,
 ) -> None:
-    """The main job: generate, validate, train, evaluate, register and promote (Prefect flow)."""
-    prefect_environment()  # before Prefect is imported: it reads its settings then
-    from pydantic import ValidationError
+    """The main job: generate, validate, train, evaluate, register and promote (Prefect flow).
 
-    from flows.params import ALL_DOMAINS, check_params
-    from models.sizes import TINY_MODEL
-
+    Exit 0 done; 2 bad input (before any work); 3 the dataset failed validation (nothing
+    trained or registered); 1 a stage failed (earlier stages stay cached for the next run)."""
+    prefect_environment()
     train: dict[str, Any] = {"mode": mode, "devices": devices}
     if devices > 1:
         train["strategy"] = "ddp"
@@ -79,17 +77,9 @@ def run_command(
     args: dict[str, Any] = {"domains": domains, "seed": seed, "train_params": train}
     if n is not None:
         args["n"] = n
-    try:  # every parameter is checked before Prefect or any stage starts
-        check_params(domains=domains, n=n, seed=seed, train=dict(train))
-    except ValidationError as exc:
-        raise _fail(_one_line(exc)) from None
+    check_params(domains=domains, n=n, seed=seed, train=dict(train))  # before any stage starts
     if json_out:
-        from infra.storage import StorageError, check_output_file
-
-        try:
-            check_output_file(json_out)
-        except StorageError as exc:
-            raise _fail(str(exc)) from None
+        check_output_file(json_out)
     _check_tracking_store()
     result = run_pipeline(args)
     if json_out:
@@ -100,22 +90,9 @@ def run_command(
 
 def _check_tracking_store() -> None:
     """A tracking server that does not answer fails the run before any stage does work."""
-    from mlflow.exceptions import MlflowException
-
-    from infra.settings import get_settings
     from registry.client import check_reachable
 
-    try:
-        check_reachable(get_settings().tracking_uri)
-    except MlflowException as exc:
-        raise _fail(exc.message) from None
-
-
-def _one_line(exc: Any) -> str:
-    errors = exc.errors()
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'parameters'}: {e['msg']}" for e in errors
-    )
+    check_reachable(get_settings().tracking_uri)
 
 
 def run_pipeline(args: dict[str, Any]) -> dict[str, Any]:
@@ -129,22 +106,16 @@ def run_pipeline(args: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = pipeline(**args)
     except RejectedDataset as exc:
         typer.echo(str(exc), err=True)
-        raise _fail(
-            "the dataset failed validation; nothing was trained or registered", EXIT_REJECTED
-        ) from None
+        fail("the dataset failed validation; nothing was trained or registered", ExitCode.REJECTED)
     result["wall_s"] = round(time.perf_counter() - start, 1)
     return result
 
 
 def format_summary(result: dict[str, Any]) -> str:
-    from flows.summary import summary_rows
-    from infra.settings import get_settings
-
     lines = ["", "Veracity run summary", "-" * 60]
     for stage, info in result.get("stages", {}).items():
-        lines.append(
-            f"  {stage:<9} {info['seconds']:>7.1f} s  {'(from cache)' if info['cached'] else ''}"
-        )
+        cached = "(from cache)" if info["cached"] else ""
+        lines.append(f"  {stage:<9} {info['seconds']:>7.1f} s  {cached}")
     lines.append("-" * 60)
     for row in summary_rows(result):
         lines.append(f"  {row['metric']:<20} {row['value']}")
@@ -167,7 +138,8 @@ def format_summary(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def deploy_command(
+@command
+def deploy(
     n: Annotated[int | None, typer.Option(help="records per domain for scheduled runs")] = None,
     nightly: Annotated[str, typer.Option(help="cron of the data refresh")] = "0 2 * * *",
     weekly: Annotated[str, typer.Option(help="cron of retrain + promotion")] = "0 4 * * 0",
@@ -179,42 +151,38 @@ def deploy_command(
     prefect_environment()
     from prefect.client.schemas.schedules import CronSchedule
 
+    from flows.deploy import serve_deployments
+
     for expr in (nightly, weekly):
         try:
             CronSchedule(cron=expr)
         except ValueError:
-            raise _fail(f"not a cron expression: {expr!r}") from None
+            raise UserError(f"not a cron expression: {expr!r}") from None
     if n is not None and n < 20:
-        raise _fail("--n must be >= 20")
-    from flows.deploy import serve_deployments
-
+        raise UserError("--n must be >= 20")
     serve_deployments(n=n, nightly=nightly, weekly=weekly)
 
 
-def ui_command(
+@command
+def ui(
     port: Annotated[int, typer.Option(help="port on 127.0.0.1", min=1, max=65535)] = 5000,
 ) -> None:
     """Open the MLflow UI over the same store on http://127.0.0.1:PORT."""
-    from infra.procs import port_open
-    from infra.settings import get_settings
     from registry.tracking import artifact_root
 
     if port_open("127.0.0.1", port):
-        raise _fail(
+        raise UserError(
             f"port {port} on 127.0.0.1 is in use (another `veracity ui`?); pick another with --port"
         )
     s = get_settings()
-    cmd = [
-        sys.executable, "-m", "mlflow", "ui",
-        "--backend-store-uri", s.tracking_uri,
-        "--default-artifact-root", artifact_root(),
-        "--host", "127.0.0.1", "--port", str(port),
-        "--workers", "1",  # one person browsing; 4 workers take ~20 s to answer on 2 cores
-    ]  # fmt: skip
+    store = ["--backend-store-uri", s.tracking_uri, "--default-artifact-root", artifact_root()]
+    # one person browsing: 4 workers take ~20 s to answer on 2 cores
+    serve = ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     typer.echo(f"MLflow UI on http://127.0.0.1:{port} (store {s.tracking_uri}); Ctrl-C stops it")
     # The UI needs no background job runner (it starts a dozen worker processes otherwise).
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     try:
-        raise typer.Exit(subprocess.call(cmd, env=env))
+        code = subprocess.call([sys.executable, "-m", "mlflow", "ui", *store, *serve], env=env)
     except KeyboardInterrupt:
-        raise typer.Exit(0) from None
+        code = 0
+    raise typer.Exit(code)
