@@ -14,6 +14,7 @@ Typical flow::
 evaluates: the evaluator is a callable handed in by the flows layer.
 """
 
+from registry.aliases import UngatedAlias, record_ungated_use, require_gated
 from registry.client import MODEL_NAME
 from registry.evaluations import load_evaluation, record_evaluation
 from registry.gate import EvalReportDict, PromotionError, PromotionPolicy, paired_statistics
@@ -37,13 +38,16 @@ __all__ = [
     "PromotionDecision",
     "PromotionError",
     "PromotionPolicy",
+    "UngatedAlias",
     "load_evaluation",
     "paired_statistics",
     "promote",
     "recent_decisions",
     "record_evaluation",
+    "record_ungated_use",
     "register_challenger",
     "registry_table",
+    "require_gated",
     "rollback",
     "verify_audit",
 ]

@@ -20,8 +20,11 @@ The database is ``get_settings().db_url`` (SQLite under the home by default, Pos
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import json
+import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -86,6 +89,12 @@ _ENGINES: dict[str, Engine] = {}
 _SCHEMA_READY: set[str] = set()
 _SCHEMA_LOCK_KEY = 0x5EAC17  # advisory lock id for concurrent CREATE TABLE on PostgreSQL
 _CHAIN_LOCK_KEY = 0x5EAC18  # advisory lock id: one decision appended at a time on PostgreSQL
+
+
+def default_actor() -> str:
+    """Who decides, when no one is named: the user at this host."""
+    user = os.environ.get("USER") or getpass.getuser()
+    return f"{user}@{socket.gethostname()}"
 
 
 def utcnow() -> datetime:

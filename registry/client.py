@@ -21,6 +21,7 @@ from infra.settings import get_settings
 from registry.gate import PromotionError
 
 MODEL_NAME = "veracity-apr"
+CHAMPION, PREVIOUS, CHALLENGER = "champion", "previous-champion", "challenger"
 
 
 def client() -> MlflowClient:

@@ -14,10 +14,7 @@ decided are in ``registry.views``.
 from __future__ import annotations
 
 import contextlib
-import getpass
-import os
 import re
-import socket
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -26,7 +23,9 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from registry import audit
-from registry.client import MODEL_NAME, client, model_version
+from registry.aliases import require_gated
+from registry.audit import default_actor
+from registry.client import CHALLENGER, CHAMPION, MODEL_NAME, PREVIOUS, client, model_version
 from registry.evaluations import load_evaluation, record_evaluation
 from registry.gate import (
     EvalReportDict,
@@ -38,7 +37,6 @@ from registry.gate import (
     summary,
 )
 
-CHAMPION, PREVIOUS, CHALLENGER = "champion", "previous-champion", "challenger"
 MAX_CAS_ATTEMPTS = 5
 
 Evaluate = Callable[[str, str], Any]  # (model_uri, dataset_uri) -> dict or obj with to_dict()
@@ -63,11 +61,6 @@ class PromotionDecision:
 
 
 # ---------------------------------------------------------------- MLflow helpers
-
-
-def default_actor() -> str:
-    user = os.environ.get("USER") or getpass.getuser()
-    return f"{user}@{socket.gethostname()}"
 
 
 def _alias_version(c: MlflowClient, name: str, alias: str) -> int | None:
@@ -165,15 +158,19 @@ def _champion_report(
     if theirs is not None:
         return theirs
     if evaluate is None:
-        return (f"champion v{champion} has no evaluation on dataset {digest} and no evaluator "
-                "was given to re-evaluate it")  # fmt: skip
+        return (
+            f"champion v{champion} has no evaluation on dataset {digest} and no evaluator "
+            "was given to re-evaluate it"
+        )
     got = _run_evaluate(evaluate, f"models:/{model_name}/{champion}", mine["dataset_uri"])
     if isinstance(got, str):
         return got
     theirs = check_report(got, f"re-evaluation of v{champion}")
     if theirs["dataset_digest"] != digest:
-        return (f"re-evaluation of champion v{champion} gave digest {theirs['dataset_digest']}, "
-                f"expected {digest}")  # fmt: skip
+        return (
+            f"re-evaluation of champion v{champion} gave digest {theirs['dataset_digest']}, "
+            f"expected {digest}"
+        )
     return record_evaluation(champion, theirs, model_name)
 
 
@@ -271,7 +268,11 @@ def promote(
     actor: str | None = None,
     model_name: str = MODEL_NAME,
 ) -> PromotionDecision:
-    """Gate ``version`` against the champion; move aliases when it wins. Always audited."""
+    """Gate ``version`` against the champion; move aliases when it wins. Always audited.
+
+    A champion moved outside the gate is refused first (``UngatedAlias``): the gate does not
+    compare against, nor take over from, a state it did not decide."""
+    require_gated(CHAMPION, model_name)
     policy = policy or PromotionPolicy()
     actor = actor or default_actor()
     c = client()
@@ -288,9 +289,18 @@ def promote(
             verdict = Verdict(False, str(exc))
         new = version if verdict.promoted else champion
         decision = PromotionDecision(
-            model_name, "promote", version, champion, new, verdict.promoted, verdict.reason,
-            actor, verdict.metrics, verdict.statistic, asdict(policy),
-        )  # fmt: skip
+            model_name=model_name,
+            action="promote",
+            challenger_version=version,
+            champion_version_before=champion,
+            champion_version_after=new,
+            promoted=verdict.promoted,
+            reason=verdict.reason,
+            actor=actor,
+            metrics=verdict.metrics,
+            statistic=verdict.statistic,
+            policy=asdict(policy),
+        )
         try:
             if _commit(decision, champion, new, champion if verdict.promoted else None, seed):
                 break
@@ -309,6 +319,8 @@ def promote(
 
 def rollback(actor: str | None = None, model_name: str = MODEL_NAME) -> PromotionDecision:
     """Move ``champion`` back to ``previous-champion`` (which is then cleared). Audited."""
+    for alias in (CHAMPION, PREVIOUS):
+        require_gated(alias, model_name)
     c = client()
     with audit.locked_pointer(model_name, *_seed(c, model_name)) as (conn, pointer):
         old, back = pointer.version, pointer.previous_version

@@ -15,6 +15,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from registry import audit
+from registry.aliases import alias_problems
 from registry.client import MODEL_NAME, client
 
 
@@ -61,7 +62,8 @@ def recent_decisions(limit: int | None = 10, model_name: str = MODEL_NAME) -> li
 
 def verify_audit(model_name: str = MODEL_NAME) -> tuple[audit.ChainCheck, list[str]]:
     """The audit chain's own check, then each version's ``gate.audit_hash`` tag against the row
-    it names: a chain rewritten whole would still have to match the tags MLflow holds."""
+    it names (a chain rewritten whole would still have to match the tags MLflow holds), then
+    the gated aliases against where the chain's decisions left them."""
     check = audit.verify_chain()
     if check.broken_at is not None:
         return check, []
@@ -74,4 +76,4 @@ def verify_audit(model_name: str = MODEL_NAME) -> tuple[audit.ChainCheck, list[s
                 f"v{mv.version} is tagged with decision #{decision_id} as {tagged[:12]}, "
                 "which the audit table does not hold"
             )
-    return check, problems
+    return check, problems + list(alias_problems(model_name).values())

@@ -34,6 +34,7 @@ from great_expectations.expectations.metrics.map_metric_provider import (
     multicolumn_condition_partial,
 )
 
+from worldgen.domains import get_domain
 from worldgen.frames import EPOCH, records, to_rows
 from worldgen.render import Renderer
 from worldgen.render_checks import answer_mismatches, document_mismatches
@@ -55,16 +56,12 @@ def register(spec: WorldSpec, renderer: Renderer | None = None) -> None:
 
 def spec_for(domain: str) -> WorldSpec:
     if domain not in _SPECS:
-        from worldgen.domains import get_domain
-
         _SPECS[domain] = get_domain(domain).spec
     return _SPECS[domain]
 
 
 def renderer_for(domain: str) -> Renderer:
     if domain not in _RENDERERS:
-        from worldgen.domains import get_domain
-
         _RENDERERS[domain] = get_domain(domain).renderer
     return _RENDERERS[domain]
 

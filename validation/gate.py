@@ -9,14 +9,18 @@ A rejected dataset is kept with its evidence; ``require_accepted(uri)``
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import time
 import uuid
 from collections.abc import Iterable
 from typing import Any
 
+import great_expectations as gx
 import pandas as pd
+import sqlalchemy as sa
 
 from infra import storage
 from validation import context as gxctx
@@ -193,7 +197,6 @@ def _run(
     ds: DomainSuites, batch: str, frame: pd.DataFrame | None, sqlite: str | None = None
 ) -> Any:
     ctx = gxctx.get_context()
-    import great_expectations as gx
 
     name = f"veracity.{ds.domain}.{batch}"
     suite = ctx.suites.add_or_update(ds.suites[batch])
@@ -222,7 +225,6 @@ def _run(
 
 
 def _write_sqlite(ds: DomainSuites, records: pd.DataFrame) -> str:
-    import sqlalchemy as sa
 
     folder = gxctx.gx_root() / "uncommitted" / "sql"
     folder.mkdir(parents=True, exist_ok=True)
@@ -325,8 +327,6 @@ def validate(
 
 
 def _remove(path: str) -> None:
-    import contextlib
-    import os
 
     with contextlib.suppress(OSError):
         os.remove(path)

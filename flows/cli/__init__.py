@@ -15,7 +15,7 @@ from typing import Any
 import typer
 
 from flows.cli import data, model, registry, run, stack
-from flows.cli.common import command, fail
+from flows.cli.common import command, fail, say
 from infra.settings import SettingsError, get_settings
 from models.precision import base_precision, requested, training_device_type
 
@@ -56,7 +56,7 @@ def settings() -> None:
         "s3_endpoint": s.s3.endpoint_url,
         "base_precision": f"{asked} -> {base_precision(device)} ({device})",
     }
-    typer.echo(json.dumps(shown, indent=2))
+    say(json.dumps(shown, indent=2))
 
 
 COMMANDS: dict[str, Callable[..., Any]] = {

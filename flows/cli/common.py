@@ -17,12 +17,19 @@ import typer
 from pydantic import ValidationError
 
 from infra.errors import ExitCode, ServiceError, UserError, VeracityError
+from infra.redact import redact
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def say(text: str = "", err: bool = False) -> None:
+    """Print for a person: every line the command line writes has its secrets masked."""
+    typer.echo(redact(text), err=err)
+
+
 def fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    """One line on stderr (secrets masked: a store's URL may carry its password) and the code."""
+    typer.secho(f"error: {redact(message)}", err=True, fg=typer.colors.RED)
     raise typer.Exit(int(code))
 
 

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli.common import command, fail
+from flows.cli.common import command, fail, say
 from infra.errors import ExitCode, UserError
 from infra.settings import get_settings
 from infra.storage import join
@@ -51,13 +51,13 @@ def generate(
     target = out or join(get_settings().datasets_root, f"ds-seed{seed}-n{n}")
     with pool as mapper:
         ref = generate_dataset(_domains(domain), n, seed, target, shards=at_least, mapper=mapper)
-    typer.echo(f"{ref.uri}\n{ref.digest}")
+    say(f"{ref.uri}\n{ref.digest}")
 
 
 @command
 def summary(uri: str) -> None:
     """Print a dataset's manifest summary (domains, sizes, splits, digest)."""
-    typer.echo(describe(uri))
+    say(describe(uri))
 
 
 def describe(uri: str) -> str:
@@ -88,6 +88,6 @@ def validate(
     from validation import validate as run_gate
 
     report = run_gate(uri)
-    typer.echo(report.summary())
+    say(report.summary())
     if not report.success:
         fail("the dataset failed validation (summary above)", ExitCode.REJECTED)

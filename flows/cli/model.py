@@ -7,11 +7,13 @@ which ``veracity --help`` and every other command would pay.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from flows.cli.common import command
+from flows.cli.common import command, say
+from flows.cli.registry import check_gated
 from infra.errors import UserError
 from infra.storage import check_output_file
 
@@ -62,7 +64,7 @@ def train(
     )
     result = run_training(uri, config)
     val = {k: result.metrics.get(f"val/{k}", float("nan")) for k in METRICS}
-    typer.echo(
+    say(
         f"model  {result.model_dir}\nsteps  {result.steps}\n"
         "val    " + " ".join(f"{name}={val[key]:.3f}" for key, name in METRICS.items())
     )
@@ -90,6 +92,9 @@ def evaluate(
             help="questions per domain and split, the same for every model (default 300); 0: all"
         ),
     ] = None,
+    allow_ungated: Annotated[
+        bool, typer.Option(help="evaluate an alias moved outside the gate (forensics; audited)")
+    ] = False,
 ) -> None:
     """Score a model against the world model's ground truth (accuracy, hallucination, latency)."""
     from models.evaluate import EVAL_PER_DOMAIN, resolve_model, save_report
@@ -102,13 +107,26 @@ def evaluate(
         raise UserError(f"--per-domain must be 0 (every question) or more, got {per_domain}")
     if report:
         check_output_file(report)
+    alias = registered_alias(model)
+    if alias:
+        check_gated(alias, f"evaluate {model}", allow_ungated)
     model_dir = resolve_model(model)  # a mistyped model first: it is the cheaper check
     require_accepted(uri)
     sample = EVAL_PER_DOMAIN if per_domain is None else per_domain or None
     result = run_eval(model_dir, uri, split, per_domain=sample)
     if report:
         save_report(result, report)
-    typer.echo(format_report(result))
+    say(format_report(result))
+
+
+def registered_alias(model: str) -> str | None:
+    """The alias of ``models:/veracity-apr@ALIAS``; ``None`` for any other model reference."""
+    match = re.fullmatch(r"models:/([^/@]+)@([\w-]+)", model)
+    if match is None:
+        return None
+    from registry.client import MODEL_NAME
+
+    return match[2] if match[1] == MODEL_NAME else None
 
 
 def format_report(r: EvalReport) -> str:

@@ -15,11 +15,23 @@ from typing import Annotated, Any
 
 import typer
 
-from flows.cli.common import command
+from flows.cli.common import command, say
 from infra.errors import ExitCode, UserError
 from infra.procs import port_open
 from infra.settings import get_settings
 from worldgen.dataset import read_manifest
+
+
+def check_gated(alias: str, purpose: str, allow: bool) -> None:
+    """The gated alias, or a refusal; with ``allow``, a warning and an audit row instead."""
+    from registry import record_ungated_use, require_gated
+
+    if not allow:
+        require_gated(alias)
+        return
+    decision = record_ungated_use(alias, purpose)
+    if decision is not None:
+        say(f"warning: @{alias} is not what the gate decided; audit decision #{decision}", err=True)
 
 
 def _evaluate(model_uri: str, dataset_uri: str) -> Any:
@@ -50,16 +62,16 @@ def promote(
     decision = run_gate(version, evaluate=_evaluate, eval_dataset=eval_dataset, actor=actor)
     verdict = "PROMOTED" if decision.promoted else "REFUSED"
     before, after = decision.champion_version_before, decision.champion_version_after
-    typer.echo(f"{verdict} v{version} (champion before: {_v(before)}, after: {_v(after)})")
-    typer.echo(f"reason: {decision.reason}")
+    say(f"{verdict} v{version} (champion before: {_v(before)}, after: {_v(after)})")
+    say(f"reason: {decision.reason}")
     stat = decision.statistic
     if stat:
         ci = f"[{stat['ci_low']:+.4f}, {stat['ci_high']:+.4f}]"
-        typer.echo(
+        say(
             f"paired accuracy diff {stat['accuracy_diff']:+.4f}, {stat['confidence']:.0%} CI "
             f"{ci}, McNemar p={stat['mcnemar_p']:.3g}, n={stat['n_paired']}"
         )
-    typer.echo(f"audit decision #{decision.id}")
+    say(f"audit decision #{decision.id}")
     if not decision.promoted:
         raise typer.Exit(ExitCode.REJECTED)
 
@@ -72,7 +84,7 @@ def rollback(
     from registry import rollback as run_rollback
 
     decision = run_rollback(actor=actor)
-    typer.echo(f"{decision.reason} (audit decision #{decision.id})")
+    say(f"{decision.reason} (audit decision #{decision.id})")
 
 
 @command
@@ -101,9 +113,9 @@ def registry(
     recent = recent_decisions(decisions or None) if rows else []
     if as_json:
         export = {"versions": rows, "decisions": recent}  # an auditor's: every field of each
-        typer.echo(json.dumps(export, indent=2, default=_iso))
+        say(json.dumps(export, indent=2, default=_iso))
     else:
-        typer.echo(format_table(rows, recent))
+        say(format_table(rows, recent))
 
 
 def _verify_audit() -> None:
@@ -119,7 +131,7 @@ def _verify_audit() -> None:
     n = check.before_chain
     older = f" ({n} older {'one has' if n == 1 else 'ones have'} no hash)" if n else ""
     head = f", head {check.head[:12]}" if check.head else ""
-    typer.echo(f"audit trail intact: {check.chained} decisions chained{older}{head}")
+    say(f"audit trail intact: {check.chained} decisions chained{older}{head}")
 
 
 def _iso(value: Any) -> str:
@@ -167,15 +179,21 @@ def serve(
     alias: Annotated[str, typer.Option(help="registry alias to serve")] = "champion",
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on", min=1, max=65535)] = 5001,
+    allow_ungated: Annotated[
+        bool, typer.Option(help="serve an alias moved outside the gate (forensics; audited)")
+    ] = False,
 ) -> None:
-    """Serve veracity-apr@ALIAS over HTTP with MLflow's scoring server (POST /invocations)."""
+    """Serve veracity-apr@ALIAS over HTTP with MLflow's scoring server (POST /invocations).
+
+    Exit 4 when the alias was moved outside the gate (see `veracity registry --verify`)."""
     from registry.client import MODEL_NAME, client
 
     if port_open(host, port):
         raise UserError(f"port {port} on {host} is in use; pick another with --port")
+    check_gated(alias, f"serve @{alias}", allow_ungated)
     tracking = get_settings().tracking_uri
     version = client().get_model_version_by_alias(MODEL_NAME, alias)
-    typer.echo(f"serving {MODEL_NAME} v{version.version} (@{alias}) on http://{host}:{port}")
+    say(f"serving {MODEL_NAME} v{version.version} (@{alias}) on http://{host}:{port}")
     bin_dir = Path(sys.executable).parent
     # --env-manager local: serve from this installation (building a fresh env needs the
     # network); mlflow execs `uvicorn` by name, so this environment's bin comes first on PATH

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from flows.cli.common import command, fail
+from flows.cli.common import command, fail, say
 from flows.params import ALL_DOMAINS, PipelineParams, TrainParams, check_params
 from flows.summary import summary_rows
 from infra.errors import ExitCode, UserError
@@ -85,7 +85,7 @@ def run(
     if json_out:
         with open(json_out, "w") as fh:
             json.dump(result, fh, indent=2, default=str)
-    typer.echo(format_summary(result))
+    say(format_summary(result))
 
 
 def _check_tracking_store() -> None:
@@ -105,7 +105,7 @@ def run_pipeline(args: dict[str, Any]) -> dict[str, Any]:
     try:
         result: dict[str, Any] = pipeline(**args)
     except RejectedDataset as exc:
-        typer.echo(str(exc), err=True)
+        say(str(exc), err=True)
         fail("the dataset failed validation; nothing was trained or registered", ExitCode.REJECTED)
     result["wall_s"] = round(time.perf_counter() - start, 1)
     return result
@@ -178,7 +178,7 @@ def ui(
     store = ["--backend-store-uri", s.tracking_uri, "--default-artifact-root", artifact_root()]
     # one person browsing: 4 workers take ~20 s to answer on 2 cores
     serve = ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    typer.echo(f"MLflow UI on http://127.0.0.1:{port} (store {s.tracking_uri}); Ctrl-C stops it")
+    say(f"MLflow UI on http://127.0.0.1:{port} (store {s.tracking_uri}); Ctrl-C stops it")
     # The UI needs no background job runner (it starts a dozen worker processes otherwise).
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     try:

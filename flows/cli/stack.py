@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli.common import command
+from flows.cli.common import command, say
 from infra.errors import ExitCode, UserError
 from infra.stack import Stack, StackConfig, default_root
 
@@ -33,13 +33,13 @@ def up(
     if (config.root / "state.json").exists():
         Stack.load(config.root).down()  # leftovers of a stack that was not brought down
     env = Stack(config).up()
-    typer.echo(f"stack up; logs in {config.logs}")
-    typer.echo(f"  MLflow   {config.mlflow_url}")
-    typer.echo(f"  Prefect  {config.prefect_api_url}")
-    typer.echo(f"  S3       {config.s3_endpoint} (bucket {config.bucket})")
-    typer.echo(f"server profile: source {config.root / 'env'}   (or export these)")
-    for key, value in env.items():
-        typer.echo(f"export {key}={value}")
+    say(f"stack up; logs in {config.logs}")
+    say(f"  MLflow   {config.mlflow_url}")
+    say(f"  Prefect  {config.prefect_api_url}")
+    say(f"  S3       {config.s3_endpoint} (bucket {config.bucket})")
+    say(f"server profile: source {config.root / 'env'}   (or export these)")
+    for key, value in env.items():  # the env file holds the secrets; the screen does not
+        say(f"export {key}={value}")
 
 
 @app.command()
@@ -48,10 +48,10 @@ def down() -> None:
     """Stop the services ``stack up`` started (an existing PostgreSQL is left running)."""
     root = default_root()
     if not (root / "state.json").exists():
-        typer.echo(f"no stack is up (nothing in {root})")
+        say(f"no stack is up (nothing in {root})")
         return
     stopped = Stack.load(root).down()
-    typer.echo("stopped " + (", ".join(stopped) if stopped else "nothing"))
+    say("stopped " + (", ".join(stopped) if stopped else "nothing"))
 
 
 @app.command()
@@ -65,11 +65,11 @@ def status(
     stack = Stack.load(root) if up_before else Stack(StackConfig.from_settings())
     health = stack.status()
     if json_out:
-        typer.echo(json.dumps(health, indent=2))
+        say(json.dumps(health, indent=2))
     else:
         for name, info in health.items():
             mark = "up  " if info["healthy"] else "DOWN"
             pid = f"pid {info['pid']}" if info["pid"] else ""
-            typer.echo(f"  {mark} {name:<9} {info['url'] or '-':<45} {pid}")
+            say(f"  {mark} {name:<9} {info['url'] or '-':<45} {pid}")
     if not all(info["healthy"] for info in health.values()):
         raise typer.Exit(ExitCode.FAILED)

@@ -93,6 +93,8 @@ def test_an_unvalidated_s3_dataset_is_refused_then_accepted(s3_bucket: str) -> N
     generate(["medical"], 40, 8, uri)
     with pytest.raises(NotAccepted, match="never validated"):
         require_accepted(uri)
+    refused = CliRunner().invoke(app, ["train", uri, "--max-steps", "1"])
+    assert refused.exit_code == ExitCode.USAGE and "never validated" in refused.output
     validate(uri, docs=False)
     assert require_accepted(uri).digest
     _edit_sidecar(uri, digest="f" * 64)
@@ -113,3 +115,11 @@ def test_train_and_evaluate_refuse_in_one_line(tmp_path: Path) -> None:
         assert result.exit_code == ExitCode.USAGE, result.output
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and "veracity validate" in lines[0], result.output
+
+
+def test_train_refuses_a_stale_sidecar(accepted: str, tmp_path: Path) -> None:
+    uri = _copy(accepted, str(tmp_path / "copy"))
+    _edit_sidecar(uri, digest="1" * 64)
+    result = CliRunner().invoke(app, ["train", uri, "--max-steps", "1"])
+    assert result.exit_code == ExitCode.USAGE
+    assert result.output.count("\n") == 1 and "changed since it was validated" in result.output
