@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from flows.cli.common import command, say
+from flows.cli.stops import stoppable
 from infra.errors import ExitCode, UserError
 from infra.procs import port_open
 from infra.settings import get_settings
@@ -202,4 +203,6 @@ def serve(
     model = f"models:/{MODEL_NAME}@{alias}"
     listen = ["--host", host, "--port", str(port)]
     cmd = [str(bin_dir / "mlflow"), "models", "serve", "-m", model, "--env-manager", "local"]
-    raise typer.Exit(subprocess.run([*cmd, *listen], env=env).returncode)
+    with stoppable():
+        code = subprocess.run([*cmd, *listen], env=env).returncode
+    raise typer.Exit(code)

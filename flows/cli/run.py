@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from flows.cli.common import command, fail, say
+from flows.cli.stops import stoppable
 from flows.params import ALL_DOMAINS, PipelineParams, TrainParams, check_params
 from flows.summary import summary_rows
 from infra.errors import ExitCode, UserError
@@ -81,7 +82,8 @@ def run(
     if json_out:
         check_output_file(json_out)
     _check_tracking_store()
-    result = run_pipeline(args)
+    with stoppable():
+        result = run_pipeline(args)
     if json_out:
         with open(json_out, "w") as fh:
             json.dump(result, fh, indent=2, default=str)
@@ -160,7 +162,8 @@ def deploy(
             raise UserError(f"not a cron expression: {expr!r}") from None
     if n is not None and n < 20:
         raise UserError("--n must be >= 20")
-    serve_deployments(n=n, nightly=nightly, weekly=weekly)
+    with stoppable():
+        serve_deployments(n=n, nightly=nightly, weekly=weekly)
 
 
 @command
@@ -181,8 +184,6 @@ def ui(
     say(f"MLflow UI on http://127.0.0.1:{port} (store {s.tracking_uri}); Ctrl-C stops it")
     # The UI needs no background job runner (it starts a dozen worker processes otherwise).
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    try:
+    with stoppable():
         code = subprocess.call([sys.executable, "-m", "mlflow", "ui", *store, *serve], env=env)
-    except KeyboardInterrupt:
-        code = 0
     raise typer.Exit(code)

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from flows.cli.common import command, say
+from flows.cli.stops import stoppable
 from infra.errors import ExitCode, UserError
 from infra.stack import Stack, StackConfig, default_root
 
@@ -32,7 +33,8 @@ def up(
     config = StackConfig.from_settings(startup_timeout_s=timeout, prefect_ui=ui)
     if (config.root / "state.json").exists():
         Stack.load(config.root).down()  # leftovers of a stack that was not brought down
-    env = Stack(config).up()
+    with stoppable():  # a stop half-way brings down what was started (``Stack.up``)
+        env = Stack(config).up()
     say(f"stack up; logs in {config.logs}")
     say(f"  MLflow   {config.mlflow_url}")
     say(f"  Prefect  {config.prefect_api_url}")
