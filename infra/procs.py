@@ -11,6 +11,7 @@ helpers know nothing about any particular service, so they live here, apart from
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import socket
@@ -20,7 +21,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from infra.errors import ExitCode, ServiceError
+from infra.errors import ExitCode, ServiceError, UserError
 
 
 class StackError(ServiceError, RuntimeError):
@@ -41,6 +42,29 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+def check_listen(host: str, port: int) -> None:
+    """Refuse, in one line, an address this machine cannot listen on, before a server tries."""
+    try:
+        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError):
+        raise UserError(f"--host {host!r} is neither an IP address nor a known host name") from None
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise UserError(
+                    f"port {port} on {host} is in use; pick another with --port"
+                ) from None
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise UserError(
+                    f"{host} is not an address of this machine; listen on one of its own "
+                    "(--host 127.0.0.1, or 0.0.0.0 for every interface)"
+                ) from None
+            raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
 def http_ok(url: str, timeout: float = 2.0) -> bool:

@@ -120,6 +120,11 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
+    named = os.environ.get("VERACITY_CONFIG")
+    if named and not Path(named).is_file():  # a file asked for by name must be read, not skipped
+        raise SettingsError(
+            f"VERACITY_CONFIG={named}: no such file; point it at a veracity.toml or unset it"
+        )
     try:
         return Settings()
     except ValidationError as exc:

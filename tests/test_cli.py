@@ -123,3 +123,34 @@ def test_an_output_file_that_cannot_be_written_is_refused_before_the_work(
     assert (
         result.exit_code == 2 and f"{tmp_path} is a folder; name a file to write" in result.output
     )
+
+
+BAD_INPUT = [  # (args, environment, what the one line must say)
+    (["summary", "{file}"], {}, "is a file; a folder was expected there"),
+    (["train", "{file}"], {}, "is a file; a folder was expected there"),
+    (["validate", "{file}"], {}, "is a file; a folder was expected there"),
+    (["generate", "--n", "20", "--out", "{file}/ds"], {}, "{file}"),
+    (["serve", "--host", "999.1.1.1"], {}, "is neither an IP address nor a known host name"),
+    (["serve", "--host", "10.255.255.1"], {}, "is not an address of this machine"),
+    (["settings"], {"VERACITY_CONFIG": "{tmp}/none.toml"}, "none.toml: no such file"),
+    (["registry"], {"VERACITY_CONFIG": "{tmp}/none.toml"}, "none.toml: no such file"),
+]
+
+
+@pytest.mark.parametrize(("args", "env", "needle"), BAD_INPUT)
+def test_bad_input_is_one_line_without_a_traceback(
+    args: list[str], env: dict[str, str], needle: str, tmp_path: Path
+) -> None:
+    """The project's own bad-input set: each is refused in one line, exit 2, no traceback."""
+    file = tmp_path / "a-file"
+    file.write_text("not a dataset")
+    fill = {"file": str(file), "tmp": str(tmp_path)}
+    environ = {**os.environ, **{k: v.format(**fill) for k, v in env.items()}}
+    cli = [sys.executable, "-c", "from flows.cli import app; app()"]
+    proc = subprocess.run(
+        [*cli, *(a.format(**fill) for a in args)], capture_output=True, text=True, env=environ
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert needle.format(**fill) in lines[0], lines[0]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import typer
@@ -54,6 +55,10 @@ def _service_error(exc: BaseException) -> VeracityError | None:
             return ServiceError(f"the database did not answer: {str(exc.orig).strip()}")
         if isinstance(exc, ArgumentError | NoSuchModuleError):
             return UserError(f"the database URL cannot be used: {exc}")
+    if isinstance(exc, NotADirectoryError) and exc.filename:
+        blocker = next((p for p in Path(exc.filename).parents if p.is_file()), None)
+        if blocker is not None:
+            return UserError(f"{blocker} is a file; a folder was expected there")
     if isinstance(exc, OSError):
         return UserError(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
     if isinstance(exc, ValidationError):

@@ -17,8 +17,8 @@ import typer
 
 from flows.cli.common import command, say
 from flows.cli.stops import stoppable
-from infra.errors import ExitCode, UserError
-from infra.procs import port_open
+from infra.errors import ExitCode
+from infra.procs import check_listen
 from infra.settings import get_settings
 from worldgen.dataset import read_manifest
 
@@ -189,8 +189,7 @@ def serve(
     Exit 4 when the alias was moved outside the gate (see `veracity registry --verify`)."""
     from registry.client import MODEL_NAME, client
 
-    if port_open(host, port):
-        raise UserError(f"port {port} on {host} is in use; pick another with --port")
+    check_listen(host, port)
     check_gated(alias, f"serve @{alias}", allow_ungated)
     tracking = get_settings().tracking_uri
     version = client().get_model_version_by_alias(MODEL_NAME, alias)

@@ -20,7 +20,7 @@ from flows.cli.stops import stoppable
 from flows.params import ALL_DOMAINS, PipelineParams, TrainParams, check_params
 from flows.summary import summary_rows
 from infra.errors import ExitCode, UserError
-from infra.procs import port_open
+from infra.procs import check_listen
 from infra.settings import get_settings
 from infra.storage import check_output_file
 from models.sizes import TINY_MODEL
@@ -173,10 +173,7 @@ def ui(
     """Open the MLflow UI over the same store on http://127.0.0.1:PORT."""
     from registry.tracking import artifact_root
 
-    if port_open("127.0.0.1", port):
-        raise UserError(
-            f"port {port} on 127.0.0.1 is in use (another `veracity ui`?); pick another with --port"
-        )
+    check_listen("127.0.0.1", port)
     s = get_settings()
     store = ["--backend-store-uri", s.tracking_uri, "--default-artifact-root", artifact_root()]
     # one person browsing: 4 workers take ~20 s to answer on 2 cores
