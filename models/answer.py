@@ -87,6 +87,18 @@ def store_abstain_threshold(model_dir: str | Path, threshold: float) -> None:
     path.write_text(json.dumps({**routing, "abstain_threshold": threshold}, indent=2))
 
 
+def unreadable_text(name: str, value: object) -> str | None:
+    """Why ``value`` cannot be read as the document or question, or ``None`` if it can: a
+    number or an object sent as text is named as such, not taken for a missing one."""
+    if isinstance(value, str):
+        return None if value.strip() else f"{name} is missing or empty; send it as text"
+    if value is None or (isinstance(value, float) and value != value):  # None or NaN: missing
+        return f"{name} is missing or empty; send it as text"
+    shown = repr(value)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    return f"{name} is not text but {type(value).__name__} {shown}; send it as text"
+
+
 def unread(reason: str, prompt_tokens: int, start: float) -> Answer:
     """What a question the model cannot read answers, in evaluation and serving alike."""
     return Answer(
@@ -121,11 +133,13 @@ class Answerer:
         return cls(model, tok, NEVER_ABSTAIN if stored is None else stored)
 
     @torch.no_grad()
-    def __call__(self, document: str, question: str) -> Answer:
+    def __call__(self, document: object, question: object) -> Answer:
         start = time.perf_counter()
         for name, text in (("document", document), ("question", question)):
-            if not text.strip():
-                return unread(f"{name} is missing or empty; send it as text", 0, start)
+            reason = unreadable_text(name, text)
+            if reason:
+                return unread(reason, 0, start)
+        assert isinstance(document, str) and isinstance(question, str)
         example = self.tok.encode_example(document, question)
         prompt = example.ids
         room = self.model.cfg.max_seq_len - len(prompt)

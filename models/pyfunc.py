@@ -55,9 +55,7 @@ class VeracityAPR(PythonModel):
         return pd.DataFrame([self.answer_row(d, q) for d, q in pairs], columns=OUTPUT_COLUMNS)
 
     def answer_row(self, document: Any, question: Any) -> dict[str, Any]:
-        # a missing cell (None, NaN) is an empty text, which the Answerer refuses to read
-        document, question = (t if isinstance(t, str) else "" for t in (document, question))
-        a = self.answerer(document, question)
+        a = self.answerer(document, question)  # it names what it cannot read (None, 42, {...})
         return {
             "answer": a.text,
             "confidence": 1.0 - a.uncertainty,

@@ -34,6 +34,7 @@ def prefect_environment() -> None:
     (unless PREFECT_API_URL / PREFECT_HOME / the server profile say otherwise)."""
     s = get_settings()
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")  # Prefect's client-side telemetry
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
     # The temporary server's default 20 s start budget is too short on a busy 2-core machine.
@@ -133,7 +134,7 @@ def format_summary(result: dict[str, Any]) -> str:
         f"  run page                    {result.get('mlflow_run_url')}",
         "  veracity registry           versions, aliases and gate decisions",
         "  veracity run --seed N       another seed: a new dataset, a challenger and a gate decision",
-        f"  Prefect artifacts           PREFECT_HOME={os.environ.get('PREFECT_HOME', '')}"
+        f"  Prefect artifacts           DO_NOT_TRACK=1 PREFECT_HOME={os.environ.get('PREFECT_HOME', '')}"
         " prefect artifact ls",
         f"  home                        {get_settings().home.resolve()}",
     ]

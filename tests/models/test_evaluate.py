@@ -173,9 +173,10 @@ def test_a_served_row_the_model_cannot_read_is_unknown_and_the_rest_answered(
     doc, question = ds.load_qa(uri, "test")[["document", "question"]].iloc[0]
     batch = pd.DataFrame(
         {
-            "document": [doc, " ".join([doc] * 20), doc, None],
-            "question": [question, question, " ", question],
-        }
+            "document": [doc, " ".join([doc] * 20), doc, None, 42],
+            "question": [question, question, " ", question, question],
+        },
+        dtype=object,
     )
     out = model.predict(None, batch)
     assert (
@@ -185,6 +186,7 @@ def test_a_served_row_the_model_cannot_read_is_unknown_and_the_rest_answered(
     assert "over the model's max_seq_len" in out.loc[1, "error"]
     assert out.loc[2, "error"] == "question is missing or empty; send it as text"
     assert out.loc[3, "error"] == "document is missing or empty; send it as text"
+    assert out.loc[4, "error"] == "document is not text but int 42; send it as text"
     unread = out.iloc[1:]
     assert (unread["answer"] == UNKNOWN).all() and unread["abstained"].all()
     assert (unread["confidence"] == 0.0).all()
