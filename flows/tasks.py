@@ -19,6 +19,8 @@ from prefect.states import State
 
 from flows.params import KEY_VERSION, TrainParams, stable_hash
 from infra.settings import get_settings
+from validation.acceptance import current_suite_hashes
+from worldgen.dataset import read_manifest
 
 IO_ERRORS: tuple[type[BaseException], ...] = (OSError, TimeoutError, ConnectionError)
 
@@ -165,7 +167,9 @@ def generate_dataset(
 
 
 def _validate_key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
-    return _key("validate", p["uri"], p["digest"])
+    """A verdict is reused only for the same content judged by the same suites."""
+    domains = sorted(read_manifest(p["uri"])["domains"])
+    return _key("validate", p["uri"], p["digest"], current_suite_hashes(domains))
 
 
 @task(name="validate-dataset", cache_key_fn=_validate_key, **TASK_OPTIONS)

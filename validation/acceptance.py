@@ -47,10 +47,15 @@ class Acceptance:
         }
 
 
+def current_suite_hashes(domains: list[str]) -> dict[str, str]:
+    """The hash of each domain's suites as the world model derives them today."""
+    return {d: suites_for(d).suite_hash for d in domains}
+
+
 def _stale_suites(verdict: dict[str, Any], domains: list[str]) -> list[str]:
     """Domains whose suites today differ from the ones that gave the verdict."""
-    recorded = verdict.get("suite_hashes") or {}
-    return [d for d in domains if recorded.get(d) != suites_for(d).suite_hash]
+    recorded, today = verdict.get("suite_hashes") or {}, current_suite_hashes(domains)
+    return [d for d in domains if recorded.get(d) != today[d]]
 
 
 def require_accepted(uri: str) -> Acceptance:

@@ -26,6 +26,7 @@ from infra import storage
 from validation import context as gxctx
 from validation.report import CheckResult, DataQualityError, ValidationReport
 from validation.sidecar import write_sidecar
+from validation.splits import split_checks
 from validation.suites import (
     DomainSuites,
     build_suite,
@@ -287,6 +288,7 @@ def validate(
                 )
             )
         tables = {t: _read_shards(uri, manifest, domain, t, results) for t in TABLES}
+        results += split_checks(domain, int(manifest["seed"]), tables)
         records = tables["records"]
         if records is None:
             continue

@@ -327,9 +327,14 @@ def build_suite(spec: WorldSpec, renderer: Renderer | None = None) -> DomainSuit
     return out
 
 
+# The gate's own checks beside the expectations (structural, splits): a change here makes every
+# earlier verdict stale. 2: each entity's split is recomputed from the seeded rule.
+CHECKS_VERSION = 2
+
+
 def suite_hash(ds: DomainSuites) -> str:
     """Hash of the spec (equation sources included) and every expectation's configuration."""
-    h = hashlib.sha256(f"{ds.domain}:{ds.spec_hash}".encode())
+    h = hashlib.sha256(f"{ds.domain}:{ds.spec_hash}:{CHECKS_VERSION}".encode())
     for batch in sorted(ds.suites):
         for exp in ds.suites[batch].expectations:
             config = exp.configuration.to_json_dict()
