@@ -19,8 +19,12 @@ from pathlib import Path
 
 from infra.procs import StackError
 
-PG_BIN_CANDIDATES = ("/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin",
-                     "/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/14/bin")  # fmt: skip
+PG_BIN_CANDIDATES = (
+    "/usr/lib/postgresql/17/bin",
+    "/usr/lib/postgresql/16/bin",
+    "/usr/lib/postgresql/15/bin",
+    "/usr/lib/postgresql/14/bin",
+)
 
 
 def pg_bindir() -> Path | None:
@@ -49,8 +53,10 @@ def pg_user_prefix(paths: list[Path]) -> list[str]:
     try:
         user = pwd.getpwnam("postgres")
     except KeyError as exc:
-        raise StackError("running as root and there is no 'postgres' user to run "
-                         "PostgreSQL as; run as an ordinary user") from exc  # fmt: skip
+        raise StackError(
+            "running as root and there is no 'postgres' user to run "
+            "PostgreSQL as; run as an ordinary user"
+        ) from exc
     runuser = shutil.which("runuser")
     if runuser is None:
         raise StackError("running as root without runuser; run as an ordinary user")
@@ -109,7 +115,8 @@ def drop_database(admin_url: str, name: str) -> None:
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)))  # fmt: skip
+            cur.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
     finally:
         conn.close()

@@ -159,8 +159,10 @@ class Stack:
 
     def _save(self) -> None:
         config = {k: v for k, v in asdict(self.config).items() if k != "extra_env"}
-        data = {"config": _jsonable(config),
-                "services": {k: asdict(v) for k, v in self.state.items()}}  # fmt: skip
+        data = {
+            "config": _jsonable(config),
+            "services": {k: asdict(v) for k, v in self.state.items()},
+        }
         self.state_file.write_text(json.dumps(data, indent=2))
 
     @classmethod
@@ -189,9 +191,14 @@ class Stack:
             fh.write(f"\n--- {time.strftime('%F %T')} {shlex.join(cmd)}\n".encode())
             fh.flush()
             proc = subprocess.Popen(
-                cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=env, cwd=self.config.root, start_new_session=True,
-            )  # fmt: skip
+                cmd,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=self.config.root,
+                start_new_session=True,
+            )
         self.state[name] = ServiceState(name, proc.pid, url, str(log), managed=True)
         self._save()
 
@@ -204,8 +211,10 @@ class Stack:
             if st.managed and st.pid is not None and not alive(st.pid):
                 raise StackError(f"{name} exited during start-up; see {st.log}:\n{tail(st.log)}")
             time.sleep(0.5)
-        raise StackError(f"{name} not healthy after {self.config.startup_timeout_s:.0f} s; "
-                         f"see {st.log}:\n{tail(st.log)}")  # fmt: skip
+        raise StackError(
+            f"{name} not healthy after {self.config.startup_timeout_s:.0f} s; "
+            f"see {st.log}:\n{tail(st.log)}"
+        )
 
     # ------------------------------------------------------------------ services
     def _postgres(self) -> None:
@@ -219,19 +228,21 @@ class Stack:
         else:
             bindir = pg_bindir()
             if bindir is None:
-                raise StackError(f"no PostgreSQL answers on {host}:{port} and initdb is not "
-                                 "installed; set VERACITY_STACK__POSTGRES_ADMIN_URL")  # fmt: skip
+                raise StackError(
+                    f"no PostgreSQL answers on {host}:{port} and initdb is not "
+                    "installed; set VERACITY_STACK__POSTGRES_ADMIN_URL"
+                )
             data = c.root / "pgdata"
             sockets = c.root / "pgsock"
             sockets.mkdir(exist_ok=True)
             data.mkdir(mode=0o700, exist_ok=True)
             as_user = pg_user_prefix([data, sockets, Path(log)])
             if not (data / "PG_VERSION").exists():
-                run([*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
-                     "-A", "trust", "-E", "UTF8", "--no-instructions"])  # fmt: skip
+                initdb = [str(bindir / "initdb"), "-D", str(data), "-U", "postgres"]
+                run([*as_user, *initdb, "-A", "trust", "-E", "UTF8", "--no-instructions"])
             opts = f"-p {port} -c listen_addresses={host} -k {sockets}"
-            run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-l", log, "-o", opts,
-                 "-w", "-t", str(int(c.startup_timeout_s)), "start"])  # fmt: skip
+            pg_ctl = [str(bindir / "pg_ctl"), "-D", str(data), "-l", log, "-o", opts]
+            run([*as_user, *pg_ctl, "-w", "-t", str(int(c.startup_timeout_s)), "start"])
             pid = int((data / "postmaster.pid").read_text().split()[0])
             self.state["postgres"] = ServiceState("postgres", pid, redact(admin), log, True)
         self._save()
@@ -253,13 +264,10 @@ class Stack:
             AWS_RETRY_MODE="standard",
             AWS_MAX_ATTEMPTS=os.environ.get("AWS_MAX_ATTEMPTS", "10"),
         )
-        cmd = [
-            sys.executable, "-m", "mlflow", "server",
-            "--host", c.host, "--port", str(c.mlflow_port), "--workers", str(c.mlflow_workers),
-            "--backend-store-uri", c.database_url("mlflow", "postgresql+psycopg2"),
-            "--artifacts-destination", f"s3://{c.bucket}/mlartifacts",
-            "--serve-artifacts",
-        ]  # fmt: skip
+        cmd = [sys.executable, "-m", "mlflow", "server"]
+        cmd += ["--host", c.host, "--port", str(c.mlflow_port), "--workers", str(c.mlflow_workers)]
+        cmd += ["--backend-store-uri", c.database_url("mlflow", "postgresql+psycopg2")]
+        cmd += ["--artifacts-destination", f"s3://{c.bucket}/mlartifacts", "--serve-artifacts"]
         self._spawn("mlflow", cmd, env, c.mlflow_url)
 
     def _prefect(self) -> None:
@@ -274,11 +282,9 @@ class Stack:
             PREFECT_SERVER_API_PORT=str(c.prefect_port),
             PREFECT_UI_API_URL=c.prefect_api_url,
         )
-        cmd = [
-            sys.executable, "-m", "prefect", "server", "start",
-            "--host", c.host, "--port", str(c.prefect_port),
-            "--ui" if c.prefect_ui else "--no-ui",
-        ]  # fmt: skip
+        cmd = [sys.executable, "-m", "prefect", "server", "start"]
+        cmd += ["--host", c.host, "--port", str(c.prefect_port)]
+        cmd += ["--ui" if c.prefect_ui else "--no-ui"]
         self._spawn("prefect", cmd, env, c.prefect_api_url)
 
     # ------------------------------------------------------------------ public API
@@ -288,11 +294,13 @@ class Stack:
         c = self.config
         c.logs.mkdir(parents=True, exist_ok=True)
         check_credentials()
-        for name, port in (("s3", c.s3_port), ("mlflow", c.mlflow_port),
-                           ("prefect", c.prefect_port)):  # fmt: skip
+        ports = {"s3": c.s3_port, "mlflow": c.mlflow_port, "prefect": c.prefect_port}
+        for name, port in ports.items():
             if port_open(c.host, port):
-                raise StackError(f"port {c.host}:{port} for {name} is taken; is a stack already "
-                                 "up? (veracity stack status / down)")  # fmt: skip
+                raise StackError(
+                    f"port {c.host}:{port} for {name} is taken; is a stack already "
+                    "up? (veracity stack status / down)"
+                )
         try:
             self._postgres()
             self._s3()
@@ -306,8 +314,9 @@ class Stack:
             self.down()
             raise
         env = c.profile_env()
-        (c.root / "env").write_text("".join(f"export {k}={shlex.quote(v)}\n"
-                                            for k, v in env.items()))  # fmt: skip
+        (c.root / "env").write_text(
+            "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
+        )
         return env
 
     def down(self, timeout: float = 20.0) -> list[str]:
@@ -321,8 +330,8 @@ class Stack:
                 bindir = pg_bindir()
                 if bindir is not None:
                     data = self.config.root / "pgdata"
-                    subprocess.run([*pg_user_prefix([]), str(bindir / "pg_ctl"), "-D", str(data),
-                                    "-m", "fast", "-w", "stop"], capture_output=True)  # fmt: skip
+                    pg_ctl = [*pg_user_prefix([]), str(bindir / "pg_ctl"), "-D", str(data)]
+                    subprocess.run([*pg_ctl, "-m", "fast", "-w", "stop"], capture_output=True)
             else:
                 terminate_group(st.pid, timeout)
             stopped.append(name)
@@ -339,8 +348,12 @@ class Stack:
             "mlflow": lambda: http_ok(f"{c.mlflow_url}/health"),
             "prefect": lambda: http_ok(f"{c.prefect_api_url}/health"),
         }
-        urls = {"postgres": redact(c.admin_url), "s3": c.s3_endpoint, "mlflow": c.mlflow_url,
-                "prefect": c.prefect_api_url}  # fmt: skip
+        urls = {
+            "postgres": redact(c.admin_url),
+            "s3": c.s3_endpoint,
+            "mlflow": c.mlflow_url,
+            "prefect": c.prefect_api_url,
+        }
         out: dict[str, dict[str, Any]] = {}
         for name in SERVICES:
             st = self.state.get(name)
@@ -363,16 +376,22 @@ def check_credentials() -> None:
     import boto3
 
     if boto3.Session().get_credentials() is None:
-        raise StackError("no AWS credentials: export AWS_ACCESS_KEY_ID and "
-                         "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) before stack up")  # fmt: skip
+        raise StackError(
+            "no AWS credentials: export AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) before stack up"
+        )
 
 
 def ensure_bucket(endpoint: str, bucket: str) -> None:
     import boto3
     from botocore.config import Config
 
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                          config=Config(retries={"max_attempts": 8, "mode": "standard"}))  # fmt: skip
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        config=Config(retries={"max_attempts": 8, "mode": "standard"}),
+    )
     existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
     if bucket not in existing:
         client.create_bucket(Bucket=bucket)

@@ -194,8 +194,9 @@ def log_training(
         log_dataset(uri, read_manifest(uri))
         log_validation(validation)
         log_metrics(result.get("metrics", {}))
-        mlflow.log_metrics({"steps": float(result["steps"]),
-                            "route_threshold": float(result["route_threshold"])})  # fmt: skip
+        mlflow.log_metrics(
+            {"steps": float(result["steps"]), "route_threshold": float(result["route_threshold"])}
+        )
         mlflow.set_tag("run_dir", str(result["run_dir"]))
         mlflow.set_tag("base_precision", str(result.get("base_precision", "bf16")))
     return run_id

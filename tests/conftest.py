@@ -2,6 +2,11 @@
 
 A test that needs a service it cannot start skips with the reason on a user's machine; with
 VERACITY_REQUIRE_SERVICES=1 (as in CI) it fails instead, so CI never passes by skipping.
+
+Markers (``make test-fast`` leaves out all three; ``make test`` and CI run everything):
+``e2e`` for tests/e2e and ``integration`` for tests/integration, both set here by folder;
+``integration`` also for any test that uses a fixture starting a real service (SERVICE_FIXTURES)
+or is marked ``services``; ``slow`` (more than ~5 s) is set on the test itself.
 """
 
 from __future__ import annotations
@@ -31,6 +36,26 @@ def checkout_left_as_found() -> Iterator[None]:
     yield
     wrote = {name for name in STRAY if (ROOT / name).exists()} - before
     assert not wrote, f"tests wrote {sorted(wrote)} into the checkout; use tmp_path"
+
+
+TESTS = Path(__file__).resolve().parent
+FOLDER_MARKS = {"e2e": "e2e", "integration": "integration"}
+# fixtures that start or connect to a real service: moto's S3 server, a PostgreSQL database, the
+# server-profile stack, a `prefect server` process
+SERVICE_FIXTURES = {"s3_server", "postgres_url", "services", "prefect_server"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = Path(item.path).resolve()
+        folder = path.relative_to(TESTS).parts[0] if path.is_relative_to(TESTS) else ""
+        if folder in FOLDER_MARKS:
+            item.add_marker(FOLDER_MARKS[folder])
+        uses = set(getattr(item, "fixturenames", ()))
+        real_service = uses & SERVICE_FIXTURES or item.get_closest_marker("services")
+        if real_service and not item.get_closest_marker("integration"):
+            item.add_marker("integration")
 
 
 def services_required() -> bool:

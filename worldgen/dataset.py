@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from infra import storage
+from infra.errors import UserError
 from worldgen import frames
 from worldgen.domains import DOMAIN_NAMES, get_domain
 from worldgen.render import render_block
@@ -40,7 +41,7 @@ FORMAT = 1
 MAX_RECORDS = 50_000_000
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """A dataset is missing, malformed, tampered with, or was asked for with bad arguments."""
 
 

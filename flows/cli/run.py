@@ -144,8 +144,12 @@ def format_summary(result: dict[str, Any]) -> str:
 @command
 def deploy(
     n: Annotated[int | None, typer.Option(help="records per domain for scheduled runs")] = None,
-    nightly: Annotated[str, typer.Option(help="cron of the data refresh")] = "0 2 * * *",
-    weekly: Annotated[str, typer.Option(help="cron of retrain + promotion")] = "0 4 * * 0",
+    nightly: Annotated[
+        str | None, typer.Option(help="cron of the data refresh [default: prefect.yaml's]")
+    ] = None,
+    weekly: Annotated[
+        str | None, typer.Option(help="cron of retrain + promotion [default: prefect.yaml's]")
+    ] = None,
 ) -> None:
     """Serve the scheduled flows: nightly refresh and validation, weekly retrain and promotion.
 
@@ -156,7 +160,7 @@ def deploy(
 
     from flows.deploy import serve_deployments
 
-    for expr in (nightly, weekly):
+    for expr in (e for e in (nightly, weekly) if e is not None):
         try:
             CronSchedule(cron=expr)
         except ValueError:

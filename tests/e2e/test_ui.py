@@ -70,8 +70,14 @@ def test_prefect_artifacts_are_readable_markdown_and_tables(
     dataset = finished_run.result["dataset"]
 
     summary = arts["veracity-run-summary"]["data"]
-    for heading in ("# Veracity pipeline run", "## Dataset", "## Validation", "## Model",
-                    "## Metrics and decision", "## Stages"):  # fmt: skip
+    for heading in (
+        "# Veracity pipeline run",
+        "## Dataset",
+        "## Validation",
+        "## Model",
+        "## Metrics and decision",
+        "## Stages",
+    ):
         assert f"\n{heading}\n" in f"\n{summary}\n", heading
     assert dataset["digest"] in summary and "- status: **accepted**" in summary
     assert f"| accuracy | {headline['accuracy']:.4f} |" in summary
@@ -113,20 +119,40 @@ def _ui_state(run: FinishedRun) -> str:
     panel closed, the pipeline run expanded, and metric columns in the runs table."""
     exp = run.experiment_id
     page_state = {
-        "searchFilter": "", "orderByKey": "attributes.start_time", "orderByAsc": False,
-        "startTime": "ALL", "lifecycleFilter": "Active", "datasetsFilter": [],
+        "searchFilter": "",
+        "orderByKey": "attributes.start_time",
+        "orderByAsc": False,
+        "startTime": "ALL",
+        "lifecycleFilter": "Active",
+        "datasetsFilter": [],
         "modelVersionFilter": "All Runs",
-        "selectedColumns": ["attributes.`Dataset`", "metrics.`steps`",
-                            "metrics.`test_accuracy`", "metrics.`test_hallucination_rate`"],
-        "columnOrder": [], "columnWidths": {}, "runsExpanded": {run.parent_run_id: True},
-        "runsPinned": [], "runsHidden": [], "runsVisibilityMap": {},
-        "runsHiddenMode": "FIRST_10_RUNS", "viewMaximized": False, "runListHidden": False,
-        "isAccordionReordered": False, "useGroupedValuesInCharts": True,
-        "hideEmptyCharts": True, "groupBy": None, "groupsExpanded": {},
+        "selectedColumns": [
+            "attributes.`Dataset`",
+            "metrics.`steps`",
+            "metrics.`test_accuracy`",
+            "metrics.`test_hallucination_rate`",
+        ],
+        "columnOrder": [],
+        "columnWidths": {},
+        "runsExpanded": {run.parent_run_id: True},
+        "runsPinned": [],
+        "runsHidden": [],
+        "runsVisibilityMap": {},
+        "runsHiddenMode": "FIRST_10_RUNS",
+        "viewMaximized": False,
+        "runListHidden": False,
+        "isAccordionReordered": False,
+        "useGroupedValuesInCharts": True,
+        "hideEmptyCharts": True,
+        "groupBy": None,
+        "groupsExpanded": {},
         "autoRefreshEnabled": False,
-        "globalLineChartConfig": {"xAxisKey": "step", "lineSmoothness": 0,
-                                  "selectedXAxisMetricKey": ""},
-    }  # fmt: skip
+        "globalLineChartConfig": {
+            "xAxisKey": "step",
+            "lineSmoothness": 0,
+            "selectedXAxisMetricKey": "",
+        },
+    }
     storage = {
         "mlflow.workflowType_v1": json.dumps("machine_learning"),
         "mlflow.assistant.panelOpen_v1": "false",
@@ -152,9 +178,11 @@ def _open(page: Any, url: str) -> None:
 
 @pytest.mark.slow
 def test_mlflow_ui_shows_runs_metrics_plots_and_champion(
-    chromium: Any, finished_run: FinishedRun, mlflow_ui: str,
+    chromium: Any,
+    finished_run: FinishedRun,
+    mlflow_ui: str,
     prefect_artifacts: dict[str, dict[str, Any]],
-) -> None:  # fmt: skip
+) -> None:
     from playwright.sync_api import expect
 
     run = finished_run
@@ -188,8 +216,11 @@ def test_mlflow_ui_shows_runs_metrics_plots_and_champion(
         # 2. The train run: its metrics.
         _open(page, f"{mlflow_ui}/#/experiments/{run.experiment_id}/runs/{run.run_id}")
         expect(page.get_by_text(re.compile(r"^Metrics \(\d+\)$"))).to_be_visible()
-        for name, value in (("test_accuracy", accuracy), ("test_hallucination_rate", hallucination),
-                            ("steps", "10")):  # fmt: skip
+        for name, value in (
+            ("test_accuracy", accuracy),
+            ("test_hallucination_rate", hallucination),
+            ("steps", "10"),
+        ):
             row = page.get_by_role("row").filter(has=page.get_by_text(name, exact=True))
             expect(row.first).to_contain_text(value)
         page.screenshot(path=str(SHOTS / "mlflow-run-metrics.png"))

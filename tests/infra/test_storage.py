@@ -76,8 +76,10 @@ def test_s3_without_credentials_is_one_line(s3_bucket: str, tmp_path: Path) -> N
     out = f"s3://{s3_bucket}/ds"
     # a fresh process: boto3's default session keeps the credentials it found first
     cli = [sys.executable, "-c", "from flows.cli import app; app()"]
-    for args, uri in ((["generate", "--n", "20", "--out", out], out),
-                      (["summary", out], f"{out}/manifest.json")):  # fmt: skip
+    for args, uri in (
+        (["generate", "--n", "20", "--out", out], out),
+        (["summary", out], f"{out}/manifest.json"),
+    ):
         done = subprocess.run([*cli, *args], env=env, capture_output=True, text=True)
         assert done.returncode == 2 and "Traceback" not in done.stderr
         assert done.stderr.strip() == f"error: {uri}: {NO_CREDENTIALS}"

@@ -60,8 +60,15 @@ class Services:
 
 def run_python(code: str, env: dict[str, str], log: Path, timeout: float = 600) -> str:
     """Run ``code`` in a fresh interpreter; its output is kept in ``log`` (scanned later)."""
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=timeout,
+    )
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as fh:
         fh.write(proc.stdout)
@@ -71,8 +78,12 @@ def run_python(code: str, env: dict[str, str], log: Path, timeout: float = 600) 
 
 def api(url: str, body: dict[str, Any] | None = None, method: str | None = None) -> Any:
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method or ("POST" if data else "GET"),
-                                 headers={"Content-Type": "application/json"})  # fmt: skip
+    req = urllib.request.Request(
+        url,
+        data=data,
+        method=method or ("POST" if data else "GET"),
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=30) as resp:
         return json.loads(resp.read() or b"null")
 
@@ -94,14 +105,22 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     s3_port = free_port()
     proxy = FaultyS3(f"http://127.0.0.1:{s3_port}", rate=0.2, seed=7).start()
     config = StackConfig(
-        root=root, s3_port=s3_port, mlflow_port=free_port(), prefect_port=free_port(),
+        root=root,
+        s3_port=s3_port,
+        mlflow_port=free_port(),
+        prefect_port=free_port(),
         postgres_port=5432 if use_existing else free_port(),
         postgres_admin_url=admin if use_existing else None,
-        database_prefix=prefix, bucket=f"veracity-{uuid.uuid4().hex[:8]}",
-        prefect_ui=False, mlflow_s3_endpoint=proxy.url,
-        extra_env={"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET,
-                   "AWS_DEFAULT_REGION": "us-east-1"},
-    )  # fmt: skip
+        database_prefix=prefix,
+        bucket=f"veracity-{uuid.uuid4().hex[:8]}",
+        prefect_ui=False,
+        mlflow_s3_endpoint=proxy.url,
+        extra_env={
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET,
+            "AWS_DEFAULT_REGION": "us-east-1",
+        },
+    )
     stack = Stack(config)
     with pytest.MonkeyPatch.context() as mp:
         for k, v in config.extra_env.items():

@@ -16,10 +16,20 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te",
-              "trailer", "upgrade", "content-length"}  # fmt: skip
-FAULTS = ((500, "InternalError", "We encountered an internal error. Please try again."),
-          (503, "SlowDown", "Please reduce your request rate."))  # fmt: skip
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "content-length",
+}
+FAULTS = (
+    (500, "InternalError", "We encountered an internal error. Please try again."),
+    (503, "SlowDown", "Please reduce your request rate."),
+)
 
 
 class FaultyS3:
@@ -98,14 +108,15 @@ class FaultyS3:
                 fault = proxy._fault()
                 if fault is not None:
                     status, code, message = fault
-                    xml = (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
-                           f"<Message>{message}</Message></Error>").encode()  # fmt: skip
+                    xml = (
+                        f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+                        f"<Message>{message}</Message></Error>"
+                    ).encode()
                     self._reply(status, [("Content-Type", "application/xml")], xml)
                     return
                 conn = http.client.HTTPConnection(*proxy.upstream, timeout=60)
                 try:
-                    headers = {k: v for k, v in self.headers.items()
-                               if k.lower() not in HOP_BY_HOP}  # fmt: skip
+                    headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
                     headers["Content-Length"] = str(len(body))
                     conn.request(self.command, self.path, body=body, headers=headers)
                     resp = conn.getresponse()

@@ -28,8 +28,11 @@ def test_dask_generation_matches_local_digest(services: Services, tmp_path: Path
 
     local = generate(DOMAINS, N, 5, str(tmp_path / "local"), shards=1)
     out = str(tmp_path / "dask")
-    log = run_python(GENERATE.format(domains=DOMAINS, n=N, out=out),
-                     services.env(tmp_path / "home"), tmp_path / "home" / "dask.log")  # fmt: skip
+    log = run_python(
+        GENERATE.format(domains=DOMAINS, n=N, out=out),
+        services.env(tmp_path / "home"),
+        tmp_path / "home" / "dask.log",
+    )
     ref = json.loads(next(x for x in log.splitlines() if x.startswith("REF "))[4:])
     assert ref["digest"] == local.digest
     assert read_manifest(out)["digest"] == local.digest
@@ -38,7 +41,6 @@ def test_dask_generation_matches_local_digest(services: Services, tmp_path: Path
     base = services.config.prefect_api_url
     flows = api(f"{base}/flow_runs/filter", {"flows": {"name": {"any_": ["generate-on-dask"]}}})
     assert flows and flows[-1]["state_type"] == "COMPLETED"
-    tasks = api(f"{base}/task_runs/filter",
-                {"task_runs": {"name": {"like_": "generate-shard"}}})  # fmt: skip
+    tasks = api(f"{base}/task_runs/filter", {"task_runs": {"name": {"like_": "generate-shard"}}})
     done = [t for t in tasks if t["state_type"] == "COMPLETED"]
     assert len(done) >= 6, [(t["name"], t["state_type"]) for t in tasks]

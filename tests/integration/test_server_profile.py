@@ -24,9 +24,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.services]
 ARGS: dict[str, Any] = {
     "n": 120,
     "seed": 11,
-    "train_params": {"max_steps": 10, "batch_size": 8, "checkpoint_every": 5,
-                     "val_check_interval": 5, "model": dict(TINY_MODEL)},
-}  # fmt: skip
+    "train_params": {
+        "max_steps": 10,
+        "batch_size": 8,
+        "checkpoint_every": 5,
+        "val_check_interval": 5,
+        "model": dict(TINY_MODEL),
+    },
+}
 
 PROMOTE = """
 import json, sys
@@ -54,13 +59,19 @@ def run(services: Services, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     run_python(code, env, home / "logs" / "pipeline.log", timeout=900)
     result = json.loads(out.read_text())
     version = result["promotion"]["version"]
-    model = api(f"{services.config.mlflow_url}/api/2.0/mlflow/registered-models/get"
-                "?name=veracity-apr")["registered_model"]  # fmt: skip
+    model = api(
+        f"{services.config.mlflow_url}/api/2.0/mlflow/registered-models/get?name=veracity-apr"
+    )["registered_model"]
     before = {a["alias"]: a["version"] for a in model.get("aliases", [])}
     promoted = run_python(PROMOTE.format(version=version), env, home / "logs" / "promote.log")
     loaded = run_python(LOAD, env, home / "logs" / "load.log")  # a fresh process
-    return {"result": result, "home": home, "promoted": promoted, "loaded": loaded,
-            "aliases_before": before}  # fmt: skip
+    return {
+        "result": result,
+        "home": home,
+        "promoted": promoted,
+        "loaded": loaded,
+        "aliases_before": before,
+    }
 
 
 def s3(services: Services) -> Any:
@@ -82,8 +93,9 @@ def test_runs_and_registry_live_in_postgres_via_the_mlflow_api(
     base = services.config.mlflow_url + "/api/2.0/mlflow"
     exp = api(f"{base}/experiments/get-by-name?experiment_name=veracity")["experiment"]
     runs = api(f"{base}/runs/search", {"experiment_ids": [exp["experiment_id"]]})["runs"]
-    stages = {t["value"] for r in runs for t in r["data"].get("tags", [])
-              if t["key"] == "veracity.stage"}  # fmt: skip
+    stages = {
+        t["value"] for r in runs for t in r["data"].get("tags", []) if t["key"] == "veracity.stage"
+    }
     assert {"pipeline", "train"} <= stages
     train = next(r for r in runs if r["info"]["run_id"] == run["result"]["model"]["run_id"])
     assert train["info"]["status"] == "FINISHED"
@@ -102,8 +114,9 @@ def test_runs_and_registry_live_in_postgres_via_the_mlflow_api(
 
     cfg = services.config
     with psycopg2.connect(cfg.database_url("mlflow")) as conn, conn.cursor() as cur:
-        cur.execute("SELECT alias, version FROM registered_model_aliases WHERE name = %s",
-                    ("veracity-apr",))  # fmt: skip
+        cur.execute(
+            "SELECT alias, version FROM registered_model_aliases WHERE name = %s", ("veracity-apr",)
+        )
         assert dict(cur.fetchall()) == {"champion": int(version)}
         cur.execute("SELECT status FROM runs WHERE run_uuid = %s", (train["info"]["run_id"],))
         assert cur.fetchone() == ("FINISHED",)
@@ -118,16 +131,17 @@ def test_dataset_and_model_artifacts_in_s3_match_sha256(
     client, bucket = s3(services), services.config.bucket
     uri = run["result"]["dataset"]["uri"]
     prefix = uri.removeprefix(f"s3://{bucket}/")
-    manifest = json.loads(client.get_object(Bucket=bucket, Key=f"{prefix}/manifest.json")["Body"]
-                          .read())  # fmt: skip
+    manifest = json.loads(
+        client.get_object(Bucket=bucket, Key=f"{prefix}/manifest.json")["Body"].read()
+    )
     assert manifest["digest"] == run["result"]["dataset"]["digest"]
     for rel, info in manifest["files"].items():
         body = client.get_object(Bucket=bucket, Key=f"{prefix}/{rel}")["Body"].read()
         assert hashlib.sha256(body).hexdigest() == info["sha256"], rel
 
     model_dir = Path(run["result"]["model"]["model_dir"])
-    keys = [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(
-        Bucket=bucket, Prefix="mlartifacts/") for o in page.get("Contents", [])]  # fmt: skip
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="mlartifacts/")
+    keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
     checked = 0
     for name in ("model.safetensors", "config.json", "tokenizer.json"):
         local = hashlib.sha256((model_dir / name).read_bytes()).hexdigest()
@@ -173,8 +187,12 @@ def test_credentials_never_reach_mlflow_prefect_or_logs(
     flow_runs = api(f"{papi}/flow_runs/filter", {})
     assert logs and SECRET not in json.dumps([logs, flow_runs])
 
-    files = [*services.root.rglob("*.log"), *run["home"].rglob("*.log"),
-             *run["home"].rglob("*.json"), services.root / "env"]  # fmt: skip
+    files = [
+        *services.root.rglob("*.log"),
+        *run["home"].rglob("*.log"),
+        *run["home"].rglob("*.json"),
+        services.root / "env",
+    ]
     assert len(files) > 5
     for path in files:
         if path.is_file():

@@ -95,6 +95,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     return ref.uri, result.model_dir
 
 
+@pytest.mark.slow  # ~15 s on 2 cores: evaluates every question of two domains
 def test_report_covers_every_question_and_metric(trained: tuple[str, str]) -> None:
     uri, model_dir = trained
     report = evaluate(model_dir, uri, "test", per_domain=None)

@@ -34,17 +34,32 @@ def make_report(
     """An EvalReport-like dict with chosen per-question outcomes (the rest abstained)."""
     correct, incorrect = set(correct), set(incorrect)
     assert not correct & incorrect
-    outcomes = {str(i): "correct" if i in correct else "incorrect" if i in incorrect
-                else "abstained" for i in range(n)}  # fmt: skip
+    outcomes = {
+        str(i): "correct" if i in correct else "incorrect" if i in incorrect else "abstained"
+        for i in range(n)
+    }
     attempted = len(correct) + len(incorrect)
-    return {"dataset_uri": f"/data/{digest}", "dataset_digest": digest, "split": "test", "n": n,
-            "accuracy": len(correct) / n, "accuracy_by_domain": {}, "accuracy_by_kind": {},
-            "hallucination_rate": len(incorrect) / n,
-            "hallucination_attempted": len(incorrect) / attempted if attempted else 0.0,
-            "abstention_rate": (n - attempted) / n, "latency_p50_ms": latency / 2,
-            "latency_p95_ms": latency, "tokens_per_s": 1000.0, "routed_fraction": 0.12,
-            "estimator_auroc": 0.8, "ece": 0.05, "brier": 0.1, "flops_per_answer": 1e6,
-            "outcomes": outcomes}  # fmt: skip
+    return {
+        "dataset_uri": f"/data/{digest}",
+        "dataset_digest": digest,
+        "split": "test",
+        "n": n,
+        "accuracy": len(correct) / n,
+        "accuracy_by_domain": {},
+        "accuracy_by_kind": {},
+        "hallucination_rate": len(incorrect) / n,
+        "hallucination_attempted": len(incorrect) / attempted if attempted else 0.0,
+        "abstention_rate": (n - attempted) / n,
+        "latency_p50_ms": latency / 2,
+        "latency_p95_ms": latency,
+        "tokens_per_s": 1000.0,
+        "routed_fraction": 0.12,
+        "estimator_auroc": 0.8,
+        "ece": 0.05,
+        "brier": 0.1,
+        "flops_per_answer": 1e6,
+        "outcomes": outcomes,
+    }
 
 
 @pytest.fixture(scope="session")
@@ -75,8 +90,9 @@ class Registry:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with mlflow.start_run(experiment_id=self.experiment_id) as run:
-                info = mlflow.pyfunc.log_model(name="model", python_model=Echo(),
-                                               pip_requirements=[])  # fmt: skip
+                info = mlflow.pyfunc.log_model(
+                    name="model", python_model=Echo(), pip_requirements=[]
+                )
         return info.model_uri, run.info.run_id
 
     def version(self, report: dict[str, Any] | None, status: str = "accepted") -> int:
@@ -84,8 +100,9 @@ class Registry:
         from registry import record_evaluation, register_challenger
 
         uri, run_id = self.log_model()
-        version = register_challenger(uri, run_id, {"validation_status": status,
-                                                    "dataset_digest": "train-digest"})  # fmt: skip
+        version = register_challenger(
+            uri, run_id, {"validation_status": status, "dataset_digest": "train-digest"}
+        )
         if report is not None:
             record_evaluation(version, report)
         return version
@@ -99,8 +116,9 @@ def open_registry(home: Path, template: Path) -> Registry:
     if uri.startswith("sqlite:"):
         shutil.copy(template, home / "mlflow.db")
     mlflow.set_tracking_uri(uri)
-    experiment_id = mlflow.create_experiment(f"registry-{uuid.uuid4().hex[:6]}",
-                                             artifact_location=str(home / "artifacts"))  # fmt: skip
+    experiment_id = mlflow.create_experiment(
+        f"registry-{uuid.uuid4().hex[:6]}", artifact_location=str(home / "artifacts")
+    )
     return Registry(home, experiment_id)
 
 

@@ -34,14 +34,17 @@ def _worker(env: dict[str, str], version: int, barrier: Any, results: Any) -> No
     barrier.wait(timeout=120)
     started = time.perf_counter()
     d = promote(version, actor=f"proc-{version}")
-    results.put({"version": version, "promoted": d.promoted, "id": d.id, "reason": d.reason,
-                 "pid": os.getpid(), "seconds": time.perf_counter() - started})  # fmt: skip
+    seconds = time.perf_counter() - started
+    row = {"version": version, "promoted": d.promoted, "id": d.id, "reason": d.reason}
+    results.put({**row, "pid": os.getpid(), "seconds": seconds})
 
 
 def _race(registry: Registry) -> list[dict[str, Any]]:
     # Each version strictly better than the one before (a superset of its correct answers).
-    versions = [registry.version(make_report(range(800 + 30 * k), range(950, 990)))
-                for k in range(1, PROCESSES + 1)]  # fmt: skip
+    versions = [
+        registry.version(make_report(range(800 + 30 * k), range(950, 990)))
+        for k in range(1, PROCESSES + 1)
+    ]
     # forkserver: separate processes with fresh connections, but mlflow is imported only once
     # (four concurrent `import mlflow` cost ~20 s on two cores).
     ctx = mp.get_context("forkserver")
@@ -62,8 +65,9 @@ def _race(registry: Registry) -> list[dict[str, Any]]:
 
 
 def _check(versions: list[int], results: list[dict[str, Any]]) -> None:
-    rows = sorted((r for r in recent_decisions(100) if r["action"] == "promote"),
-                  key=lambda r: r["id"])  # fmt: skip
+    rows = sorted(
+        (r for r in recent_decisions(100) if r["action"] == "promote"), key=lambda r: r["id"]
+    )
     # Every decision recorded, exactly once per process, and the rows are the ones reported.
     assert sorted(r["challenger_version"] for r in rows) == versions
     assert {r["id"] for r in rows} == {r["id"] for r in results}
@@ -100,8 +104,9 @@ def test_concurrent_promotions_sqlite(registry: Registry) -> None:
 
 
 @pytest.fixture
-def pg_registry(veracity_home: Path, mlflow_template: Path, postgres_url: str,
-                monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:  # fmt: skip
+def pg_registry(
+    veracity_home: Path, mlflow_template: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Registry]:
     import mlflow
 
     monkeypatch.setenv("VERACITY_DATABASE_URL", postgres_url)
@@ -125,16 +130,17 @@ def _append(env: dict[str, str], worker: int, barrier: Any) -> None:
     audit.ensure_schema()
     barrier.wait(timeout=120)
     for k in range(APPENDS):
-        audit.record_decision({"actor": f"proc-{worker}", "action": "promote",
-                               "model_name": MODEL_NAME, "challenger_version": k,
-                               "promoted": False, "reason": "refused: race", "metrics": {},
-                               "statistic": {}, "policy": {}})  # fmt: skip
+        row = {"actor": f"proc-{worker}", "action": "promote", "model_name": MODEL_NAME}
+        row |= {"challenger_version": k, "promoted": False, "reason": "refused: race"}
+        audit.record_decision({**row, "metrics": {}, "statistic": {}, "policy": {}})
 
 
 APPENDS = 25
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.integration)]
+)
 def test_concurrent_appends_keep_the_audit_chain_whole(
     backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:

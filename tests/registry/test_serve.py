@@ -39,7 +39,7 @@ from registry import (
 )
 from tests.registry.conftest import Registry
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.integration]  # a real `mlflow models serve` process
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent  # the venv's bin: mlflow, and the uvicorn it execs
@@ -92,8 +92,9 @@ def champion(registry: Registry, veracity_home: Path) -> Champion:
     report = validate(ref, docs=False)
     assert report.success, report.summary()
     validation = {**report.to_json(), "status": "accepted", "result_id": ref.digest[:12]}
-    config = TrainConfig(max_steps=6, batch_size=8, val_check_interval=3,
-                         out=str(veracity_home / "run"), model=TINY)  # fmt: skip
+    config = TrainConfig(
+        max_steps=6, batch_size=8, val_check_interval=3, out=str(veracity_home / "run"), model=TINY
+    )
     result = train(ref.uri, config)
     run_id = tracking.log_training(asdict(result), asdict(config), validation)
     # As the pipeline does: evaluate, fix the threshold into the model, then log it to serve.
@@ -104,9 +105,13 @@ def champion(registry: Registry, veracity_home: Path) -> Champion:
     version = register_challenger(
         tracking.log_served_model(run_id, result.model_dir),
         run_id,
-        {"validation_status": validation["status"], "dataset_uri": ref.uri,
-         "dataset_digest": ref.digest, "suite_hash": report.suite_hash},
-    )  # fmt: skip
+        {
+            "validation_status": validation["status"],
+            "dataset_uri": ref.uri,
+            "dataset_digest": ref.digest,
+            "suite_hash": report.suite_hash,
+        },
+    )
     record_evaluation(version, evaluation.to_dict())
     decision = promote(version, PERMISSIVE, actor="test-serve")
     assert decision.promoted, decision.reason
@@ -119,8 +124,9 @@ def champion(registry: Registry, veracity_home: Path) -> Champion:
 def server_env(tracking_uri: str) -> dict[str, str]:
     """The environment a user's shell would have: the venv on PATH, the tracking store, and
     nothing pointing into the repository (no PYTHONPATH, no Veracity settings)."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("MLFLOW_", "VERACITY_", "PYTHON"))}  # fmt: skip
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "VERACITY_", "PYTHON"))
+    }
     env.update(
         PATH=os.pathsep.join([str(BIN), env.get("PATH", "")]),  # `mlflow` execs `uvicorn`
         MLFLOW_TRACKING_URI=tracking_uri,
@@ -144,8 +150,9 @@ def _wait_until_up(server: Server) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:
-            pytest.fail(f"mlflow models serve exited with {server.proc.returncode}:\n"
-                        f"{server.log_tail()}")  # fmt: skip
+            pytest.fail(
+                f"mlflow models serve exited with {server.proc.returncode}:\n{server.log_tail()}"
+            )
         try:
             if _request(f"{server.url}/ping")[0] == 200:
                 return
@@ -167,11 +174,17 @@ def server(champion: Champion, workdir: Path, tmp_path: Path) -> Iterator[Server
     """``mlflow models serve`` on the champion, in its own process group (killed afterwards)."""
     port = free_port()
     log = tmp_path / "serve.log"
-    cmd = [str(BIN / "mlflow"), "models", "serve", "-m", f"models:/{MODEL_NAME}@{CHAMPION}",
-           "--env-manager", "local", "--host", "127.0.0.1", "-p", str(port)]  # fmt: skip
+    cmd = [str(BIN / "mlflow"), "models", "serve", "-m", f"models:/{MODEL_NAME}@{CHAMPION}"]
+    cmd += ["--env-manager", "local", "--host", "127.0.0.1", "-p", str(port)]
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=workdir, env=server_env(champion.tracking_uri),
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            cmd,
+            cwd=workdir,
+            env=server_env(champion.tracking_uri),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     served = Server(f"http://127.0.0.1:{port}", log, proc)
     try:
         _wait_until_up(served)
@@ -198,9 +211,15 @@ def _stop(proc: subprocess.Popen[bytes], grace_s: float = 20.0) -> None:
 
 
 def test_only_the_installed_package_is_importable_there(workdir: Path) -> None:
-    probe = subprocess.run([sys.executable, "-c", PROBE], cwd=workdir, text=True,
-                           capture_output=True, env=server_env(get_settings().tracking_uri),
-                           timeout=120, check=True)  # fmt: skip
+    probe = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        cwd=workdir,
+        text=True,
+        capture_output=True,
+        env=server_env(get_settings().tracking_uri),
+        timeout=120,
+        check=True,
+    )
     seen = json.loads(probe.stdout)
     on_path = {Path(p or workdir).resolve() for p in seen["path"]}
     assert ROOT not in on_path and not seen["tests"], seen  # the checkout is not on sys.path
