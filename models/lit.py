@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from infra.errors import UserError
 from models.answer import target_text
 from models.apr import APRConfig, APRTransformer
 from models.tokenizer import Tokenizer, UnknownTokenError
@@ -21,7 +22,7 @@ from worldgen.domains import value_phrases, vocabulary_texts
 VAL_PER_DOMAIN = 300
 
 
-class TrainingInputError(ValueError):
+class TrainingInputError(UserError, ValueError):
     """The data cannot be trained on as asked (missing split, unknown token, too long)."""
 
 

@@ -87,6 +87,19 @@ def pipeline_env(veracity_home: Path, prefect_home: Path) -> dict[str, str]:
     return env
 
 
+def accept(uri: str, home: Path) -> str:
+    """Validate ``uri`` (the commands use only accepted data) with the gate's files under
+    ``home``: a module-scoped fixture runs before the per-test home below is set."""
+    from validation import validate
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VERACITY_HOME", str(home))
+        reload_settings()
+        assert validate(uri, docs=False).success
+    get_settings.cache_clear()
+    return uri
+
+
 @pytest.fixture(autouse=True)
 def veracity_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     home = tmp_path / "home"

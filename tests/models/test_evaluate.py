@@ -38,6 +38,7 @@ from models.evaluate import (
 from models.pyfunc import VeracityAPR
 from models.sizes import TINY_MODEL
 from models.train import TrainConfig, train
+from tests.conftest import accept
 from worldgen import dataset as ds
 
 TINY = dict(TINY_MODEL)
@@ -89,6 +90,7 @@ def test_calibration_of_a_perfectly_calibrated_model() -> None:
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     root = tmp_path_factory.mktemp("eval")
     ref = ds.generate(["medical", "legal"], 120, 4, str(root / "d"))
+    accept(ref.uri, root / "home")  # the command evaluates only on an accepted dataset
     result = train(
         ref.uri, TrainConfig(max_steps=8, batch_size=8, out=str(root / "run"), model=TINY)
     )

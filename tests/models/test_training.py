@@ -17,6 +17,7 @@ from flows.cli import app
 from models.lit import TrainingInputError
 from models.sizes import TINY_MODEL
 from models.train import TrainConfig, load_model, train
+from tests.conftest import accept
 from worldgen import dataset as ds
 
 TINY = dict(TINY_MODEL)
@@ -25,7 +26,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory) -> ds.DatasetRef:
-    return ds.generate(["medical"], 300, 2, str(tmp_path_factory.mktemp("d") / "m"))
+    root = tmp_path_factory.mktemp("d")
+    ref = ds.generate(["medical"], 300, 2, str(root / "m"))
+    accept(ref.uri, root / "home")  # the command trains only on an accepted dataset
+    return ref
 
 
 def test_trains_and_exports_weights_only_model(small: ds.DatasetRef, tmp_path: Path) -> None:

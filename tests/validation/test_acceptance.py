@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from flows.cli import app
 from infra import storage
 from infra.errors import ExitCode
+from tests.conftest import accept
 from validation import (
     DatasetRejected,
     NotAccepted,
@@ -29,10 +30,9 @@ from worldgen.dataset import generate, load_table, write_variant
 
 @pytest.fixture(scope="module")
 def accepted(tmp_path_factory: pytest.TempPathFactory) -> str:
-    uri = str(tmp_path_factory.mktemp("acc") / "ds")
-    generate(["medical"], 60, 5, uri)
-    validate(uri, docs=False)
-    return uri
+    root = tmp_path_factory.mktemp("acc")
+    generate(["medical"], 60, 5, str(root / "ds"))
+    return accept(str(root / "ds"), root / "home")
 
 
 def _edit_sidecar(uri: str, **fields: object) -> None:
