@@ -99,6 +99,17 @@ def unreadable_text(name: str, value: object) -> str | None:
     return f"{name} is not text but {type(value).__name__} {shown}; send it as text"
 
 
+def unreadable_question(unknown: list[str]) -> str:
+    """Why a question with words the model never read is not answered. A word it cannot read
+    might be the one that decides the answer ("not", "previous", a unit); a guess would be a
+    confident answer to another question, the worst outcome this product has."""
+    shown = ", ".join(repr(w) for w in unknown[:3]) + (" ..." if len(unknown) > 3 else "")
+    return (
+        f"the question has words the model was not trained to read ({shown}); "
+        "ask it in the words of the documents it was trained on"
+    )
+
+
 def unread(reason: str, prompt_tokens: int, start: float) -> Answer:
     """What a question the model cannot read answers, in evaluation and serving alike."""
     return Answer(
@@ -140,6 +151,9 @@ class Answerer:
             if reason:
                 return unread(reason, 0, start)
         assert isinstance(document, str) and isinstance(question, str)
+        unknown = self.tok.unknown_pieces(question)
+        if unknown:
+            return unread(unreadable_question(unknown), 0, start)
         example = self.tok.encode_example(document, question)
         prompt = example.ids
         room = self.model.cfg.max_seq_len - len(prompt)

@@ -157,6 +157,11 @@ class Tokenizer:
             raise UnknownTokenError(piece)
         return self.unk_id
 
+    def unknown_pieces(self, text: str) -> list[str]:
+        """The pieces of ``text`` outside the vocabulary, once each, in order (without "##")."""
+        found = [p for p in pieces(text) if p not in self.index]
+        return list(dict.fromkeys(p.removeprefix(CONT) for p in found))
+
     def encode(self, text: str) -> list[int]:
         return [self.token_id(p) for p in pieces(text)]
 

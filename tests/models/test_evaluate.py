@@ -259,3 +259,21 @@ print(json.dumps(out.to_dict("records")))
     columns = {"answer", "confidence", "abstained", "routed_fraction", "derivation", "error"}
     assert set(row) == columns
     assert isinstance(row["answer"], str) and 0.0 <= row["confidence"] <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("question", "words"),
+    [
+        ("What is the patient's sex? 😀", "'😀'"),
+        ("Quelle est la créatinine du patient ?", "'quelle', 'est', 'la' ..."),
+        ("What is the capital of France?", "'capital', 'france'"),
+    ],
+)
+def test_a_question_with_words_the_model_never_read_is_not_answered(
+    trained: tuple[str, str], question: str, words: str
+) -> None:
+    uri, model_dir = trained
+    document = ds.load_qa(uri, "test")["document"].iloc[0]
+    answer = Answerer.load(model_dir)(document, question)
+    assert answer.text == UNKNOWN and answer.abstained and answer.uncertainty == 1.0
+    assert f"words the model was not trained to read ({words})" in answer.error
