@@ -51,7 +51,7 @@ def records(n: int, seed: int) -> pd.DataFrame:
 def render_check_rates(domain: str, sample: int, home: Path) -> dict[str, int]:
     """Documents and QA checks of the gate on ``sample`` rendered records of one domain."""
     from validation import gate
-    from validation.suites import documents_frame, qa_frame
+    from validation.frames import documents_frame, qa_frame
     from worldgen.dataset import generate, load_table
     from worldgen.domains import get_domain
 
@@ -94,7 +94,7 @@ def main() -> None:
     reload_settings()
     t0 = time.perf_counter()
     from validation import gate
-    from validation.suites import records_frame
+    from validation.frames import records_frame
     from worldgen.domains import DOMAIN_NAMES
 
     ds = gate.suites_for("medical")

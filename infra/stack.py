@@ -36,18 +36,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 from infra.postgres import create_database, pg_bindir, pg_ready, pg_user_prefix, run
 from infra.procs import StackError, alive, http_ok, port_open, tail, terminate_group
+from infra.redact import redact
 from infra.settings import Settings, get_settings
+from infra.storage import ensure_bucket
 
 SERVICES = ("postgres", "s3", "mlflow", "prefect")
-
-
-def redact(url: str) -> str:
-    """A URL without its password (for logs and status lines)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _with_db(url: str, database: str) -> str:
@@ -382,21 +375,6 @@ def check_credentials() -> None:
         )
 
 
-def ensure_bucket(endpoint: str, bucket: str) -> None:
-    import boto3
-    from botocore.config import Config
-
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        config=Config(retries={"max_attempts": 8, "mode": "standard"}),
-    )
-    existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
-    if bucket not in existing:
-        client.create_bucket(Bucket=bucket)
-
-
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in data.items()}
 
@@ -405,8 +383,4 @@ def default_root() -> Path:
     return StackConfig.from_settings().root
 
 
-__all__ = [
-    "Stack",
-    "StackConfig",
-    "redact",
-]
+__all__ = ["Stack", "StackConfig"]

@@ -15,8 +15,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
+from botocore.config import Config
+from botocore.exceptions import ClientError, NoCredentialsError
 
 from infra.errors import UserError
 from infra.settings import get_settings
@@ -59,8 +62,6 @@ def join(base: str, *parts: str) -> str:
 
 @lru_cache(maxsize=8)
 def _client(endpoint_url: str | None, region: str, max_attempts: int) -> Any:
-    import boto3
-    from botocore.config import Config
 
     config = Config(retries={"max_attempts": max_attempts, "mode": "standard"})
     return boto3.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
@@ -98,8 +99,6 @@ def check_output_file(path: str) -> None:
 def _check_bucket(uri: str) -> None:
     """Missing credentials, bucket or permission fail in one line; anything that may pass
     (a 5xx, a lost connection) keeps botocore's type, which the flows retry."""
-    from botocore.exceptions import ClientError, NoCredentialsError
-
     try:
         s3_client().head_bucket(Bucket=parse_s3(uri).bucket)
     except NoCredentialsError:
@@ -141,8 +140,6 @@ def write_bytes(uri: str, data: bytes) -> None:
 def read_bytes(uri: str) -> bytes:
     if is_s3(uri):
         loc = parse_s3(uri)
-        from botocore.exceptions import NoCredentialsError
-
         client = s3_client()
         try:
             return bytes(client.get_object(Bucket=loc.bucket, Key=loc.key)["Body"].read())
@@ -205,3 +202,11 @@ def parquet_from_bytes(data: bytes) -> pa.Table:
 
 def read_parquet(uri: str) -> pa.Table:
     return parquet_from_bytes(read_bytes(uri))
+
+
+def ensure_bucket(endpoint: str, bucket: str) -> None:
+    """Create ``bucket`` on ``endpoint`` unless it exists (the service stack's S3 server)."""
+    client = _client(endpoint, "us-east-1", 8)
+    existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+    if bucket not in existing:
+        client.create_bucket(Bucket=bucket)

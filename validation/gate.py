@@ -24,17 +24,11 @@ import sqlalchemy as sa
 
 from infra import storage
 from validation import context as gxctx
+from validation.frames import documents_frame, qa_frame, records_frame, sql_frame
 from validation.report import CheckResult, DataQualityError, ValidationReport
 from validation.sidecar import write_sidecar
 from validation.splits import split_checks
-from validation.suites import (
-    DomainSuites,
-    build_suite,
-    documents_frame,
-    qa_frame,
-    records_frame,
-    sql_frame,
-)
+from validation.suites import DomainSuites, build_suite
 from worldgen.dataset import TABLES, DatasetError, DatasetRef, read_manifest
 from worldgen.domains import get_domain
 
