@@ -20,7 +20,8 @@ from prefect.states import State
 from flows.params import KEY_VERSION, TrainParams, stable_hash
 from infra.settings import get_settings
 from validation.acceptance import current_suite_hashes
-from worldgen.dataset import read_manifest
+from worldgen.dataset import dataset_digest, read_manifest
+from worldgen.domains import get_domain
 
 IO_ERRORS: tuple[type[BaseException], ...] = (OSError, TimeoutError, ConnectionError)
 
@@ -159,6 +160,14 @@ def generate_dataset(
             or sorted(m["domains"]) != sorted(domains)
         ):
             raise DatasetError(f"{out} already holds another dataset; choose a new out")
+        today = {d: get_domain(d).spec.spec_hash for d in domains}
+        if dataset_digest(m) != m["digest"] or any(
+            m["domains"][d].get("spec_hash") != h for d, h in today.items()
+        ):  # same seed and size, but another world model (or an older Veracity) wrote it
+            raise DatasetError(
+                f"{out} holds a dataset of another version of the world model; "
+                "remove it or choose a new out (datasets are never overwritten)"
+            )
         get_run_logger().info("reusing %s (same seed and size give the same dataset)", out)
         return {"uri": out, "digest": str(m["digest"])}
     mapper = _task_runner_mapper if shards > 1 else None

@@ -15,6 +15,7 @@ from infra.errors import RejectedError, UserError
 from validation.gate import suites_for
 from validation.sidecar import read_sidecar
 from worldgen.dataset import read_manifest
+from worldgen.integrity import verify_dataset
 
 Status = Literal["accepted", "rejected", "unvalidated", "stale"]
 
@@ -59,9 +60,12 @@ def _stale_suites(verdict: dict[str, Any], domains: list[str]) -> list[str]:
 
 
 def require_accepted(uri: str) -> Acceptance:
-    """The verdict that lets ``uri`` be used, or :class:`NotAccepted` saying how to get one."""
+    """The verdict that lets ``uri`` be used, or :class:`NotAccepted` saying how to get one.
+
+    Every file and field is re-hashed first (``DatasetTampered`` when they do not make the
+    digest the manifest states), so the verdict found is for the bytes about to be read."""
+    digest = verify_dataset(uri)  # what is read is re-hashed: a verdict binds to content
     manifest = read_manifest(uri)
-    digest = str(manifest["digest"])
     verdict = read_sidecar(uri)
     again = f"run `veracity validate {uri}`"
     if verdict is None:

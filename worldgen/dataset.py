@@ -235,15 +235,18 @@ def generate(
     return DatasetRef(out, manifest["digest"])
 
 
+# how a dataset is stored, not what it is: any shard count gives the same digest
+NOT_DIGESTED = ("digest", "files", "shards", "status")
+
+
 def dataset_digest(manifest: dict[str, Any]) -> str:
-    h = hashlib.sha256(
-        f"format={FORMAT};seed={manifest['seed']};n={manifest['n_per_domain']}".encode()
-    )
-    for domain in sorted(manifest["domains"]):
-        info = manifest["domains"][domain]
-        h.update(f"|{domain}:{info['spec_hash']}:".encode())
-        h.update("".join(info["blocks"]).encode())
-    return h.hexdigest()
+    """sha256 over every field of the manifest that says what the dataset is: each block's
+    content digest (records, documents and QA), seed, size, spec hashes, splits, schema, and a
+    variant's lineage. ``worldgen.integrity.verify_dataset`` recomputes it from the bytes."""
+    body = {k: v for k, v in manifest.items() if k not in NOT_DIGESTED}
+    return hashlib.sha256(
+        json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
 
 
 def write_manifest(out: str, manifest: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ S3, and through ``veracity train`` / ``veracity evaluate``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from validation import (
 )
 from validation.sidecar import SIDECAR
 from worldgen.dataset import generate, load_table, write_variant
+from worldgen.integrity import DatasetTampered
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +125,37 @@ def test_train_refuses_a_stale_sidecar(accepted: str, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["train", uri, "--max-steps", "1"])
     assert result.exit_code == ExitCode.USAGE
     assert result.output.count("\n") == 1 and "changed since it was validated" in result.output
+
+
+def _poison_qa(uri: str) -> None:
+    """Flip yes/no answers in the QA shard and rewrite its sha256 in the manifest to match:
+    what someone with write access to the folder can do without running the generator."""
+    manifest = json.loads(storage.read_bytes(storage.join(uri, "manifest.json")))
+    rel = next(r for r in manifest["files"] if r.startswith("medical/qa/"))
+    qa = load_table(uri, "medical", "qa")
+    qa["answer"] = qa["answer"].replace({"yes": "no", "no": "yes"})
+    data = storage.write_parquet(storage.join(uri, rel), qa)
+    manifest["files"][rel]["sha256"] = hashlib.sha256(data).hexdigest()
+    storage.write_bytes(storage.join(uri, "manifest.json"), json.dumps(manifest).encode())
+
+
+def test_poisoned_qa_with_a_rehashed_shard_is_refused(accepted: str, tmp_path: Path) -> None:
+    uri = _copy(accepted, str(tmp_path / "poisoned"))
+    _poison_qa(uri)
+    with pytest.raises(DatasetTampered, match="differ from the content its digest covers"):
+        require_accepted(uri)
+    result = CliRunner().invoke(app, ["train", uri, "--max-steps", "1"])
+    assert result.exit_code == ExitCode.USAGE and "digest covers" in result.output
+    report = validate(uri, docs=False)  # and the gate names it, beside the wrong answers
+    assert not report.success and "content_digest" in {r.check for r in report.failures}
+
+
+def test_a_hand_edited_manifest_is_refused(accepted: str, tmp_path: Path) -> None:
+    uri = _copy(accepted, str(tmp_path / "edited"))
+    manifest = json.loads(storage.read_bytes(storage.join(uri, "manifest.json")))
+    manifest.update(seed=manifest["seed"] + 1, n_per_domain=manifest["n_per_domain"] * 2)
+    storage.write_bytes(storage.join(uri, "manifest.json"), json.dumps(manifest).encode())
+    with pytest.raises(DatasetTampered, match="fields do not hash to its digest"):
+        require_accepted(uri)
+    report = validate(uri, docs=False)
+    assert not report.success and "content_digest" in {r.check for r in report.failures}

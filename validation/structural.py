@@ -1,4 +1,4 @@
-"""Splits checked, not trusted: each entity has one split, the one the seeded rule assigns.
+"""Checked, not trusted: each entity's split, and the content the dataset's digest covers.
 
 Evaluation is only honest while no test entity reaches training. The split column is written
 into records, documents and QA separately, so a single edited table could move an entity into
@@ -9,11 +9,14 @@ every table to carry it; a leak fails validation naming the entities.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
 from validation.report import CheckResult
-from worldgen.dataset import assign_split
+from worldgen.dataset import assign_split, dataset_digest
+from worldgen.integrity import content_mismatch
 
 SHOWN = 10  # entities named in the failure line; the rest are counted
 
@@ -54,3 +57,22 @@ def split_checks(
             )
         )
     return out
+
+
+def digest_checks(
+    uri: str, manifest: dict[str, Any], domain: str, tables: dict[str, pd.DataFrame | None]
+) -> list[CheckResult]:
+    """The verdict binds to the digest: the content read must be the content it covers, and the
+    manifest's fields must hash to it (a manifest edited by hand does not)."""
+    problems = []
+    if dataset_digest(manifest) != manifest.get("digest"):
+        problems.append("the manifest's fields do not hash to its digest (edited by hand?)")
+    if all(frame is not None for frame in tables.values()):
+        whole = {t: f for t, f in tables.items() if f is not None}
+        mismatch = content_mismatch(uri, domain, whole)
+        if mismatch:
+            problems.append(mismatch)
+    return [
+        CheckResult(domain, "files", "content_digest", "structural", (), False, error=problem)
+        for problem in problems
+    ]
