@@ -66,7 +66,8 @@ t0 = time.perf_counter()
 # from flows.pipeline, as measured so far: the baseline imports Prefect (flows.params would not)
 from flows.pipeline import PipelineParams, TrainParams
 from models.evaluate import evaluate
-from models.train import TrainConfig, train
+from models.config import TrainConfig
+from models.train import train
 from registry import promote, record_evaluation, register_challenger, tracking
 from validation import require_valid
 from worldgen.dataset import generate
@@ -75,7 +76,7 @@ p = PipelineParams(domains=args["domains"], n=args["n"], seed=args["seed"],
                    train=TrainParams(**args["train_params"]))
 ref = generate(p.domains, p.n, p.seed, p.dataset_out())
 report = require_valid(ref)
-config = TrainConfig(**p.train.model_dump(exclude={"model"}), model=dict(p.train.model))
+config = p.train.to_config()
 result = train(ref.uri, config)
 validation = {"success": True, "suite_hash": report.suite_hash}
 run_id, model_uri = tracking.log_training(asdict(result), asdict(config), validation, None)

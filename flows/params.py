@@ -10,19 +10,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from infra.settings import get_settings
+from models.config import TrainConfig
 from models.precision import base_precision, training_device_type
-from models.precision import requested as requested_precision
-from models.sizes import DEFAULT_MODEL
 
 ALL_DOMAINS = ("medical", "legal", "financial")
 # A small model that trains, evaluates and promotes in under ten minutes on 2 CPU cores. The data
 # is cheap (seconds) and plentiful: with 300 records per domain the model memorised its training
 # documents (train loss 0.002) and answered 0.66 of held-out questions; with 10000 it sees each
-# document about once and learns the task (README has today's accuracy). 1750 steps keep the job
-# under 10 minutes.
+# document about once and learns the task (README has today's accuracy). Training's defaults
+# are models.config.TrainConfig's.
 DEFAULT_N = 10000
-DEFAULT_STEPS = 1750
-DEFAULT_BATCH = 16
 # Version of the cache keys: bump when a stage's meaning changes under the same inputs.
 KEY_VERSION = "8"  # 2: packed QA, value slots, derivations; 3: evaluation samples per domain;
 # 4: unknown rule answers mark what is unstated; labels are pointers; stages and indications derive;
@@ -41,27 +38,45 @@ def stable_hash(data: Any) -> str:
 # ------------------------------------------------------------------------------ parameters
 
 
+def _from_config(name: str) -> Any:
+    """A flow parameter whose default and help are TrainConfig's (the one place for both)."""
+    default = TrainConfig.default(name)
+    help_text = TrainConfig.__dataclass_fields__[name].metadata["help"]
+    if isinstance(default, dict):
+        return Field(default_factory=lambda: dict(default), description=help_text)
+    return Field(default=default, description=help_text)
+
+
 class TrainParams(BaseModel):
-    """What ``models.train.TrainConfig`` needs; checked here so a bad value fails at once."""
+    """``models.config.TrainConfig`` as flow parameters, checked before any stage runs: the
+    defaults, help and checks are TrainConfig's (a test holds the fields equal)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    mode: Literal["dense", "apr", "all", "random"] = "apr"
-    max_steps: int = Field(default=DEFAULT_STEPS, ge=1, le=1_000_000)
-    batch_size: int = Field(default=DEFAULT_BATCH, ge=1, le=4096)
-    lr: float = Field(default=3e-3, gt=0, lt=1)
-    precision: Literal["32-true", "bf16-mixed", "16-mixed"] = "bf16-mixed"
-    devices: int = Field(default=1, ge=1, le=64)
-    strategy: Literal["auto", "ddp"] = "auto"
-    seed: int = Field(default=0, ge=0)
-    checkpoint_every: int = Field(default=25, ge=1)
-    val_check_interval: int = Field(default=500, ge=1)
-    model: dict[str, Any] = Field(default_factory=lambda: dict(DEFAULT_MODEL))
+    mode: str = _from_config("mode")
+    size: str = _from_config("size")
+    max_steps: int = _from_config("max_steps")
+    batch_size: int = _from_config("batch_size")
+    lr: float = _from_config("lr")
+    precision: str = _from_config("precision")
+    devices: int = _from_config("devices")
+    num_nodes: int = _from_config("num_nodes")
+    strategy: str = _from_config("strategy")
+    seed: int = _from_config("seed")
+    answer_only: bool = _from_config("answer_only")
+    pack: bool = _from_config("pack")
+    val_check_interval: int = _from_config("val_check_interval")
+    checkpoint_every: int = _from_config("checkpoint_every")
+    model: dict[str, Any] = _from_config("model")
 
     @model_validator(mode="after")
-    def _base_precision_is_a_choice(self) -> TrainParams:
-        requested_precision()  # VERACITY_BASE_PRECISION: fails before any stage runs
+    def _checked_as_training_checks(self) -> TrainParams:
+        self.to_config().check()  # also VERACITY_BASE_PRECISION: fails before any stage runs
         return self
+
+    def to_config(self, **run: Any) -> TrainConfig:
+        """The TrainConfig these parameters ask for; ``run``: where it goes (out, resume)."""
+        return TrainConfig(**self.model_dump(), **run)
 
     def config_hash(self) -> str:
         """The training cache key: this config, and the base's precision where it is not bf16

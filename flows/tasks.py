@@ -224,19 +224,13 @@ def train_model(
     """Train (resuming from ``last.ckpt`` after a crash) and log the run and model to MLflow."""
     from dataclasses import asdict
 
-    from models.train import TrainConfig
     from models.train import train as run
     from registry import tracking
 
     run_dir = _run_dir(digest, params)
     last = run_dir / "checkpoints" / "last.ckpt"
     resumed_from = _checkpoint_step(last) if last.exists() else None
-    config = TrainConfig(
-        **params.model_dump(exclude={"model"}),
-        model=dict(params.model),
-        out=str(run_dir),
-        resume=resumed_from is not None,
-    )
+    config = params.to_config(out=str(run_dir), resume=resumed_from is not None)
     logger = get_run_logger()
     if resumed_from is not None:
         logger.info("resuming training from %s (step %s)", last, resumed_from)

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from models.apr import APRTransformer
+from models.checkpoint import load_model
 from models.tokenizer import UNK, Tokenizer
 from worldgen.calc import CalcError, compute
 
@@ -137,8 +138,6 @@ class Answerer:
 
     @classmethod
     def load(cls, model_dir: str | Path) -> Answerer:
-        from models.train import load_model
-
         model, tok = load_model(model_dir)
         stored = stored_abstain_threshold(model_dir)
         return cls(model, tok, NEVER_ABSTAIN if stored is None else stored)

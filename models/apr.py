@@ -21,60 +21,18 @@ same fraction by a deterministic hash of (position, token), "apr" routes by esti
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any, NamedTuple, cast
+from dataclasses import dataclass, field
+from typing import NamedTuple, cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from models.config import APRConfig
+from models.layers import Block, KVCache, RefineBlock
+from models.modes import MODES, Mode
 from models.pointer import LocalMix, Pointer, PointerCache
 from models.precision import base_precision
-
-MODES = ("dense", "apr", "all", "random")
-
-
-@dataclass
-class APRConfig:
-    vocab_size: int = 2048
-    n_layer: int = 6
-    n_head: int = 6
-    d_model: int = 384
-    n_refine: int = 1  # refinement layers (fp32, routed tokens only)
-    refine_kv_heads: int = 1  # key/value heads of a refinement layer (1: shared, multi-query)
-    probe_layer: int = 3  # estimator reads the residual stream after block `probe_layer` (0-based)
-    max_seq_len: int = 256
-    dropout: float = 0.0
-    route_fraction: float = 0.125  # target fraction of routed tokens
-    warmup_steps: int = 200  # capacity warm-up: routed fraction goes 1.0 -> route_fraction
-    # training threshold: quantile of the CURRENT estimator's scores on the probe states of the
-    # last `threshold_window` batches (rescored every step, so estimator drift cannot lag it)
-    threshold_window: int = 1
-    threshold_feedback: float = 0.5  # gain of the correction by the fraction really routed
-    ema_decay: float = 0.5  # unused since the rescored window; kept so older configs load
-    lambda_est: float = 0.5  # weight of the estimator's BCE in the loss
-    lambda_base: float = 1.0  # weight of the base logits' cross-entropy beside the final one
-    estimator_hidden: int = 64  # 0 = linear probe, otherwise a 1-hidden-layer MLP
-    mode: str = "apr"
-    n_slots: int = 0  # slot tokens (0: no pointer head; older configs load unchanged)
-    # > 0: each embedding also mixes in the previous window - 1 tokens' (a causal conv)
-    local_window: int = 0
-    slot_offset: int = 0  # id of the first slot token
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
-        if self.d_model % self.n_head:
-            raise ValueError("d_model must be divisible by n_head")
-        if not 0 <= self.probe_layer < self.n_layer:
-            raise ValueError(f"probe_layer must be in [0, {self.n_layer}), got {self.probe_layer}")
-        if self.refine_kv_heads < 1 or self.n_head % self.refine_kv_heads:
-            raise ValueError("refine_kv_heads must be >= 1 and divide n_head")
-        if not 0.0 < self.route_fraction <= 1.0:
-            raise ValueError("route_fraction must be in (0, 1]")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -103,112 +61,6 @@ class Generation:
     routed: Tensor  # (B, n) whether that prediction went through refinement
 
 
-class KVCache:
-    """Keys/values of one attention layer, grown one step at a time while generating."""
-
-    def __init__(self) -> None:
-        self.k: Tensor | None = None
-        self.v: Tensor | None = None
-
-    def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        self.k = k if self.k is None else torch.cat([self.k, k], dim=2)
-        self.v = v if self.v is None else torch.cat([self.v, v], dim=2)
-        return self.k, self.v
-
-
-class MLP(nn.Module):
-    def __init__(self, cfg: APRConfig) -> None:
-        super().__init__()
-        self.fc = nn.Linear(cfg.d_model, 4 * cfg.d_model, bias=False)
-        self.proj = nn.Linear(4 * cfg.d_model, cfg.d_model, bias=False)
-        self.drop = nn.Dropout(cfg.dropout)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.drop(self.proj(F.gelu(self.fc(x))))
-
-
-class CausalSelfAttention(nn.Module):
-    def __init__(self, cfg: APRConfig) -> None:
-        super().__init__()
-        self.n_head, self.dropout = cfg.n_head, cfg.dropout
-        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
-        self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
-
-    def forward(self, x: Tensor, cache: KVCache | None = None) -> Tensor:
-        B, T, C = x.shape
-        q, k, v = (t.view(B, T, self.n_head, -1).transpose(1, 2) for t in self.qkv(x).split(C, 2))
-        if cache is not None:
-            k, v = cache.append(k, v)
-        if k.size(2) != T and T != 1:  # prefill must start from an empty cache
-            raise ValueError("multi-token steps are only supported on an empty cache")
-        p = self.dropout if self.training else 0.0
-        # one new token attends to every cached position, so no mask is needed then
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=k.size(2) == T > 1)
-        return self.proj(y.transpose(1, 2).reshape(B, T, C))
-
-
-class Block(nn.Module):
-    def __init__(self, cfg: APRConfig) -> None:
-        super().__init__()
-        self.ln1, self.ln2 = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
-        self.attn, self.mlp = CausalSelfAttention(cfg), MLP(cfg)
-        self.drop = nn.Dropout(cfg.dropout)
-
-    def forward(self, x: Tensor, cache: KVCache | None = None) -> Tensor:
-        x = x + self.drop(self.attn(self.ln1(x), cache))
-        return x + self.mlp(self.ln2(x))
-
-
-class RefineBlock(nn.Module):
-    """Pre-LN block whose queries are routed tokens and keys/values are all positions.
-
-    Keys/values are computed for every position, routed or not, so they use few heads
-    (``refine_kv_heads``; 1 = multi-query) shared by the query heads: a full-width projection
-    in fp32 would cost more than the routed work.
-    """
-
-    def __init__(self, cfg: APRConfig) -> None:
-        super().__init__()
-        d, self.n_head, self.n_kv = cfg.d_model, cfg.n_head, cfg.refine_kv_heads
-        self.head_dim = d // cfg.n_head
-        self.ln_q, self.ln_kv, self.ln2 = (nn.LayerNorm(d) for _ in range(3))
-        self.q = nn.Linear(d, d, bias=False)
-        self.kv = nn.Linear(d, 2 * self.n_kv * self.head_dim, bias=False)
-        self.proj = nn.Linear(d, d, bias=False)
-        self.mlp = MLP(cfg)
-
-    def keys_values(self, h: Tensor) -> tuple[Tensor, Tensor]:
-        """(B, S, d) base hidden states -> keys and values, each (B, n_kv, S, head_dim)."""
-        B, S, _ = h.shape
-        kv = self.kv(self.ln_kv(h)).view(B, S, 2 * self.n_kv, self.head_dim).transpose(1, 2)
-        k, v = kv.split(self.n_kv, dim=1)
-        return k, v
-
-    def forward(
-        self, x: Tensor, where: tuple[Tensor, Tensor], qpos: Tensor, k: Tensor, v: Tensor
-    ) -> Tensor:
-        """x: (N, d) packed routed tokens; where: their (row, slot) in the padded (B, M)
-        layout that attention needs; qpos: (B, M) original positions of the slots."""
-        (B, M), C = qpos.shape, x.size(-1)
-        # only attention sees the padded layout: per-token work runs on the N real tokens
-        q = x.new_zeros(B, M, C).index_put(where, self.q(self.ln_q(x)))
-        q = q.view(B, M, self.n_head, -1).transpose(1, 2)
-        # a routed token at original position t sees positions <= t
-        mask = torch.arange(k.size(2), device=x.device) <= qpos.unsqueeze(-1)
-        # each key/value head serves n_head / n_kv query heads (grouped-query attention)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.unsqueeze(1), enable_gqa=True)
-        x = x + self.proj(y.transpose(1, 2)[where].reshape(-1, C))
-        return x + self.mlp(self.ln2(x))
-
-
-def _hash_uniform(idx: Tensor, pos: Tensor, seed: int) -> Tensor:
-    """Deterministic uniform [0, 1) per (token, position): causal, same with or without cache."""
-    h = (idx.long() * 1_103_515_245 + pos * 12_345_679 + seed * 2_654_435) & 0x7FFFFFFF
-    h = ((h ^ (h >> 15)) * 2_146_121_005) & 0x7FFFFFFF
-    h = ((h ^ (h >> 13)) * 1_597_334_677) & 0x7FFFFFFF
-    return (h ^ (h >> 16)).float() / 2**31
-
-
 class APRTransformer(nn.Module):
     ema_threshold: Tensor
     route_threshold: Tensor
@@ -219,6 +71,7 @@ class APRTransformer(nn.Module):
     def __init__(self, cfg: APRConfig) -> None:
         super().__init__()
         self.cfg = cfg
+        self.mode: Mode = MODES[cfg.mode]
         d = cfg.d_model
         self.wte = nn.Embedding(cfg.vocab_size, d)
         self.wpe = nn.Embedding(cfg.max_seq_len, d)
@@ -294,14 +147,11 @@ class APRTransformer(nn.Module):
 
     def route(self, route_scores: Tensor, idx: Tensor, pos0: int = 0) -> Tensor:
         """Per-token decision; uses only this token's own score/id/position (causal)."""
-        mode = self.cfg.mode
-        if mode in ("dense", "all"):
-            return torch.full_like(idx, mode == "all", dtype=torch.bool)
-        if mode == "random":
-            pos = torch.arange(pos0, pos0 + idx.size(1), device=idx.device)
-            seed = int(self.step) if self.training else 0
-            return _hash_uniform(idx, pos, seed) < self.route_target()
-        return route_scores >= self.threshold()
+        return self.mode.route(self, route_scores, idx, pos0)
+
+    def routing_seed(self) -> int:
+        """Random routing draws anew each training step, and the same way at inference."""
+        return int(self.step) if self.training else 0
 
     @torch.no_grad()
     def _refresh_threshold(self) -> None:
@@ -428,7 +278,7 @@ class APRTransformer(nn.Module):
         est, est_scores = self.scores(h_probe)
         routed = self.route(est_scores, idx, pos0)
         logits = base_logits.float()
-        if self.cfg.mode != "dense":
+        if self.mode.refines:
             out = self.refined(h, routed, pos0, rcaches, pointed)
             if out is not None:
                 b_idx, t_idx, ref_logits = out
@@ -439,7 +289,7 @@ class APRTransformer(nn.Module):
         self, idx: Tensor, targets: Tensor | None = None, loss_mask: Tensor | None = None
     ) -> APROutput:
         """targets: next-token ids (B, T), negative = ignore; loss_mask: (B, T), 1 = counts."""
-        train_apr = self.training and self.cfg.mode == "apr" and targets is not None
+        train_apr = self.training and self.mode.learns_threshold and targets is not None
         if train_apr:
             self._refresh_threshold()
         p = self._run(idx)
@@ -527,7 +377,7 @@ class APRTransformer(nn.Module):
         base = c.n_layer * layer + 2 * d * V + pointer
         h = c.estimator_hidden
         est = 2 * d * h + 2 * h if h else 2 * d
-        if routed_fraction <= 0 or c.mode == "dense":
+        if routed_fraction <= 0 or not self.mode.refines:
             return float(base + est)
         kv = c.n_refine * 2 * d * 2 * hd * c.refine_kv_heads  # K/V for every position
         per_routed = c.n_refine * (20 * d * d + 4 * d * ctx) + 2 * d * V

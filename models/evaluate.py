@@ -20,11 +20,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import numpy as np
 import pandas as pd
 import torch
+from mlflow.exceptions import MlflowException
 
 from infra.errors import UserError
+from infra.settings import get_settings
 from models.answer import UNKNOWN, Answer, Answerer, stored_abstain_threshold
 from models.lit import binary_auroc
 from models.tokenizer import normalize
@@ -320,11 +323,6 @@ def resolve_model(model_uri: str) -> str:
             f"no model at {model_uri}: not a folder, nor an MLflow URI such as "
             "models:/veracity-apr@champion"
         )
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    from infra.settings import get_settings
-
     # the settings' store, as every stage uses: MLflow's default is ./mlflow.db, and it resolves
     # a models:/ alias through the global registry URI whatever download_artifacts is given
     store = get_settings().tracking_uri

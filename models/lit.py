@@ -11,19 +11,15 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from infra.errors import UserError
 from models.answer import target_text
 from models.apr import APRConfig, APRTransformer
+from models.config import TrainingInputError
 from models.tokenizer import Tokenizer, UnknownTokenError
 from worldgen.dataset import load_qa
 from worldgen.domains import value_phrases, vocabulary_texts
 
 # validation while training reads a fixed sample: enough to track, cheap at every check
 VAL_PER_DOMAIN = 300
-
-
-class TrainingInputError(UserError, ValueError):
-    """The data cannot be trained on as asked (missing split, unknown token, too long)."""
 
 
 @dataclass(frozen=True)

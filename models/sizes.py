@@ -20,7 +20,7 @@ MODEL_SIZES: dict[str, dict[str, Any]] = {
         "local_window": 4,
     },
     # the CPU default (the main job and the quality benchmark): minutes on 2 cores
-    "small": {
+    "cpu": {
         "n_layer": 2,
         "n_head": 4,
         "d_model": 96,
@@ -29,8 +29,8 @@ MODEL_SIZES: dict[str, dict[str, Any]] = {
         "warmup_steps": 20,
         "local_window": 8,
     },
-    # a GPU-sized stack (APRConfig's own defaults are the APR benchmark's 6 x 384)
-    "base": {
+    # a GPU-sized stack
+    "gpu": {
         "n_layer": 4,
         "n_head": 4,
         "d_model": 256,
@@ -40,5 +40,5 @@ MODEL_SIZES: dict[str, dict[str, Any]] = {
         "local_window": 8,
     },
 }
-DEFAULT_MODEL = MODEL_SIZES["small"]
+DEFAULT_MODEL = MODEL_SIZES["cpu"]
 TINY_MODEL = MODEL_SIZES["tiny"]

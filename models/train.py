@@ -4,8 +4,8 @@ One device trains in the caller's process. Several devices (or ``strategy="ddp"`
 child process running ``python -m models.train``, which Lightning re-executes once per extra
 rank; the caller never hosts DDP itself. Only rank 0 writes the exported model.
 
-A finished run's model directory holds weights as safetensors plus plain JSON (config,
-tokenizer, calibrated routing threshold): loading it never unpickles anything.
+A finished run's model directory (``models.checkpoint``) holds weights as safetensors plus plain
+JSON (config, tokenizer, calibrated routing threshold): loading it never unpickles anything.
 """
 
 from __future__ import annotations
@@ -15,72 +15,35 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from infra.settings import get_settings
 from infra.storage import check_writable
-from models.apr import MODES, APRConfig, APRTransformer
-from models.lit import APRModule, QADataModule, TrainingInputError
+from models.apr import APRTransformer
+from models.checkpoint import export
+from models.config import TrainConfig, TrainingInputError
+from models.lit import APRModule, QADataModule
 from models.precision import base_precision, training_device_type, training_precision
-from models.precision import requested as requested_precision
-from models.sizes import DEFAULT_MODEL
 from models.tokenizer import SLOTS, Tokenizer
 from worldgen.dataset import read_manifest
 
 
-@dataclass
-class TrainConfig:
-    mode: str = "apr"
-    devices: int = 1
-    num_nodes: int = 1  # > 1: one process per node, started by torchrun (docs/production.md)
-    strategy: str = "auto"
-    max_steps: int = 300
-    precision: str = "32-true"
-    batch_size: int = 32
-    lr: float = 3e-3
-    seed: int = 0
-    answer_only: bool = True
-    pack: bool = True  # all questions of a document in one training sequence
-    val_check_interval: int = 100
-    checkpoint_every: int = 50
-    resume: bool = False
-    out: str | None = None
-    model: dict[str, Any] = field(default_factory=dict)
-
-    def check(self) -> None:
-        if self.mode not in MODES:
-            raise TrainingInputError(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        if self.strategy not in ("auto", "ddp"):
-            raise TrainingInputError(f"--strategy must be auto or ddp, got {self.strategy!r}")
-        if min(self.devices, self.num_nodes, self.max_steps, self.batch_size) < 1:
-            raise TrainingInputError(
-                "--devices, --num-nodes, --max-steps and --batch-size must be >= 1"
-            )
-        if self.precision not in ("32-true", "bf16-mixed", "16-mixed"):
-            raise TrainingInputError(
-                f"--precision must be 32-true, bf16-mixed or 16-mixed, got {self.precision!r}"
-            )
-        try:
-            requested_precision()
-        except ValueError as exc:
-            raise TrainingInputError(str(exc)) from None
-
-    def model_config(self, tok: Tokenizer) -> dict[str, Any]:
-        """The default size, the pointer over the tokenizer's slots, then this run's fields."""
-        pointer = (
-            {"n_slots": len(SLOTS), "slot_offset": tok.index[SLOTS[0]]} if tok.has_slots else {}
-        )
-        return {
-            **DEFAULT_MODEL,
-            **pointer,
-            **self.model,
-            "vocab_size": tok.vocab_size,
-            "mode": self.mode,
-        }
+def model_config(config: TrainConfig, tok: Tokenizer) -> dict[str, Any]:
+    """The run's size and overrides, the pointer over the tokenizer's slots, vocabulary, mode."""
+    pointer = {"n_slots": len(SLOTS), "slot_offset": tok.index[SLOTS[0]]} if tok.has_slots else {}
+    return {
+        **config.model_fields(),
+        **pointer,
+        **config.model,
+        "vocab_size": tok.vocab_size,
+        "mode": config.mode,
+    }
 
 
 @dataclass
@@ -102,7 +65,7 @@ _NOT_TRAINED = ("resume", "out", "checkpoint_every", "val_check_interval")
 def trained_config(config: TrainConfig) -> dict[str, Any]:
     """What a run trains: its config, the model fields in force and the base's precision."""
     data = {k: v for k, v in asdict(config).items() if k not in _NOT_TRAINED}
-    data["model"] = {**DEFAULT_MODEL, **config.model}
+    data["model"] = config.model_fields()
     data["base_precision"] = base_precision(training_device_type())
     return cast(dict[str, Any], json.loads(json.dumps(data, sort_keys=True, default=str)))
 
@@ -133,22 +96,15 @@ def claim_run_dir(run_dir: Path, config: TrainConfig) -> None:
     record.write_text(json.dumps(wanted, indent=2, sort_keys=True))
 
 
-def check_dataset(uri: str) -> str:
-    """The dataset must exist and must not have been rejected by the validation gate."""
-    digest: str = read_manifest(uri)["digest"]
-    sidecar = Path(uri) / "validation.json"
-    if not uri.startswith("s3://") and sidecar.exists():
-        status = json.loads(sidecar.read_text()).get("status")
-        if status == "rejected":
-            raise TrainingInputError(
-                f"{uri} failed validation (see {sidecar}); fix the data and regenerate"
-            )
-    return digest
+def dataset_digest(uri: str) -> str:
+    """The digest a run records. Whether the dataset may be trained on is the caller's to ask
+    first (``validation.require_accepted``: the flow and ``veracity train`` do)."""
+    return str(read_manifest(uri)["digest"])
 
 
 def train(dataset_uri: str, config: TrainConfig) -> TrainResult:
     config.check()
-    digest = check_dataset(dataset_uri)
+    digest = dataset_digest(dataset_uri)
     run_dir = run_dir_for(dataset_uri, config)
     check_writable(str(run_dir))
     claim_run_dir(run_dir, config)
@@ -170,9 +126,6 @@ def _train_in_child(uri: str, config: TrainConfig, run_dir: Path) -> TrainResult
 
 
 def _fit(uri: str, digest: str, config: TrainConfig, run_dir: Path) -> TrainResult:
-    import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint
-
     L.seed_everything(config.seed, workers=True, verbose=False)
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // config.devices))
     tokenizer_file = run_dir / "tokenizer.json"
@@ -183,7 +136,7 @@ def _fit(uri: str, digest: str, config: TrainConfig, run_dir: Path) -> TrainResu
     )
     data = QADataModule(
         uri,
-        config.model.get("max_seq_len", DEFAULT_MODEL["max_seq_len"]),
+        config.model_fields()["max_seq_len"],
         config.batch_size,
         config.answer_only,
         tok,
@@ -191,7 +144,7 @@ def _fit(uri: str, digest: str, config: TrainConfig, run_dir: Path) -> TrainResu
     )
     tok = data.prepare_tokenizer()
     tokenizer_file.write_text(tok.to_json())
-    module = APRModule(config.model_config(tok), lr=config.lr, max_steps=config.max_steps)
+    module = APRModule(model_config(config, tok), lr=config.lr, max_steps=config.max_steps)
     ckpt_dir = run_dir / "checkpoints"
     checkpoints = ModelCheckpoint(
         dirpath=ckpt_dir, save_last=True, save_top_k=0, every_n_train_steps=config.checkpoint_every
@@ -247,51 +200,12 @@ def calibrate(model: APRTransformer, data: QADataModule) -> float:
     return model.calibrate_threshold(torch.cat(scores))
 
 
-def export(
-    model: APRTransformer,
-    tok: Tokenizer,
-    model_dir: Path,
-    threshold: float,
-    uri: str,
-    digest: str,
-    config: TrainConfig,
-) -> Path:
-    from safetensors.torch import save_file
-
-    model_dir.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(model_dir / "model.safetensors"))
-    (model_dir / "config.json").write_text(json.dumps(model.cfg.to_dict(), indent=2))
-    (model_dir / "tokenizer.json").write_text(tok.to_json())
-    (model_dir / "routing.json").write_text(
-        json.dumps(
-            {"route_threshold": threshold, "route_fraction": model.cfg.route_fraction}, indent=2
-        )
-    )
-    (model_dir / "lineage.json").write_text(
-        json.dumps(
-            {"dataset_uri": uri, "dataset_digest": digest, "train_config": asdict(config)}, indent=2
-        )
-    )
-    return model_dir
-
-
-def load_model(model_dir: str | Path) -> tuple[APRTransformer, Tokenizer]:
-    """Weights from safetensors and JSON only; nothing is unpickled."""
-    from safetensors.torch import load_file
-
-    path = Path(model_dir)
-    model = APRTransformer(APRConfig(**json.loads((path / "config.json").read_text())))
-    model.load_state_dict(load_file(str(path / "model.safetensors")))
-    return model.eval(), Tokenizer.from_json((path / "tokenizer.json").read_text())
-
-
 def main(argv: list[str]) -> None:
     """Child-process entry (and what Lightning re-executes for each extra DDP rank)."""
     request = json.loads(Path(argv[0]).read_text())
     config = TrainConfig(**request["config"])
     uri = request["dataset_uri"]
-    _fit(uri, check_dataset(uri), config, run_dir_for(uri, config))
+    _fit(uri, dataset_digest(uri), config, run_dir_for(uri, config))
 
 
 if __name__ == "__main__":

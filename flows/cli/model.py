@@ -8,7 +8,7 @@ which ``veracity --help`` and every other command would pay.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -16,6 +16,7 @@ from flows.cli.common import command, say
 from flows.cli.registry import check_gated
 from infra.errors import UserError
 from infra.storage import check_output_file
+from models.config import FIELDS, PRESETS, TrainConfig
 
 if TYPE_CHECKING:
     from models.evaluate import EvalReport
@@ -23,45 +24,42 @@ if TYPE_CHECKING:
 SPLITS = ("train", "validation", "test")
 
 
+def _option(name: str) -> Any:
+    """A training option whose help and default are TrainConfig's (None here: not given)."""
+    return typer.Option(help=TrainConfig.help(name))
+
+
 @command
 def train(
-    uri: str,
-    mode: Annotated[str, typer.Option(help="dense, apr, all or random")] = "apr",
-    devices: Annotated[int, typer.Option(help="devices (CPU processes or GPUs)")] = 1,
-    num_nodes: Annotated[int, typer.Option(help="nodes (launch one per node with torchrun)")] = 1,
-    strategy: Annotated[str, typer.Option(help="auto or ddp")] = "auto",
-    max_steps: Annotated[int, typer.Option(help="optimizer steps")] = 300,
-    precision: Annotated[
-        str, typer.Option(help="Lightning precision: 32-true, bf16-mixed")
-    ] = "32-true",
-    batch_size: Annotated[int, typer.Option(help="examples per device per step")] = 32,
-    seed: Annotated[int, typer.Option(help="training seed")] = 0,
-    out: Annotated[str | None, typer.Option(help="run directory")] = None,
-    resume: Annotated[bool, typer.Option(help="continue from the run's last checkpoint")] = False,
-    tiny: Annotated[bool, typer.Option(help="a 2-layer, 64-wide model (smoke tests)")] = False,
+    uri: Annotated[str, typer.Argument(help="dataset URI (accepted by `veracity validate`)")],
+    preset: Annotated[
+        str, typer.Option(help=f"starting point: {', '.join(PRESETS)} (options override it)")
+    ] = "cpu",
+    mode: Annotated[str | None, _option("mode")] = None,
+    size: Annotated[str | None, _option("size")] = None,
+    devices: Annotated[int | None, _option("devices")] = None,
+    num_nodes: Annotated[int | None, _option("num_nodes")] = None,
+    strategy: Annotated[str | None, _option("strategy")] = None,
+    max_steps: Annotated[int | None, _option("max_steps")] = None,
+    precision: Annotated[str | None, _option("precision")] = None,
+    batch_size: Annotated[int | None, _option("batch_size")] = None,
+    lr: Annotated[float | None, _option("lr")] = None,
+    seed: Annotated[int | None, _option("seed")] = None,
+    checkpoint_every: Annotated[int | None, _option("checkpoint_every")] = None,
+    out: Annotated[str | None, _option("out")] = None,
+    resume: Annotated[bool, typer.Option(help=TrainConfig.help("resume"))] = False,
+    tiny: Annotated[bool, typer.Option(help="the tiny model size (--size tiny)")] = False,
 ) -> None:
-    """Fine-tune the APR transformer on a validated dataset's QA pairs."""
-    from models.sizes import TINY_MODEL
-    from models.train import TrainConfig
+    """Fine-tune the APR transformer on an accepted dataset's QA pairs."""
     from models.train import train as run_training
     from validation.acceptance import require_accepted
 
+    given = {k: v for k, v in locals().items() if k in FIELDS and v is not None}
+    if tiny:
+        given["size"] = "tiny"
+    config = TrainConfig.from_preset(preset, **given)
+    config.check()
     require_accepted(uri)
-    model = dict(TINY_MODEL) if tiny else {}
-    config = TrainConfig(
-        mode=mode,
-        devices=devices,
-        num_nodes=num_nodes,
-        strategy=strategy,
-        max_steps=max_steps,
-        precision=precision,
-        batch_size=batch_size,
-        seed=seed,
-        out=out,
-        resume=resume,
-        model=model,
-        checkpoint_every=max(1, min(50, max_steps // 4)),
-    )
     result = run_training(uri, config)
     val = {k: result.metrics.get(f"val/{k}", float("nan")) for k in METRICS}
     say(

@@ -17,16 +17,15 @@ import typer
 
 from flows.cli.common import command, fail, say
 from flows.cli.stops import stoppable
-from flows.params import ALL_DOMAINS, PipelineParams, TrainParams, check_params
+from flows.params import ALL_DOMAINS, PipelineParams, check_params
 from flows.summary import summary_rows
 from infra.errors import ExitCode, UserError
 from infra.procs import check_listen
 from infra.settings import get_settings
 from infra.storage import check_output_file
-from models.sizes import TINY_MODEL
+from models.config import TrainConfig
 
 DEFAULT_N = PipelineParams.model_fields["n"].default
-DEFAULT_STEPS = TrainParams.model_fields["max_steps"].default
 
 
 def prefect_environment() -> None:
@@ -50,16 +49,14 @@ def prefect_environment() -> None:
 @command
 def run(
     n: Annotated[
-        int | None, typer.Option(help=f"records per domain [default: {DEFAULT_N}]")
+        int | None, typer.Option(help=f"records per domain (default {DEFAULT_N})")
     ] = None,
     seed: Annotated[int, typer.Option(help="dataset seed; a new seed gives a challenger")] = 0,
     domain: Annotated[str, typer.Option(help=f"{', '.join(ALL_DOMAINS)} or all")] = "all",
-    steps: Annotated[
-        int | None, typer.Option(help=f"training steps [default: {DEFAULT_STEPS}]")
-    ] = None,
-    mode: Annotated[str, typer.Option(help="dense, apr, all or random")] = "apr",
-    devices: Annotated[int, typer.Option(help="CPU processes or GPUs (>1: DDP)")] = 1,
-    tiny: Annotated[bool, typer.Option(help="a 2-layer, 64-wide model (smoke runs)")] = False,
+    steps: Annotated[int | None, typer.Option(help=TrainConfig.help("max_steps"))] = None,
+    mode: Annotated[str | None, typer.Option(help=TrainConfig.help("mode"))] = None,
+    devices: Annotated[int | None, typer.Option(help=TrainConfig.help("devices"))] = None,
+    tiny: Annotated[bool, typer.Option(help="the smoke preset's tiny model (smoke runs)")] = False,
     promote: Annotated[bool, typer.Option(help="register and gate the model")] = True,
     json_out: Annotated[str | None, typer.Option("--json", help="write the result here")] = None,
 ) -> None:
@@ -68,13 +65,12 @@ def run(
     Exit 0 done; 2 bad input (before any work); 3 the dataset failed validation (nothing
     trained or registered); 1 a stage failed (earlier stages stay cached for the next run)."""
     prefect_environment()
-    train: dict[str, Any] = {"mode": mode, "devices": devices}
-    if devices > 1:
+    asked = {"mode": mode, "devices": devices, "max_steps": steps}
+    train: dict[str, Any] = {k: v for k, v in asked.items() if v is not None}
+    if (devices or 1) > 1:
         train["strategy"] = "ddp"
-    if steps is not None:
-        train["max_steps"] = steps
     if tiny:
-        train["model"] = dict(TINY_MODEL)
+        train["size"] = TrainConfig.from_preset("smoke").size
     domains = list(ALL_DOMAINS) if domain == "all" else [domain]
     args: dict[str, Any] = {"domains": domains, "seed": seed, "train_params": train}
     if n is not None:

@@ -24,6 +24,7 @@ from models.answer import (
     store_abstain_threshold,
     stored_abstain_threshold,
 )
+from models.config import TrainConfig
 from models.evaluate import (
     EvalReport,
     apply_threshold,
@@ -37,7 +38,7 @@ from models.evaluate import (
 )
 from models.pyfunc import VeracityAPR
 from models.sizes import TINY_MODEL
-from models.train import TrainConfig, train
+from models.train import train
 from tests.conftest import accept
 from worldgen import dataset as ds
 

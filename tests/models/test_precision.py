@@ -3,10 +3,10 @@
 import pytest
 import torch
 
+from infra.settings import SettingsError
 from models import precision
 from models.apr import APRConfig, APRTransformer
-from models.lit import TrainingInputError
-from models.train import TrainConfig
+from models.config import TrainConfig
 
 
 def base_dtype_seen(model: APRTransformer) -> torch.dtype:
@@ -61,7 +61,7 @@ def test_both_precisions_give_the_same_model_within_bf16_rounding(
 
 def test_a_bad_setting_is_refused_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(precision.ENV, "fp8")
-    with pytest.raises(TrainingInputError, match=r"VERACITY_BASE_PRECISION must be one of auto"):
+    with pytest.raises(SettingsError, match=r"VERACITY_BASE_PRECISION must be one of auto"):
         TrainConfig().check()
     with pytest.raises(ValueError, match="got 'fp8'"):
         precision.base_dtype("cpu")

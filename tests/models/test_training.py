@@ -14,9 +14,10 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from models.lit import TrainingInputError
+from models.checkpoint import load_model
+from models.config import TrainConfig
 from models.sizes import TINY_MODEL
-from models.train import TrainConfig, load_model, train
+from models.train import train
 from tests.conftest import accept
 from worldgen import dataset as ds
 
@@ -48,14 +49,6 @@ def test_trains_and_exports_weights_only_model(small: ds.DatasetRef, tmp_path: P
     assert tok.vocab_size == model.cfg.vocab_size
 
 
-def test_rejected_dataset_is_refused(small: ds.DatasetRef, tmp_path: Path) -> None:
-    copy = tmp_path / "rejected"
-    subprocess.run(["cp", "-r", small.uri, str(copy)], check=True)
-    (copy / "validation.json").write_text(json.dumps({"status": "rejected"}))
-    with pytest.raises(TrainingInputError, match="failed validation"):
-        train(str(copy), TrainConfig(max_steps=1, model=TINY))
-
-
 def test_bad_mode_is_one_line_error(small: ds.DatasetRef) -> None:
     result = CliRunner().invoke(app, ["train", small.uri, "--mode", "sparse"])
     assert result.exit_code == 2 and "--mode must be one of" in result.output
@@ -73,7 +66,7 @@ def test_resuming_another_config_is_refused_and_keeps_the_checkpoint(
     small: ds.DatasetRef, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
-    config = TrainConfig(max_steps=2, batch_size=8, checkpoint_every=1, out=str(out), model=TINY)
+    config = TrainConfig(max_steps=2, batch_size=8, checkpoint_every=1, out=str(out), size="tiny")
     train(small.uri, config)
     last = out / "checkpoints" / "last.ckpt"
     before = last.read_bytes()

@@ -83,8 +83,9 @@ class Server:
 def champion(registry: Registry, veracity_home: Path) -> Champion:
     """A real tiny model, logged, evaluated, registered and promoted through the gate."""
     from models.answer import store_abstain_threshold
+    from models.config import TrainConfig
     from models.evaluate import evaluate
-    from models.train import TrainConfig, train
+    from models.train import train
     from validation import validate
     from worldgen import dataset as ds
 

@@ -1,0 +1,53 @@
+"""A trained model's folder: weights as safetensors plus plain JSON, written and read here.
+
+``model.safetensors``, ``config.json``, ``tokenizer.json``, ``routing.json`` (the calibrated
+inference threshold) and ``lineage.json`` (dataset and training config). Loading never
+unpickles anything. Training writes it; answering, evaluation and serving read it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+
+from models.apr import APRConfig, APRTransformer
+from models.config import TrainConfig
+from models.tokenizer import Tokenizer
+
+
+def export(
+    model: APRTransformer,
+    tok: Tokenizer,
+    model_dir: Path,
+    threshold: float,
+    uri: str,
+    digest: str,
+    config: TrainConfig,
+) -> Path:
+    model_dir.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(model_dir / "model.safetensors"))
+    (model_dir / "config.json").write_text(json.dumps(model.cfg.to_dict(), indent=2))
+    (model_dir / "tokenizer.json").write_text(tok.to_json())
+    (model_dir / "routing.json").write_text(
+        json.dumps(
+            {"route_threshold": threshold, "route_fraction": model.cfg.route_fraction}, indent=2
+        )
+    )
+    (model_dir / "lineage.json").write_text(
+        json.dumps(
+            {"dataset_uri": uri, "dataset_digest": digest, "train_config": asdict(config)}, indent=2
+        )
+    )
+    return model_dir
+
+
+def load_model(model_dir: str | Path) -> tuple[APRTransformer, Tokenizer]:
+    """Weights from safetensors and JSON only; nothing is unpickled."""
+    path = Path(model_dir)
+    model = APRTransformer(APRConfig(**json.loads((path / "config.json").read_text())))
+    model.load_state_dict(load_file(str(path / "model.safetensors")))
+    return model.eval(), Tokenizer.from_json((path / "tokenizer.json").read_text())

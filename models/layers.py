@@ -1,0 +1,110 @@
+"""The layers of the APR transformer: the base stack's blocks and the fp32 refinement block.
+
+Kept apart from ``models.apr`` (the model and its routing) so each file reads in one sitting.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from models.config import APRConfig
+
+
+class KVCache:
+    """Keys/values of one attention layer, grown one step at a time while generating."""
+
+    def __init__(self) -> None:
+        self.k: Tensor | None = None
+        self.v: Tensor | None = None
+
+    def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        self.k = k if self.k is None else torch.cat([self.k, k], dim=2)
+        self.v = v if self.v is None else torch.cat([self.v, v], dim=2)
+        return self.k, self.v
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: APRConfig) -> None:
+        super().__init__()
+        self.fc = nn.Linear(cfg.d_model, 4 * cfg.d_model, bias=False)
+        self.proj = nn.Linear(4 * cfg.d_model, cfg.d_model, bias=False)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.drop(self.proj(F.gelu(self.fc(x))))
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: APRConfig) -> None:
+        super().__init__()
+        self.n_head, self.dropout = cfg.n_head, cfg.dropout
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+
+    def forward(self, x: Tensor, cache: KVCache | None = None) -> Tensor:
+        B, T, C = x.shape
+        q, k, v = (t.view(B, T, self.n_head, -1).transpose(1, 2) for t in self.qkv(x).split(C, 2))
+        if cache is not None:
+            k, v = cache.append(k, v)
+        if k.size(2) != T and T != 1:  # prefill must start from an empty cache
+            raise ValueError("multi-token steps are only supported on an empty cache")
+        p = self.dropout if self.training else 0.0
+        # one new token attends to every cached position, so no mask is needed then
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=k.size(2) == T > 1)
+        return self.proj(y.transpose(1, 2).reshape(B, T, C))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: APRConfig) -> None:
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
+        self.attn, self.mlp = CausalSelfAttention(cfg), MLP(cfg)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: Tensor, cache: KVCache | None = None) -> Tensor:
+        x = x + self.drop(self.attn(self.ln1(x), cache))
+        return x + self.mlp(self.ln2(x))
+
+
+class RefineBlock(nn.Module):
+    """Pre-LN block whose queries are routed tokens and keys/values are all positions.
+
+    Keys/values are computed for every position, routed or not, so they use few heads
+    (``refine_kv_heads``; 1 = multi-query) shared by the query heads: a full-width projection
+    in fp32 would cost more than the routed work.
+    """
+
+    def __init__(self, cfg: APRConfig) -> None:
+        super().__init__()
+        d, self.n_head, self.n_kv = cfg.d_model, cfg.n_head, cfg.refine_kv_heads
+        self.head_dim = d // cfg.n_head
+        self.ln_q, self.ln_kv, self.ln2 = (nn.LayerNorm(d) for _ in range(3))
+        self.q = nn.Linear(d, d, bias=False)
+        self.kv = nn.Linear(d, 2 * self.n_kv * self.head_dim, bias=False)
+        self.proj = nn.Linear(d, d, bias=False)
+        self.mlp = MLP(cfg)
+
+    def keys_values(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, S, d) base hidden states -> keys and values, each (B, n_kv, S, head_dim)."""
+        B, S, _ = h.shape
+        kv = self.kv(self.ln_kv(h)).view(B, S, 2 * self.n_kv, self.head_dim).transpose(1, 2)
+        k, v = kv.split(self.n_kv, dim=1)
+        return k, v
+
+    def forward(
+        self, x: Tensor, where: tuple[Tensor, Tensor], qpos: Tensor, k: Tensor, v: Tensor
+    ) -> Tensor:
+        """x: (N, d) packed routed tokens; where: their (row, slot) in the padded (B, M)
+        layout that attention needs; qpos: (B, M) original positions of the slots."""
+        (B, M), C = qpos.shape, x.size(-1)
+        # only attention sees the padded layout: per-token work runs on the N real tokens
+        q = x.new_zeros(B, M, C).index_put(where, self.q(self.ln_q(x)))
+        q = q.view(B, M, self.n_head, -1).transpose(1, 2)
+        # a routed token at original position t sees positions <= t
+        mask = torch.arange(k.size(2), device=x.device) <= qpos.unsqueeze(-1)
+        # each key/value head serves n_head / n_kv query heads (grouped-query attention)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.unsqueeze(1), enable_gqa=True)
+        x = x + self.proj(y.transpose(1, 2)[where].reshape(-1, C))
+        return x + self.mlp(self.ln2(x))
