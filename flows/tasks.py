@@ -19,6 +19,7 @@ from prefect.states import State
 
 from flows.params import KEY_VERSION, TrainParams, stable_hash
 from infra.settings import get_settings
+from models.certify import certify
 from validation.acceptance import current_suite_hashes
 from worldgen.dataset import dataset_digest, read_manifest
 from worldgen.domains import get_domain
@@ -254,9 +255,9 @@ def _evaluate_key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
 
 @task(name="evaluate-model", cache_key_fn=_evaluate_key, **TASK_OPTIONS)
 def evaluate_model(model: dict[str, Any], uri: str, digest: str, split: str) -> dict[str, Any]:
-    """Evaluate, fix the abstention threshold the evaluation chose into the model, and only then
-    log the served model: what the gate reads is what is served."""
-    from models.answer import store_abstain_threshold
+    """Evaluate, certify the trained model with the abstention threshold the evaluation chose
+    (a new served folder: the cached training output is never modified), and only then log
+    the served model: what the gate reads is what is served."""
     from models.evaluate import evaluate as run
     from registry import tracking
 
@@ -267,9 +268,11 @@ def evaluate_model(model: dict[str, Any], uri: str, digest: str, split: str) -> 
     data = report.to_dict()
     path.write_text(json.dumps(data, indent=2))
     tracking.log_evaluation(model["run_id"], report)
-    store_abstain_threshold(model["model_dir"], report.abstain_threshold)
+    evidence = {"report_digest": stable_hash(data), "dataset_digest": digest, "split": split}
+    served = certify(model["model_dir"], report.abstain_threshold, evidence)
     return {
-        "model_uri": tracking.log_served_model(model["run_id"], model["model_dir"]),
+        "model_uri": tracking.log_served_model(model["run_id"], str(served)),
+        "served_dir": str(served),
         "report_path": str(path),
         "report_digest": stable_hash(data),
         "dataset_uri": uri,

@@ -80,14 +80,6 @@ def stored_abstain_threshold(model_dir: str | Path) -> float | None:
     return None if value is None else float(value)
 
 
-def store_abstain_threshold(model_dir: str | Path, threshold: float) -> None:
-    """Fix the threshold an evaluation chose into the model, before it is logged to be served:
-    the served model then abstains exactly as the evaluation the gate reads did."""
-    path = Path(model_dir) / "routing.json"
-    routing = json.loads(path.read_text())
-    path.write_text(json.dumps({**routing, "abstain_threshold": threshold}, indent=2))
-
-
 def unreadable_text(name: str, value: object) -> str | None:
     """Why ``value`` cannot be read as the document or question, or ``None`` if it can: a
     number or an object sent as text is named as such, not taken for a missing one."""

@@ -190,6 +190,9 @@ def test_crash_in_training_resumes_from_cache_and_checkpoint(
         mlflow.set_registry_uri(None)
     routing = json.loads((Path(served) / "routing.json").read_text())
     assert routing["abstain_threshold"] == evaluated["abstain_threshold"], routing
+    # ... from a served folder of its own: the cached training output was never written into
+    trained = json.loads((Path(result["model"]["model_dir"]) / "routing.json").read_text())
+    assert "abstain_threshold" not in trained, trained
 
     # A finished pipeline re-run does no work: every stage comes from the cache.
     third = start_pipeline(env, args, tmp_path / "third.json")

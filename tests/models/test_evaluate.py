@@ -21,9 +21,9 @@ from models.answer import (
     UNKNOWN,
     Answer,
     Answerer,
-    store_abstain_threshold,
     stored_abstain_threshold,
 )
+from models.certify import CertificateMismatch, certify
 from models.config import TrainConfig
 from models.evaluate import (
     EvalReport,
@@ -143,16 +143,30 @@ def test_per_domain_answers_the_same_first_questions_of_each_domain(
     assert bad.exit_code == 2 and "--per-domain must be 0" in bad.output.strip()
 
 
-def test_a_threshold_fixed_into_the_model_is_the_one_evaluated_and_served(
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+def test_certification_writes_a_served_folder_and_leaves_the_trained_one_as_it_was(
     trained: tuple[str, str], tmp_path: Path
 ) -> None:
     uri, model_dir = trained
-    fixed = tmp_path / "model"
-    shutil.copytree(model_dir, fixed)
-    assert stored_abstain_threshold(fixed) is None and Answerer.load(fixed).abstain_threshold > 1
-    store_abstain_threshold(fixed, 0.25)
-    assert Answerer.load(fixed).abstain_threshold == 0.25
-    assert evaluate(str(fixed), uri, "test", per_domain=2).abstain_threshold == 0.25
+    run = tmp_path / "run"
+    shutil.copytree(Path(model_dir), run / "model")
+    before = _tree(run / "model")
+    evidence = {"report_digest": "r1", "dataset_digest": "d1", "split": "test"}
+    served = certify(run / "model", 0.25, evidence)
+    assert _tree(run / "model") == before  # the trained (cached) folder is untouched
+    assert stored_abstain_threshold(run / "model") is None
+    assert Answerer.load(served).abstain_threshold == 0.25
+    assert evaluate(str(served), uri, "test", per_domain=2).abstain_threshold == 0.25
+    assert certify(run / "model", 0.25, evidence) == served  # a retry finds it again
+    assert certify(run / "model", 0.5, evidence) != served  # another claim, another folder
+    (served / "routing.json").write_text('{"abstain_threshold": 0.9}')
+    with pytest.raises(CertificateMismatch, match="does not match its certificate"):
+        certify(run / "model", 0.25, evidence)
 
 
 def test_an_answer_cut_off_by_its_budget_reads_unknown(

@@ -82,7 +82,7 @@ class Server:
 @pytest.fixture
 def champion(registry: Registry, veracity_home: Path) -> Champion:
     """A real tiny model, logged, evaluated, registered and promoted through the gate."""
-    from models.answer import store_abstain_threshold
+    from models.certify import certify
     from models.config import TrainConfig
     from models.evaluate import evaluate
     from models.train import train
@@ -98,13 +98,13 @@ def champion(registry: Registry, veracity_home: Path) -> Champion:
     )
     result = train(ref.uri, config)
     run_id = tracking.log_training(asdict(result), asdict(config), validation)
-    # As the pipeline does: evaluate, fix the threshold into the model, then log it to serve.
+    # As the pipeline does: evaluate, certify a served folder with the threshold, log it to serve.
     # A fixed threshold (1.1: never abstain) skips the search on the validation split; the
     # report is real, and a zero-floor gate is all it has to pass.
     evaluation = evaluate(result.model_dir, ref.uri, "test", abstain_threshold=1.1)
-    store_abstain_threshold(result.model_dir, evaluation.abstain_threshold)
+    served = certify(result.model_dir, evaluation.abstain_threshold, {"split": "test"})
     version = register_challenger(
-        tracking.log_served_model(run_id, result.model_dir),
+        tracking.log_served_model(run_id, str(served)),
         run_id,
         {
             "validation_status": validation["status"],
