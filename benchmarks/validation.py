@@ -95,7 +95,7 @@ def main() -> None:
     t0 = time.perf_counter()
     from validation import gate
     from validation.frames import records_frame
-    from worldgen.domains import DOMAIN_NAMES
+    from worldgen.domains import domain_names
 
     ds = gate.suites_for("medical")
     import_s = time.perf_counter() - t0
@@ -111,7 +111,7 @@ def main() -> None:
     run_s = statistics.median(times)
 
     # Render checks on a rendered sample (documents and QA exist only when rendered).
-    by_domain = {d: render_check_rates(d, args.sample, Path(home)) for d in DOMAIN_NAMES}
+    by_domain = {d: render_check_rates(d, args.sample, Path(home)) for d in domain_names()}
     medical = by_domain["medical"]
     projected_render_s = args.rows * (
         1 / medical["documents_rows_per_s"] + 1 / medical["qa_records_per_s"]

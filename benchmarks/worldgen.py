@@ -20,7 +20,7 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 import numpy as np  # noqa: E402
 
 from worldgen import frames  # noqa: E402
-from worldgen.domains import DOMAIN_NAMES, get_domain  # noqa: E402
+from worldgen.domains import domain_names, get_domain  # noqa: E402
 from worldgen.render import render_block  # noqa: E402
 
 N = 1_000_000
@@ -92,8 +92,8 @@ def pgmpy_medical_per_s() -> float:
 def main() -> None:
     result = {
         "n": N,
-        "records_per_s": {d: round(records_per_s(d)) for d in DOMAIN_NAMES},
-        "render_per_s": {d: round(render_per_s(d)) for d in DOMAIN_NAMES},
+        "records_per_s": {d: round(records_per_s(d)) for d in domain_names()},
+        "render_per_s": {d: round(render_per_s(d)) for d in domain_names()},
     }
     pg = pgmpy_medical_per_s()
     result["pgmpy_records_per_s"] = round(pg)

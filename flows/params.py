@@ -12,8 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from infra.settings import get_settings
 from models.config import TrainConfig
 from models.precision import base_precision, training_device_type
+from worldgen.domains import domain_names
 
-ALL_DOMAINS = ("medical", "legal", "financial")
 # A small model that trains, evaluates and promotes in under ten minutes on 2 CPU cores. The data
 # is cheap (seconds) and plentiful: with 300 records per domain the model memorised its training
 # documents (train loss 0.002) and answered 0.66 of held-out questions; with 10000 it sees each
@@ -93,7 +93,7 @@ class PipelineParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    domains: list[str] = Field(default_factory=lambda: list(ALL_DOMAINS), min_length=1)
+    domains: list[str] = Field(default_factory=lambda: list(domain_names()), min_length=1)
     n: int = Field(default=DEFAULT_N, ge=20, le=2_000_000, description="records per domain")
     seed: int = Field(default=0, ge=0, description="dataset seed")
     out: str | None = Field(default=None, description="dataset folder or s3:// prefix")
@@ -110,9 +110,11 @@ class PipelineParams(BaseModel):
     @field_validator("domains")
     @classmethod
     def _known_domains(cls, value: list[str]) -> list[str]:
-        unknown = [d for d in value if d not in ALL_DOMAINS]
+        unknown = [d for d in value if d not in domain_names()]
         if unknown:
-            raise ValueError(f"unknown domain(s) {unknown}; choose from {', '.join(ALL_DOMAINS)}")
+            raise ValueError(
+                f"unknown domain(s) {unknown}; choose from {', '.join(domain_names())}"
+            )
         if len(set(value)) != len(value):
             raise ValueError(f"domains repeat: {value}")
         return value
@@ -122,7 +124,7 @@ class PipelineParams(BaseModel):
             return self.out
         from infra.storage import join
 
-        tag = "" if self.domains == list(ALL_DOMAINS) else "-" + "-".join(self.domains)
+        tag = "" if self.domains == list(domain_names()) else "-" + "-".join(self.domains)
         return join(get_settings().datasets_root, f"ds-seed{self.seed}-n{self.n}{tag}")
 
 

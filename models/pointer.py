@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 if TYPE_CHECKING:
-    from models.apr import APRConfig
+    from models.config import APRConfig
 
 NEG = -1e4  # the logit of a slot the document has not stated (finite: safe in bf16)
 

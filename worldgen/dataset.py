@@ -31,7 +31,7 @@ import pandas as pd
 from infra import storage
 from infra.errors import UserError
 from worldgen import frames
-from worldgen.domains import DOMAIN_NAMES, get_domain
+from worldgen.domains import domain_names, get_domain
 from worldgen.render import render_block
 
 BLOCK = 4096
@@ -85,7 +85,7 @@ def block_rngs(
     domain: str, seed: int, block: int
 ) -> tuple[np.random.Generator, np.random.Generator]:
     """Independent streams for sampling and rendering one block, stable under any sharding."""
-    child = np.random.SeedSequence([seed, DOMAIN_NAMES.index(domain)], spawn_key=(block,))
+    child = np.random.SeedSequence([seed, get_domain(domain).seed_stream], spawn_key=(block,))
     sample_seq, render_seq = child.spawn(2)
     return np.random.default_rng(sample_seq), np.random.default_rng(render_seq)
 
@@ -370,9 +370,9 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9._\-/:]+$")
 
 def check_arguments(domains: list[str], n: int, seed: int, shards: int, out: str) -> None:
     for d in domains:
-        if d not in DOMAIN_NAMES:
+        if d not in domain_names():
             raise DatasetError(
-                f"unknown domain {d!r}; choose from {', '.join(DOMAIN_NAMES)} or all"
+                f"unknown domain {d!r}; choose from {', '.join(domain_names())} or all"
             )
     if not 1 <= n <= MAX_RECORDS:
         raise DatasetError(f"--n must be between 1 and {MAX_RECORDS:,}, got {n}")

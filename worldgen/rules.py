@@ -9,14 +9,23 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from worldgen.spec import WorldSpec
-
 Columns = Mapping[str, np.ndarray]
+
+
+class Categories(Protocol):
+    """What rules read of a spec: its invariants and category codes (``worldgen.spec``
+    implements it; the rules do not import the spec, which imports them)."""
+
+    @property
+    def invariants(self) -> list[Invariant]: ...
+
+    def categories(self, name: str) -> tuple[str, ...]: ...
+
+    def code(self, name: str, label: str) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -64,7 +73,7 @@ class AllowedPairs:
     def columns(self) -> tuple[str, ...]:
         return (self.a, self.b)
 
-    def holds(self, c: Columns, spec: WorldSpec) -> np.ndarray:
+    def holds(self, c: Columns, spec: Categories) -> np.ndarray:
         cats_a, cats_b = spec.categories(self.a), spec.categories(self.b)
         table = np.zeros((len(cats_a), len(cats_b)), dtype=bool)
         for la, lb in self.pairs:
@@ -93,7 +102,7 @@ class ConditionalRange:
     def columns(self) -> tuple[str, ...]:
         return (self.column, self.when.column)
 
-    def holds(self, c: Columns, spec: WorldSpec) -> np.ndarray:
+    def holds(self, c: Columns, spec: Categories) -> np.ndarray:
         active = c[self.when.column] == spec.code(self.when.column, self.when.value)
         ok = np.ones(len(active), dtype=bool)
         if self.low is not None:
@@ -193,7 +202,7 @@ class Invariant:
         return tuple(seen)
 
 
-def rule_holds(rule: Rule, cols: Columns, spec: WorldSpec) -> np.ndarray:
+def rule_holds(rule: Rule, cols: Columns, spec: Categories) -> np.ndarray:
     if isinstance(rule, AllowedPairs | ConditionalRange):
         return rule.holds(cols, spec)
     return rule.holds(cols)
@@ -216,7 +225,7 @@ def rule_fingerprint(rule: Rule) -> str:
     return repr(rule)
 
 
-def all_rules(spec: WorldSpec) -> Iterable[tuple[Invariant, Rule]]:
+def all_rules(spec: Categories) -> Iterable[tuple[Invariant, Rule]]:
     for inv in spec.invariants:
         for rule in inv.rules:
             yield inv, rule

@@ -17,20 +17,20 @@ from infra.settings import get_settings
 from infra.storage import join
 from worldgen.dataset import generate as generate_dataset
 from worldgen.dataset import process_pool, read_manifest
-from worldgen.domains import DOMAIN_NAMES
+from worldgen.domains import domain_names
 
 
 def _domains(domain: str) -> list[str]:
     if domain == "all":
-        return list(DOMAIN_NAMES)
-    if domain not in DOMAIN_NAMES:
-        raise UserError(f"--domain must be one of {', '.join(DOMAIN_NAMES)}, all; got {domain!r}")
+        return list(domain_names())
+    if domain not in domain_names():
+        raise UserError(f"--domain must be one of {', '.join(domain_names())}, all; got {domain!r}")
     return [domain]
 
 
 @command
 def generate(
-    domain: Annotated[str, typer.Option(help=f"{', '.join(DOMAIN_NAMES)} or all")] = "all",
+    domain: Annotated[str, typer.Option(help=f"{', '.join(domain_names())} or all")] = "all",
     n: Annotated[int, typer.Option(help="records per domain")] = 2000,
     seed: Annotated[int, typer.Option(help="master seed")] = 0,
     shards: Annotated[

@@ -17,13 +17,14 @@ import typer
 
 from flows.cli.common import command, fail, say
 from flows.cli.stops import stoppable
-from flows.params import ALL_DOMAINS, PipelineParams, check_params
+from flows.params import PipelineParams, check_params
 from flows.summary import summary_rows
 from infra.errors import ExitCode, UserError
 from infra.procs import check_listen
 from infra.settings import get_settings
 from infra.storage import check_output_file
 from models.config import TrainConfig
+from worldgen.domains import domain_names
 
 DEFAULT_N = PipelineParams.model_fields["n"].default
 
@@ -48,11 +49,9 @@ def prefect_environment() -> None:
 
 @command
 def run(
-    n: Annotated[
-        int | None, typer.Option(help=f"records per domain (default {DEFAULT_N})")
-    ] = None,
+    n: Annotated[int | None, typer.Option(help=f"records per domain (default {DEFAULT_N})")] = None,
     seed: Annotated[int, typer.Option(help="dataset seed; a new seed gives a challenger")] = 0,
-    domain: Annotated[str, typer.Option(help=f"{', '.join(ALL_DOMAINS)} or all")] = "all",
+    domain: Annotated[str, typer.Option(help=f"{', '.join(domain_names())} or all")] = "all",
     steps: Annotated[int | None, typer.Option(help=TrainConfig.help("max_steps"))] = None,
     mode: Annotated[str | None, typer.Option(help=TrainConfig.help("mode"))] = None,
     devices: Annotated[int | None, typer.Option(help=TrainConfig.help("devices"))] = None,
@@ -71,7 +70,7 @@ def run(
         train["strategy"] = "ddp"
     if tiny:
         train["size"] = TrainConfig.from_preset("smoke").size
-    domains = list(ALL_DOMAINS) if domain == "all" else [domain]
+    domains = list(domain_names()) if domain == "all" else [domain]
     args: dict[str, Any] = {"domains": domains, "seed": seed, "train_params": train}
     if n is not None:
         args["n"] = n

@@ -112,7 +112,7 @@ def finish(proc: subprocess.Popen[str], timeout: float) -> str:
 def test_rejected_dataset_stops_before_training(tmp_path: Path, veracity_home: Path) -> None:
     from worldgen.dataset import generate
     from worldgen.domains import get_domain
-    from worldgen.faults import inject_faults
+    from worldgen.inject import inject_faults
 
     clean = generate(["medical"], 150, 3, str(tmp_path / "clean"))
     mode = next(iter(get_domain("medical").faults))

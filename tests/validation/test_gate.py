@@ -35,8 +35,8 @@ from worldgen.dataset import (
     read_manifest,
     write_variant,
 )
-from worldgen.domains import DOMAIN_NAMES, get_domain
-from worldgen.faults import inject_faults
+from worldgen.domains import domain_names, get_domain
+from worldgen.inject import inject_faults
 from worldgen.rules import Greater, Invariant
 
 N_LARGE = 100_000
@@ -45,7 +45,7 @@ RATE = 0.001
 
 def available_domains() -> list[str]:
     out = []
-    for name in DOMAIN_NAMES:
+    for name in domain_names():
         try:
             get_domain(name)
         except (ImportError, AttributeError):  # a domain still being written

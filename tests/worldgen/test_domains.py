@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from worldgen.domains import DOMAIN_NAMES, get_domain
+from worldgen.domains import domain_names, get_domain
 from worldgen.faults import COMMON_FAULTS
 from worldgen.frames import to_columns, to_frame, to_rows
 from worldgen.plan import JOIN, decode_plan, encode_plan, stated_keys
@@ -24,7 +24,7 @@ def _id_columns(name: str) -> set[str]:
     return {ids.record, ids.entity} | ({ids.period} if ids.period else set())
 
 
-@pytest.fixture(scope="module", params=DOMAIN_NAMES)
+@pytest.fixture(scope="module", params=domain_names())
 def domain(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
     return get_domain(request.param)
 

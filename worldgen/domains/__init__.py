@@ -1,7 +1,11 @@
-"""The world model's domains: each module offers ``build() -> WorldSpec`` and ``renderer()``."""
+"""The world model's domains: each package here offers ``build() -> WorldSpec``, ``renderer()``
+and ``FAULTS``, and is found by its folder; ``register_domain`` adds one from elsewhere."""
 
 from __future__ import annotations
 
+import hashlib
+import pkgutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import import_module
@@ -10,8 +14,6 @@ from worldgen.faults import COMMON_FAULTS, FaultMode
 from worldgen.render import Renderer
 from worldgen.spec import WorldSpec
 
-DOMAIN_NAMES = ("medical", "legal", "financial")
-
 
 @dataclass(frozen=True)
 class Domain:
@@ -19,15 +21,78 @@ class Domain:
     spec: WorldSpec
     renderer: Renderer
     faults: dict[str, FaultMode]
+    seed_stream: int  # the domain's own random stream: records never depend on other domains
+
+
+@dataclass(frozen=True)
+class DomainSource:
+    """How to build a domain: what a package under ``worldgen/domains/`` offers, or a test's."""
+
+    build: Callable[[], WorldSpec]
+    renderer: Callable[[], Renderer]
+    faults: tuple[FaultMode, ...] = ()
+    seed_stream: int | None = None  # None: derived from the name
+    order: int = 100  # where it is listed; the built-in ones first, in their historical order
+
+
+_REGISTERED: dict[str, DomainSource] = {}
+
+
+def name_stream(name: str) -> int:
+    """A domain's random stream from its name alone, so adding or reordering domains never
+    changes another domain's records (a 32-bit prefix of the name's sha256)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big")
+
+
+def _package_source(name: str) -> DomainSource:
+    module = import_module(f"worldgen.domains.{name}")
+    return DomainSource(
+        module.build,
+        module.renderer,
+        tuple(module.FAULTS),
+        getattr(module, "SEED_STREAM", None),
+        getattr(module, "ORDER", 100),
+    )
+
+
+@cache
+def _packages() -> dict[str, DomainSource]:
+    """Every package under ``worldgen/domains/``: adding a domain is adding its folder."""
+    found = pkgutil.iter_modules(__path__)
+    return {m.name: _package_source(m.name) for m in found if m.ispkg}
+
+
+def _sources() -> dict[str, DomainSource]:
+    return {**_packages(), **_REGISTERED}
+
+
+def register_domain(name: str, source: DomainSource) -> None:
+    """Add a domain that lives outside ``worldgen/domains/`` (tests, a user's own package)."""
+    if name in _packages():
+        raise ValueError(f"domain {name!r} is already a package of worldgen.domains")
+    _REGISTERED[name] = source
+    get_domain.cache_clear()
+
+
+def unregister_domain(name: str) -> None:
+    _REGISTERED.pop(name, None)
+    get_domain.cache_clear()
+
+
+def domain_names() -> tuple[str, ...]:
+    """Every domain, in listing order."""
+    return tuple(sorted(_sources(), key=lambda n: (_sources()[n].order, n)))
 
 
 @cache
 def get_domain(name: str) -> Domain:
-    if name not in DOMAIN_NAMES:
-        raise ValueError(f"unknown domain {name!r}; choose one of {', '.join(DOMAIN_NAMES)}")
-    module = import_module(f"worldgen.domains.{name}")
-    faults = {f.name: f for f in (*module.FAULTS, *COMMON_FAULTS)}
-    return Domain(name, module.build(), module.renderer(), faults)
+    sources = _sources()
+    if name not in sources:
+        raise ValueError(f"unknown domain {name!r}; choose one of {', '.join(domain_names())}")
+    src = sources[name]
+    faults = {f.name: f for f in (*src.faults, *COMMON_FAULTS)}
+    stream = name_stream(name) if src.seed_stream is None else src.seed_stream
+    return Domain(name, src.build(), src.renderer(), faults, stream)
 
 
 def vocabulary_texts(name: str) -> list[str]:

@@ -24,4 +24,21 @@ from worldgen.domains.financial.faults import FAULTS
 from worldgen.domains.financial.text import COGS, EBIT, GP, OPEX, REV, known_from, renderer
 from worldgen.domains.financial.world import build
 
-__all__ = ["COGS", "EBIT", "FAULTS", "GP", "OPEX", "REV", "build", "known_from", "renderer"]
+# Pinned to the stream this domain had when domains were a list, so every published dataset
+# digest stays the same; a new domain leaves these out and gets one from its name.
+SEED_STREAM = 2
+ORDER = 2
+
+__all__ = [
+    "COGS",
+    "EBIT",
+    "FAULTS",
+    "GP",
+    "OPEX",
+    "ORDER",
+    "REV",
+    "SEED_STREAM",
+    "build",
+    "known_from",
+    "renderer",
+]

@@ -23,4 +23,9 @@ from worldgen.domains.legal.faults import FAULTS
 from worldgen.domains.legal.text import renderer
 from worldgen.domains.legal.world import build
 
-__all__ = ["FAULTS", "build", "renderer"]
+# Pinned to the stream this domain had when domains were a list, so every published dataset
+# digest stays the same; a new domain leaves these out and gets one from its name.
+SEED_STREAM = 1
+ORDER = 1
+
+__all__ = ["FAULTS", "ORDER", "SEED_STREAM", "build", "renderer"]

@@ -18,4 +18,9 @@ from worldgen.domains.medical.faults import FAULTS
 from worldgen.domains.medical.text import renderer
 from worldgen.domains.medical.world import build
 
-__all__ = ["FAULTS", "build", "renderer"]
+# Pinned to the stream this domain had when domains were a list, so every published dataset
+# digest stays the same; a new domain leaves these out and gets one from its name.
+SEED_STREAM = 0
+ORDER = 0
+
+__all__ = ["FAULTS", "ORDER", "SEED_STREAM", "build", "renderer"]
