@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from prefect import serve
+from prefect.schedules import Cron
 
 from infra.errors import UserError
 
@@ -84,8 +86,6 @@ def deployments(
 
     ``n`` adds a records-per-domain parameter to every deployment; ``nightly`` / ``weekly``
     replace the cron of the refresh / retrain deployment (None: prefect.yaml's)."""
-    from prefect.schedules import Cron
-
     specs = load_specs(path)
     crons = {REFRESH_NAME: nightly, RETRAIN_NAME: weekly}
     missing = [name for name, cron in crons.items() if cron and name not in {s.name for s in specs}]
@@ -113,8 +113,6 @@ def serve_deployments(
     n: int | None = None, nightly: str | None = None, weekly: str | None = None, limit: int = 1
 ) -> None:
     """Register the deployments and execute their runs until interrupted."""
-    from prefect import serve
-
     serve(*deployments(n, nightly, weekly), limit=limit)
 
 

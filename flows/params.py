@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from infra.settings import get_settings
+from infra.storage import join
 from models.config import TrainConfig
 from models.precision import base_precision, training_device_type
 from worldgen.domains import domain_names
@@ -122,8 +123,6 @@ class PipelineParams(BaseModel):
     def dataset_out(self) -> str:
         if self.out:
             return self.out
-        from infra.storage import join
-
         tag = "" if self.domains == list(domain_names()) else "-" + "-".join(self.domains)
         return join(get_settings().datasets_root, f"ds-seed{self.seed}-n{self.n}{tag}")
 

@@ -19,6 +19,7 @@ runs. Each flow run leaves keyed Prefect artifacts (markdown summary, tables, bu
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -329,8 +330,6 @@ def _finish_parent(parent: str | None, result: dict[str, Any]) -> None:
 
 def main(argv: list[str]) -> None:
     """``python -m flows.pipeline '{"n": 200, ...}' [result.json]``: one pipeline run."""
-    import sys
-
     args = json.loads(argv[0]) if argv else {}
     result = pipeline(**args)
     text = json.dumps(result, indent=2, default=str)
@@ -341,6 +340,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    import sys
-
     main(sys.argv[1:])

@@ -9,19 +9,29 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from prefect import get_run_logger, task
+import torch
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from prefect import get_run_logger, task, unmapped
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from prefect.states import State
+from prefect_dask import DaskTaskRunner
 
 from flows.params import KEY_VERSION, TrainParams, stable_hash
+from infra import storage
 from infra.settings import get_settings
 from models.certify import certify
+from models.evaluate import evaluate
+from models.train import train
+from registry import promote, record_evaluation, register_challenger, registry_table, tracking
+from validation import validate
 from validation.acceptance import current_suite_hashes
-from worldgen.dataset import dataset_digest, read_manifest
+from worldgen.dataset import DatasetError, DatasetRef, dataset_digest, generate, read_manifest
 from worldgen.domains import get_domain
 
 IO_ERRORS: tuple[type[BaseException], ...] = (OSError, TimeoutError, ConnectionError)
@@ -60,11 +70,7 @@ def _retry_on_io(task_: Any, task_run: Any, state: State[Any]) -> bool:
 def _transient_s3(exc: BaseException) -> bool:
     """botocore gave up on a 5xx / throttling answer or a lost connection (after its own
     retries): worth one more try of the whole task. A 4xx (missing key, denied) is not."""
-    try:
-        from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
-    except ImportError:  # pragma: no cover - boto3 is a dependency
-        return False
-    if isinstance(exc, ConnectionError | HTTPClientError):
+    if isinstance(exc, BotoConnectionError | HTTPClientError):
         return True
     if isinstance(exc, ClientError):
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
@@ -126,16 +132,12 @@ def generate_shard(fn: Any, plan: Any) -> dict[str, Any]:
 def _task_runner_mapper(fn: Any, plans: Any) -> Any:
     """A ``worldgen.dataset.Mapper`` that runs shards as tasks on the current flow's task runner
     (threads by default, Dask workers under ``DaskTaskRunner``), in plan order."""
-    from prefect import unmapped
-
     futures = generate_shard.map(unmapped(fn), list(plans))
     return iter([f.result() for f in futures])
 
 
 def dask_task_runner(address: str) -> Any:
     """``DaskTaskRunner`` on a scheduler address, or a 2-worker ``LocalCluster`` for 'local'."""
-    from prefect_dask import DaskTaskRunner
-
     if address == "local":
         return DaskTaskRunner(
             cluster_class="distributed.LocalCluster",
@@ -149,10 +151,6 @@ def dask_task_runner(address: str) -> Any:
 def generate_dataset(
     domains: list[str], n: int, seed: int, out: str, shards: int = 1
 ) -> dict[str, str]:
-    from infra import storage
-    from worldgen.dataset import DatasetError, read_manifest
-    from worldgen.dataset import generate as run
-
     if storage.exists(storage.join(out, "manifest.json")):
         m = read_manifest(out)
         if (
@@ -172,7 +170,7 @@ def generate_dataset(
         get_run_logger().info("reusing %s (same seed and size give the same dataset)", out)
         return {"uri": out, "digest": str(m["digest"])}
     mapper = _task_runner_mapper if shards > 1 else None
-    ref = run(domains, n, seed, out, shards=shards, mapper=mapper)
+    ref = generate(domains, n, seed, out, shards=shards, mapper=mapper)
     return {"uri": ref.uri, "digest": ref.digest}
 
 
@@ -184,10 +182,7 @@ def _validate_key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
 
 @task(name="validate-dataset", cache_key_fn=_validate_key, **TASK_OPTIONS)
 def validate_dataset(uri: str, digest: str) -> dict[str, Any]:
-    from validation import validate as run
-    from worldgen.dataset import DatasetRef
-
-    report = run(DatasetRef(uri, digest))
+    report = validate(DatasetRef(uri, digest))
     return {
         **report.to_json(),
         "status": "accepted" if report.success else "rejected",
@@ -205,8 +200,6 @@ def _run_dir(digest: str, params: TrainParams) -> Path:
 
 
 def _checkpoint_step(path: Path) -> int | None:
-    import torch
-
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         return int(ckpt.get("global_step", 0))
@@ -223,11 +216,6 @@ def train_model(
     parent_run_id: str | None,
 ) -> dict[str, Any]:
     """Train (resuming from ``last.ckpt`` after a crash) and log the run and model to MLflow."""
-    from dataclasses import asdict
-
-    from models.train import train as run
-    from registry import tracking
-
     run_dir = _run_dir(digest, params)
     last = run_dir / "checkpoints" / "last.ckpt"
     resumed_from = _checkpoint_step(last) if last.exists() else None
@@ -239,7 +227,7 @@ def train_model(
     logger.info("training %s for %d steps in %s; run dir %s", params.mode, params.max_steps,
                 where, run_dir)  # fmt: skip
     with heartbeat("training"):
-        result = run(uri, config)
+        result = train(uri, config)
     run_id = tracking.log_training(asdict(result), asdict(config), validation, parent_run_id)
     return {
         **asdict(result),
@@ -258,11 +246,8 @@ def evaluate_model(model: dict[str, Any], uri: str, digest: str, split: str) -> 
     """Evaluate, certify the trained model with the abstention threshold the evaluation chose
     (a new served folder: the cached training output is never modified), and only then log
     the served model: what the gate reads is what is served."""
-    from models.evaluate import evaluate as run
-    from registry import tracking
-
     with heartbeat("evaluation"):
-        report = run(model["model_dir"], uri, split=split)
+        report = evaluate(model["model_dir"], uri, split=split)
     path = Path(model["run_dir"]) / "eval" / f"{digest[:16]}-{split}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     data = report.to_dict()
@@ -290,8 +275,6 @@ def _register_key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
 def register_model(
     model: dict[str, Any], evaluation: dict[str, Any], validation: dict[str, Any]
 ) -> int:
-    from registry import record_evaluation, register_challenger
-
     version = register_challenger(
         evaluation["model_uri"],
         model["run_id"],
@@ -313,18 +296,11 @@ def _promote_key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
 
 @task(name="promote-challenger", cache_key_fn=_promote_key, **TASK_OPTIONS)
 def promote_model(version: int, evaluation: dict[str, Any]) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    from models.evaluate import evaluate as evaluator
-    from registry import promote as run
-
     with heartbeat("promotion gate"):
-        decision = run(version, evaluate=evaluator, eval_dataset=evaluation["dataset_uri"])
+        decision = promote(version, evaluate=evaluate, eval_dataset=evaluation["dataset_uri"])
     return asdict(decision)
 
 
 @task(name="summarise", cache_policy=NO_CACHE, persist_result=False)
 def registry_rows() -> list[dict[str, Any]]:
-    from registry import registry_table
-
     return registry_table()

@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import shlex
 import shutil
 import subprocess
 from pathlib import Path
+
+import psycopg2
+from psycopg2 import sql
 
 from infra.procs import StackError
 
@@ -48,8 +52,6 @@ def pg_user_prefix(paths: list[Path]) -> list[str]:
     ``paths``) through ``runuser``; as anyone else, run it directly."""
     if os.geteuid() != 0:
         return []
-    import pwd
-
     try:
         user = pwd.getpwnam("postgres")
     except KeyError as exc:
@@ -80,8 +82,6 @@ def _allow_traverse(path: Path) -> None:
 
 def pg_ready(url: str) -> bool:
     try:
-        import psycopg2
-
         conn = psycopg2.connect(url, connect_timeout=2)
     except Exception:
         return False
@@ -91,9 +91,6 @@ def pg_ready(url: str) -> bool:
 
 def create_database(admin_url: str, name: str) -> bool:
     """Create ``name`` unless it exists; returns whether it was created."""
-    import psycopg2
-    from psycopg2 import sql
-
     conn = psycopg2.connect(admin_url, connect_timeout=5)
     conn.autocommit = True
     try:
@@ -108,9 +105,6 @@ def create_database(admin_url: str, name: str) -> bool:
 
 
 def drop_database(admin_url: str, name: str) -> None:
-    import psycopg2
-    from psycopg2 import sql
-
     conn = psycopg2.connect(admin_url, connect_timeout=5)
     conn.autocommit = True
     try:

@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import boto3
+
 from infra.postgres import create_database, pg_bindir, pg_ready, pg_user_prefix, run
 from infra.procs import StackError, alive, http_ok, port_open, tail, terminate_group
 from infra.redact import redact
@@ -366,8 +368,6 @@ class Stack:
 
 def check_credentials() -> None:
     """S3 credentials must come from the environment or an AWS profile (never from settings)."""
-    import boto3
-
     if boto3.Session().get_credentials() is None:
         raise StackError(
             "no AWS credentials: export AWS_ACCESS_KEY_ID and "

@@ -19,6 +19,7 @@ import torch
 
 from models.apr import APRTransformer
 from models.checkpoint import load_model
+from models.guide import Guide
 from models.tokenizer import UNK, Tokenizer
 from worldgen.calc import CalcError, compute
 
@@ -122,17 +123,23 @@ def unread(reason: str, prompt_tokens: int, start: float) -> Answer:
 
 class Answerer:
     def __init__(
-        self, model: APRTransformer, tokenizer: Tokenizer, abstain_threshold: float = NEVER_ABSTAIN
+        self,
+        model: APRTransformer,
+        tokenizer: Tokenizer,
+        abstain_threshold: float = NEVER_ABSTAIN,
+        guide: Guide | None = None,
     ):
         self.model = model.eval()
         self.tok = tokenizer
         self.abstain_threshold = abstain_threshold
+        self.guide = guide
 
     @classmethod
     def load(cls, model_dir: str | Path) -> Answerer:
         model, tok = load_model(model_dir)
         stored = stored_abstain_threshold(model_dir)
-        return cls(model, tok, NEVER_ABSTAIN if stored is None else stored)
+        threshold = NEVER_ABSTAIN if stored is None else stored
+        return cls(model, tok, threshold, Guide.load(model_dir))
 
     @torch.no_grad()
     def __call__(self, document: object, question: object) -> Answer:
@@ -145,6 +152,9 @@ class Answerer:
         unknown = self.tok.unknown_pieces(question)
         if unknown:
             return unread(unreadable_question(unknown), 0, start)
+        off_guide = self.guide.why_not(document, question) if self.guide else None
+        if off_guide:
+            return unread(off_guide, 0, start)
         example = self.tok.encode_example(document, question)
         prompt = example.ids
         room = self.model.cfg.max_seq_len - len(prompt)

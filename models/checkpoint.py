@@ -1,7 +1,8 @@
 """A trained model's folder: weights as safetensors plus plain JSON, written and read here.
 
 ``model.safetensors``, ``config.json``, ``tokenizer.json``, ``routing.json`` (the calibrated
-inference threshold) and ``lineage.json`` (dataset and training config). Loading never
+inference threshold), ``lineage.json`` (dataset and training config) and ``guide.json`` (the
+questions it was trained to answer, ``models.guide``). Loading never
 unpickles anything. Training writes it; answering, evaluation and serving read it.
 """
 
@@ -15,6 +16,7 @@ from safetensors.torch import load_file, save_file
 
 from models.apr import APRConfig, APRTransformer
 from models.config import TrainConfig
+from models.guide import Guide
 from models.tokenizer import Tokenizer
 
 
@@ -26,8 +28,11 @@ def export(
     uri: str,
     digest: str,
     config: TrainConfig,
+    guide: Guide | None = None,
 ) -> Path:
     model_dir.mkdir(parents=True, exist_ok=True)
+    if guide is not None:
+        guide.save(model_dir)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(model_dir / "model.safetensors"))
     (model_dir / "config.json").write_text(json.dumps(model.cfg.to_dict(), indent=2))

@@ -28,10 +28,12 @@ from infra.storage import check_writable
 from models.apr import APRTransformer
 from models.checkpoint import export
 from models.config import TrainConfig, TrainingInputError
+from models.guide import Guide, domain_marks
 from models.lit import APRModule, QADataModule
 from models.precision import base_precision, training_device_type, training_precision
 from models.tokenizer import SLOTS, Tokenizer
 from worldgen.dataset import read_manifest
+from worldgen.domains import document_texts, domain_names, question_forms
 
 
 def model_config(config: TrainConfig, tok: Tokenizer) -> dict[str, Any]:
@@ -94,6 +96,13 @@ def claim_run_dir(run_dir: Path, config: TrainConfig) -> None:
                 "resume with the same options, or drop --resume to start over"
             )
     record.write_text(json.dumps(wanted, indent=2, sort_keys=True))
+
+
+def trained_guide(domains: list[str]) -> Guide:
+    """The question forms of the trained domains, and the words marking each one's documents
+    (distinct against every domain the world model knows)."""
+    marks = domain_marks({d: document_texts(d) for d in domain_names()})
+    return Guide({d: question_forms(d) for d in domains}, {d: marks[d] for d in domains})
 
 
 def dataset_digest(uri: str) -> str:
@@ -177,7 +186,8 @@ def _fit(uri: str, digest: str, config: TrainConfig, run_dir: Path) -> TrainResu
         )
     model = module.model.cpu().eval()
     threshold = calibrate(model, data)
-    model_dir = export(model, tok, run_dir / "model", threshold, uri, digest, config)
+    guide = trained_guide(list(read_manifest(uri)["domains"]))
+    model_dir = export(model, tok, run_dir / "model", threshold, uri, digest, config, guide)
     base = base_precision(device_type)
     result = TrainResult(
         str(model_dir), str(run_dir), trainer.global_step, uri, digest, metrics, threshold, base

@@ -15,10 +15,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import mlflow
+from mlflow.data.dataset_source_registry import resolve_dataset_source
+from mlflow.data.http_dataset_source import HTTPDatasetSource
+from mlflow.data.meta_dataset import MetaDataset
 
 from infra.settings import get_settings
+from models import plots
+from models.pyfunc import log_model
 from registry.client import check_reachable
+from worldgen.dataset import read_manifest
 
 EXPERIMENT = "veracity"
 SECRET_HINTS = ("password", "secret", "token", "access_key", "credential")
@@ -92,10 +99,6 @@ def stage_run(name: str, parent_run_id: str | None = None, **tags: str) -> Itera
 
 def log_dataset(uri: str, manifest: Mapping[str, Any], context: str = "training") -> None:
     """The dataset as an MLflow input (name, digest, source) plus its lineage tags."""
-    from mlflow.data.dataset_source_registry import resolve_dataset_source
-    from mlflow.data.http_dataset_source import HTTPDatasetSource
-    from mlflow.data.meta_dataset import MetaDataset
-
     try:
         source = resolve_dataset_source(uri)
     except Exception:  # an unregistered scheme: record the URI as given
@@ -186,8 +189,6 @@ def log_training(
     """Log a finished training run (``models.train.TrainResult`` as a dict): params, dataset,
     validation lineage and metrics. Returns the run id; the served model is logged into it by
     ``log_served_model`` once evaluation has fixed its abstention threshold."""
-    from worldgen.dataset import read_manifest
-
     uri = str(result["dataset_uri"])
     with stage_run("train", parent_run_id) as run_id:
         log_params({k: v for k, v in config.items() if k not in ("out", "resume")})
@@ -204,8 +205,6 @@ def log_training(
 
 def log_served_model(run_id: str, model_dir: str) -> str:
     """The served pyfunc (a LoggedModel with its signature) on its training run; its URI."""
-    from models.pyfunc import log_model
-
     configure()
     with mlflow.start_run(run_id=run_id):
         return str(log_model(model_dir, name="apr").model_uri)
@@ -213,10 +212,6 @@ def log_served_model(run_id: str, model_dir: str) -> str:
 
 def log_evaluation(run_id: str, report: Any) -> None:
     """An ``EvalReport`` on its training run: headline metrics, the report, plots."""
-    import matplotlib.pyplot as plt
-
-    from models import plots
-
     configure()
     split = str(report.split)
     with mlflow.start_run(run_id=run_id):

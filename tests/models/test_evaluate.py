@@ -292,3 +292,24 @@ def test_a_question_with_words_the_model_never_read_is_not_answered(
     answer = Answerer.load(model_dir)(document, question)
     assert answer.text == UNKNOWN and answer.abstained and answer.uncertainty == 1.0
     assert f"words the model was not trained to read ({words})" in answer.error
+
+
+@pytest.mark.parametrize(
+    ("question", "reason"),
+    [
+        ("Did the plaintiff win?", "not one the model was trained to answer"),
+        ("the the the the", "not one the model was trained to answer"),
+        ("What is the patient's eGFR?", None),  # a medical question about a medical note
+    ],
+)
+def test_only_questions_of_the_document_s_kind_are_answered(
+    trained: tuple[str, str], question: str, reason: str | None
+) -> None:
+    uri, model_dir = trained
+    qa = ds.load_qa(uri, "test")
+    document = qa.loc[qa["domain"] == "medical", "document"].iloc[0]
+    answer = Answerer.load(model_dir)(document, question)
+    if reason is None:
+        assert answer.error == "" or "not one the model" not in answer.error
+    else:
+        assert answer.text == UNKNOWN and answer.uncertainty == 1.0 and reason in answer.error

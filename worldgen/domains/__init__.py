@@ -113,6 +113,21 @@ def vocabulary_texts(name: str) -> list[str]:
     return texts + value_phrases(name)
 
 
+def question_forms(name: str) -> list[str]:
+    """Every way the domain asks a question."""
+    return [t for q in get_domain(name).renderer.questions for t in q.templates]
+
+
+def document_texts(name: str) -> list[str]:
+    """The words a document of the domain is written in: its fact sentences and labels."""
+    dom = get_domain(name)
+    texts = [t.replace("{v}", " ") for fact in dom.renderer.facts for t in fact.templates]
+    for joint in dom.renderer.joints:
+        texts += [t.format(roles=" ", Roles=" ", values=" ") for t in joint.templates]
+        texts += list(joint.roles.values())
+    return texts + value_phrases(name)
+
+
 def value_phrases(name: str) -> list[str]:
     """The category labels a document of the domain can state ("type 2 diabetes", "term loan"):
     values a model should point at, as it points at numbers."""
