@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import prefect
 import yaml
-from prefect import serve
 from prefect.schedules import Cron
 
 from infra.errors import UserError
@@ -113,7 +113,7 @@ def serve_deployments(
     n: int | None = None, nightly: str | None = None, weekly: str | None = None, limit: int = 1
 ) -> None:
     """Register the deployments and execute their runs until interrupted."""
-    serve(*deployments(n, nightly, weekly), limit=limit)
+    prefect.serve(*deployments(n, nightly, weekly), limit=limit)
 
 
 if __name__ == "__main__":  # ``python -m flows.deploy``: what a service manager would run
