@@ -62,6 +62,12 @@ def make_report(
     }
 
 
+# three evaluations on the same frozen set: a champion, a better and a worse challenger
+BASE = make_report(range(850), range(850, 900))
+BETTER = make_report(range(900), range(900, 940))
+WORSE = make_report(range(820), range(820, 860))
+
+
 @pytest.fixture(scope="session")
 def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from mlflow import MlflowClient

@@ -20,11 +20,7 @@ from registry import (
 )
 from registry.aliases import UNGATED_USE, alias_problems, expected_aliases
 from registry.client import client
-from tests.registry.conftest import Registry, make_report
-
-BASE = make_report(range(850), range(850, 900))
-BETTER = make_report(range(900), range(900, 940))
-WORSE = make_report(range(820), range(820, 860))
+from tests.registry.conftest import BASE, BETTER, WORSE, Registry
 
 
 @pytest.fixture

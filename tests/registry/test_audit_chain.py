@@ -17,11 +17,7 @@ from registry.audit import (
     utcnow,
     verify_chain,
 )
-from tests.registry.conftest import Registry, make_report
-
-BASE = make_report(range(850), range(850, 900))
-BETTER = make_report(range(900), range(900, 940))
-WORSE = make_report(range(820), range(820, 860))
+from tests.registry.conftest import BASE, BETTER, WORSE, Registry
 
 
 def _cli(*args: str) -> tuple[int, str]:
