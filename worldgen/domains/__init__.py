@@ -80,8 +80,9 @@ def unregister_domain(name: str) -> None:
 
 
 def domain_names() -> tuple[str, ...]:
-    """Every domain, in listing order."""
-    return tuple(sorted(_sources(), key=lambda n: (_sources()[n].order, n)))
+    """Every domain, in listing order: the built-in ones as they always were, then by name."""
+    sources = _sources()
+    return tuple(sorted(sources, key=lambda n: (sources[n].order, n)))
 
 
 @cache
