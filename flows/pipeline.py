@@ -44,7 +44,7 @@ from flows.tasks import (
 from infra.errors import UserError
 from infra.settings import get_settings
 from registry import tracking
-from validation.acceptance import require_accepted, validation_status
+from validation.acceptance import require_accepted, verdict
 from worldgen.dataset import DatasetError, read_manifest
 
 # ------------------------------------------------------------------------------ flows
@@ -173,9 +173,8 @@ def promote(model: dict[str, Any], evaluation: dict[str, Any]) -> dict[str, Any]
     """Register the model as challenger and let the registry's gate decide (which refuses a
     model whose dataset is no longer accepted: the status travels as a tag)."""
     uri = model["dataset_uri"]
-    status = validation_status(uri)
-    suite = require_accepted(uri).suite_hash if status == "accepted" else ""
-    validation = {"status": status, "suite_hash": suite}
+    status, accepted = verdict(uri)  # one re-hash of the dataset, not two
+    validation = {"status": status, "suite_hash": accepted.suite_hash if accepted else ""}
     version, reg_cached = run_task(
         register_model, model=model, evaluation=evaluation, validation=validation
     )

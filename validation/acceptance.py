@@ -96,13 +96,16 @@ def require_accepted(uri: str) -> Acceptance:
     )
 
 
-def validation_status(uri: str) -> Status:
-    """``require_accepted`` as a word: ``accepted``, ``rejected``, ``unvalidated`` (no verdict)
-    or ``stale`` (a verdict for other content or other suites)."""
+def verdict(uri: str) -> tuple[Status, Acceptance | None]:
+    """``require_accepted`` as a word, with the acceptance when there is one: ``accepted``,
+    ``rejected``, ``unvalidated`` (no verdict) or ``stale`` (for other content or suites)."""
     try:
-        require_accepted(uri)
+        return "accepted", require_accepted(uri)
     except DatasetRejected:
-        return "rejected"
+        return "rejected", None
     except NotAccepted:
-        return "unvalidated" if read_sidecar(uri) is None else "stale"
-    return "accepted"
+        return ("unvalidated" if read_sidecar(uri) is None else "stale"), None
+
+
+def validation_status(uri: str) -> Status:
+    return verdict(uri)[0]
