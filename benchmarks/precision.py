@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from models import precision
 from models.apr import APRConfig, APRTransformer
-from models.sizes import DEFAULT_MODEL
+from models.config import TrainConfig
 from models.tokenizer import SLOTS
 
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
@@ -112,7 +112,8 @@ def main() -> None:
     asked = os.environ.pop(precision.ENV, None)
     chosen = precision.base_precision("cpu")
     pointer = {"n_slots": len(SLOTS), "slot_offset": 6}  # as the default tokenizer gives it
-    size = {**DEFAULT_MODEL, **pointer, "vocab_size": 512, "mode": "apr"}
+    # the main job's model size
+    size = {**TrainConfig().model_fields(), **pointer, "vocab_size": 512, "mode": "apr"}
     if args.quick:
         size.update(d_model=32, n_head=2, max_seq_len=32)
         args.repeats = 2

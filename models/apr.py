@@ -71,7 +71,6 @@ class APRTransformer(nn.Module):
     def __init__(self, cfg: APRConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.mode: Mode = MODES[cfg.mode]
         d = cfg.d_model
         self.wte = nn.Embedding(cfg.vocab_size, d)
         self.wpe = nn.Embedding(cfg.max_seq_len, d)
@@ -115,6 +114,12 @@ class APRTransformer(nn.Module):
             nn.init.zeros_(m.bias)
 
     # ---- routing ---------------------------------------------------------------------------
+    @property
+    def mode(self) -> Mode:
+        """The registry's entry for ``cfg.mode``, read at each call: ``benchmarks/apr.py`` times
+        one trained model in every mode by setting ``model.cfg.mode``."""
+        return MODES[self.cfg.mode]
+
     def route_target(self, step: int | None = None) -> float:
         """Fraction to route at `step` (default: now): linear capacity warm-up from 1.0 while
         training, the target after."""

@@ -23,6 +23,10 @@ STRATEGIES = ("auto", "ddp")
 
 @dataclass
 class APRConfig:
+    """The model's shape and routing. Every trained model takes its shape from a named size
+    (:meth:`from_name`, ``models.sizes``); the shape defaults below are only what a bare
+    ``APRConfig()`` builds (``benchmarks/apr.py``'s timing stack, recorded in its results)."""
+
     vocab_size: int = 2048
     n_layer: int = 6
     n_head: int = 6
@@ -114,9 +118,14 @@ class TrainConfig:
         return f.default_factory() if f.default is MISSING else f.default  # type: ignore[operator]
 
     @classmethod
+    def field_help(cls, name: str) -> str:
+        """A field's help text alone (a flow parameter's description)."""
+        return str(cls.__dataclass_fields__[name].metadata["help"])
+
+    @classmethod
     def help(cls, name: str) -> str:
         """An option's help with its default, as the command line shows it."""
-        return f"{cls.__dataclass_fields__[name].metadata['help']} (default {cls.default(name)})"
+        return f"{cls.field_help(name)} (default {cls.default(name)})"
 
     def model_fields(self) -> dict[str, Any]:
         """The APRConfig fields this run trains: the size's, then this run's overrides."""

@@ -4,13 +4,10 @@ slot know the words before it (both optional parts of ``models.apr``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import Tensor, nn
 
-if TYPE_CHECKING:
-    from models.config import APRConfig
+from models.config import APRConfig
 
 NEG = -1e4  # the logit of a slot the document has not stated (finite: safe in bf16)
 

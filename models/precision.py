@@ -7,7 +7,9 @@ most laptops, AMD before Zen 4) torch emulates bf16 and a matmul runs ~30-130x s
 precise, at the speed the machine has. `VERACITY_BASE_PRECISION=bf16|fp32` forces one, e.g. to
 reproduce a run recorded on another kind of machine.
 
-torch is imported inside the functions that need it: the CLI checks the setting without it.
+torch is imported inside the functions that need it: the CLI checks the setting without it
+(``TrainConfig.check`` calls :func:`requested`), and ``import torch`` costs 1.8 s at start-up on
+these 2 cores, measured.
 """
 
 from __future__ import annotations

@@ -40,5 +40,4 @@ MODEL_SIZES: dict[str, dict[str, Any]] = {
         "local_window": 8,
     },
 }
-DEFAULT_MODEL = MODEL_SIZES["cpu"]
-TINY_MODEL = MODEL_SIZES["tiny"]
+TINY_MODEL = MODEL_SIZES["tiny"]  # what the tests train (which size is the default: TrainConfig)

@@ -4,7 +4,8 @@ import io
 import pytest
 import torch
 
-from models.apr import MODES, APRConfig, APRTransformer
+from models.apr import APRConfig, APRTransformer
+from models.modes import MODES
 
 torch.set_num_threads(1)  # tiny models: a second thread only adds contention
 V, T = 40, 24
@@ -249,3 +250,17 @@ def test_flops_and_config_checks() -> None:
         APRConfig(n_head=6, refine_kv_heads=4)
     wide = tiny("apr", refine_kv_heads=2)
     assert wide.flops_per_token(0.25) > apr  # every position's keys/values cost more
+
+
+def test_the_mode_is_read_from_the_config_at_each_call() -> None:
+    """``benchmarks/apr.py`` times one model in every mode by setting ``model.cfg.mode``."""
+    model = prepared("apr", train=False)
+    x = data(2, seed=3)[0]
+    routed = {}
+    for mode in ("dense", "all", "apr"):
+        model.cfg.mode = mode
+        routed[mode] = model(x).routed
+    assert not routed["dense"].any() and routed["all"].all()
+    assert 0 < routed["apr"].float().mean() < 1
+    model.cfg.mode = "dense"
+    assert model.flops_per_token(0.25) == model.flops_per_token(0.0)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import get_type_hints
 
 import pytest
 import torch
@@ -16,12 +17,18 @@ from models import modes
 from models.apr import APRConfig, APRTransformer
 from models.config import FIELDS, PRESETS, TrainConfig, TrainingInputError, run_fields
 from models.sizes import MODEL_SIZES
+from models.train import train
+from worldgen.dataset import DatasetError
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_flow_parameters_are_the_training_config() -> None:
     assert set(TrainParams.model_fields) == set(FIELDS) - set(run_fields())
+    types = get_type_hints(TrainConfig)
+    for name, f in TrainParams.model_fields.items():  # the same types, not only the same names
+        assert f.annotation == types[name], name
+        assert f.description == TrainConfig.field_help(name), name
     assert TrainParams().to_config() == TrainConfig() == PRESETS["cpu"]
     with pytest.raises(ValueError, match="--mode must be one of dense, apr, all, random"):
         TrainParams(mode="sparse")
@@ -80,3 +87,12 @@ def test_adding_a_mode_is_one_registry_entry(monkeypatch: pytest.MonkeyPatch) ->
     cfg = replace(APRConfig.from_name("tiny", vocab_size=64), mode="first")
     out = APRTransformer(cfg).eval()(torch.randint(0, 64, (2, 9)))
     assert out.routed[:, 0].all() and not out.routed[:, 1:].any()
+
+
+def test_training_a_folder_without_a_manifest_is_one_clear_line(tmp_path: Path) -> None:
+    """Training reads the digest from the manifest; whether the dataset was accepted is the
+    caller's check (``validation.require_accepted``), not training's."""
+    with pytest.raises(
+        DatasetError, match=r"manifest\.json is missing \(run `veracity generate`\)"
+    ):
+        train(str(tmp_path / "nothing"), TrainConfig.from_preset("smoke"))

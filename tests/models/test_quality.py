@@ -108,7 +108,7 @@ def test_model_overrides_take_typed_fields_and_refuse_unknown_ones() -> None:
     q = quality()
     model = q.model_overrides(["n_layer=1", "route_fraction=0.2"])
     assert model["n_layer"] == 1 and model["route_fraction"] == 0.2
-    assert model["d_model"] == q.DEFAULT_MODEL["d_model"]
+    assert model["d_model"] == q.MAIN_JOB.model_fields()["d_model"]
     for bad in (["depth=3"], ["n_layer"], ["n_layer=two"]):
         try:
             q.model_overrides(bad)
