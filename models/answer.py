@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from models.apr import APRTransformer
+from models.certify import CERTIFICATE, check_certificate
 from models.checkpoint import load_model
 from models.guide import Guide
 from models.tokenizer import UNK, Tokenizer
@@ -136,6 +137,8 @@ class Answerer:
 
     @classmethod
     def load(cls, model_dir: str | Path) -> Answerer:
+        if (Path(model_dir) / CERTIFICATE).exists():  # a served folder answers only as certified
+            check_certificate(model_dir)
         model, tok = load_model(model_dir)
         stored = stored_abstain_threshold(model_dir)
         threshold = NEVER_ABSTAIN if stored is None else stored

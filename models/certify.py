@@ -4,16 +4,19 @@ Training writes ``<run>/model`` once, and Prefect caches it by its inputs. The e
 chooses the abstention threshold the gate's figures are computed with; the served model must
 abstain exactly so. :func:`certify` copies the trained weights and JSON into a new folder,
 ``<run>/served/<id>``, writes that folder's own ``routing.json`` with the threshold, and a
-``certificate.json`` naming the evidence (evaluation report digest, dataset digest, split) and
-the sha256 of every file. The same certification finds its folder again and checks it; a folder
-whose files no longer match their certificate is refused, never served.
+``certificate.json`` naming the claim (threshold, evidence: evaluation report digest, dataset
+digest, split; the sha256 of every trained file) and the sha256 of every served file. ``<id>``
+is a hash of the claim, so the same certification finds its folder again and checks it; a
+folder whose files no longer match their certificate is refused, never served or reused.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ from infra.errors import TamperedError
 
 CERTIFICATE = "certificate.json"
 ROUTING = "routing.json"
+SERVED = "served"  # beside the run's model/ folder: <run>/served/<id>
 
 
 class CertificateMismatch(TamperedError):
@@ -28,41 +32,88 @@ class CertificateMismatch(TamperedError):
 
 
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    with path.open("rb") as f:  # streamed: a GPU-sized model need not fit in memory twice
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def _hashes(folder: Path) -> dict[str, str]:
-    return {p.name: _sha256(p) for p in sorted(folder.iterdir()) if p.name != CERTIFICATE}
+def file_hashes(folder: Path) -> dict[str, str]:
+    """The sha256 of every file under ``folder`` by its relative path, the certificate aside."""
+    found = (p for p in sorted(folder.rglob("*")) if p.is_file())
+    return {p.relative_to(folder).as_posix(): _sha256(p) for p in found if p.name != CERTIFICATE}
 
 
-def check_certificate(served: Path) -> dict[str, Any]:
-    """The certificate of ``served``, once every file is what it records."""
-    cert: dict[str, Any] = json.loads((served / CERTIFICATE).read_text())
-    if _hashes(served) != cert["files"]:
-        raise CertificateMismatch(
-            f"{served} does not match its certificate (a file was changed, added or removed); "
-            "certify the trained model again into a new folder"
-        )
+def _mismatch(served: Path, what: str) -> CertificateMismatch:
+    return CertificateMismatch(
+        f"{served} does not match its certificate ({what}); "
+        "remove it and certify the trained model again"
+    )
+
+
+def check_certificate(served: str | Path) -> dict[str, Any]:
+    """The certificate of ``served``, once every file is what it records, its routing.json
+    abstains at the certified threshold and every trained file was served unchanged."""
+    folder = Path(served)
+    if not (folder / CERTIFICATE).is_file():
+        raise _mismatch(folder, "there is no certificate.json")
+    cert: dict[str, Any] = json.loads((folder / CERTIFICATE).read_text())
+    files = file_hashes(folder)
+    if files != cert.get("files"):
+        raise _mismatch(folder, "a file was changed, added or removed")
+    routing = json.loads((folder / ROUTING).read_text())
+    if routing.get("abstain_threshold") != cert.get("abstain_threshold"):
+        raise _mismatch(folder, "routing.json abstains at another threshold")
+    trained = cert.get("trained_files", {})
+    if any(files.get(name) != digest for name, digest in trained.items() if name != ROUTING):
+        raise _mismatch(folder, "a served file is not the trained one")
     return cert
+
+
+def served_dir(model_dir: str | Path, claim: dict[str, Any]) -> Path:
+    key = hashlib.sha256(json.dumps(claim, sort_keys=True).encode()).hexdigest()[:16]
+    return Path(model_dir).parent / SERVED / key
 
 
 def certify(model_dir: str | Path, abstain_threshold: float, evidence: dict[str, Any]) -> Path:
     """The served folder for ``model_dir`` with ``abstain_threshold`` fixed, on ``evidence``
-    (what the threshold was chosen on: report digest, dataset digest, split)."""
+    (what the threshold was chosen on: report digest, dataset digest, split). Nothing under
+    ``model_dir`` is written. Certifying again with the same claim returns the same folder,
+    checked; a folder that no longer matches its certificate raises CertificateMismatch."""
+    if math.isnan(abstain_threshold):
+        raise ValueError("cannot certify a NaN abstention threshold")
     trained = Path(model_dir)
-    claim = {"abstain_threshold": abstain_threshold, "evidence": evidence}
-    key = hashlib.sha256(json.dumps(claim, sort_keys=True).encode()).hexdigest()[:16]
-    served = trained.parent / "served" / key
-    if (served / CERTIFICATE).exists():
-        check_certificate(served)  # a retry finds its own folder, intact
-        return served
-    staging = served.with_name(f".{key}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(trained, staging)  # copies: nothing served is editable through the run
-    routing = json.loads((staging / ROUTING).read_text())
-    routing["abstain_threshold"] = abstain_threshold
-    (staging / ROUTING).write_text(json.dumps(routing, indent=2))
-    cert = {**claim, "trained_from": str(trained), "files": _hashes(staging)}
-    (staging / CERTIFICATE).write_text(json.dumps(cert, indent=2, sort_keys=True))
-    staging.rename(served)  # whole or not at all
+    claim = {
+        "abstain_threshold": float(abstain_threshold),
+        "evidence": evidence,
+        "trained_files": file_hashes(trained),  # retrained weights are another claim
+    }
+    claim = json.loads(json.dumps(claim))  # as the certificate will read it back
+    served = served_dir(trained, claim)
+    if not served.exists():
+        _write(trained, served, claim)
+    cert = check_certificate(served)
+    if {k: cert.get(k) for k in claim} != claim:
+        raise _mismatch(served, "it certifies another claim")
     return served
+
+
+def _write(trained: Path, served: Path, claim: dict[str, Any]) -> None:
+    served.parent.mkdir(parents=True, exist_ok=True)
+    # a staging folder of its own: two certifications of one claim at once (a retry beside a
+    # late first try) never write into each other's files; the rename publishes it whole
+    staging = Path(tempfile.mkdtemp(prefix=f".{served.name}.", dir=served.parent))
+    try:
+        # copies, not links: nothing served is editable through the training run, or back
+        shutil.copytree(trained, staging, dirs_exist_ok=True)
+        routing = json.loads((staging / ROUTING).read_text())
+        routing["abstain_threshold"] = claim["abstain_threshold"]
+        (staging / ROUTING).write_text(json.dumps(routing, indent=2))
+        cert = {**claim, "trained_from": str(trained.resolve()), "files": file_hashes(staging)}
+        (staging / CERTIFICATE).write_text(json.dumps(cert, indent=2, sort_keys=True))
+        staging.chmod(0o755)  # mkdtemp's 0700 would hide the model from a server's user
+        staging.rename(served)
+    except OSError:
+        if not served.exists():
+            raise
+        # the other certification of this claim published first; the caller checks its folder
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
