@@ -22,12 +22,13 @@ from worldgen.domains import domain_names
 # are models.config.TrainConfig's.
 DEFAULT_N = 10000
 # Version of the cache keys: bump when a stage's meaning changes under the same inputs.
-KEY_VERSION = "8"  # 2: packed QA, value slots, derivations; 3: evaluation samples per domain;
+KEY_VERSION = "9"  # 2: packed QA, value slots, derivations; 3: evaluation samples per domain;
 # 4: unknown rule answers mark what is unstated; labels are pointers; stages and indications derive;
 # 5: facts of one kind may share a sentence ("A and B were x and y, respectively");
 # 6: unknown only where the document does not decide the answer (Kleene gaps, revealed_by);
 # 7: the ruling and the elements derive (elements(...), liable(...));
 # 8: findings that fail every claim give the award away (elements() decides the reveal)
+# 9: labels in their bands both ways (medical and legal worlds v2: other records, same seed)
 FAILURE_COLUMNS = ("domain", "batch", "check", "expectation", "unexpected_count", "error")
 
 
@@ -42,7 +43,7 @@ def stable_hash(data: Any) -> str:
 def _from_config(name: str) -> Any:
     """A flow parameter whose default and help are TrainConfig's (the one place for both)."""
     default = TrainConfig.default(name)
-    help_text = TrainConfig.__dataclass_fields__[name].metadata["help"]
+    help_text = TrainConfig.field_help(name)
     if isinstance(default, dict):
         return Field(default_factory=lambda: dict(default), description=help_text)
     return Field(default=default, description=help_text)

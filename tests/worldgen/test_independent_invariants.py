@@ -65,7 +65,10 @@ def medical_checks(f: pd.DataFrame) -> Checks:
     floor_ok = ~(
         ((med == "metformin") & (f["egfr"] < 30)) | ((med == "empagliflozin") & (f["egfr"] < 20))
     )
-    t2d = f["diagnosis"].astype(str) == "type 2 diabetes"
+    diagnosis = f["diagnosis"].astype(str)
+    t2d = diagnosis == "type 2 diabetes"
+    healthy = diagnosis == "healthy"
+    a1c = f["hba1c"]
     return {
         "bp_ordered": f["sbp"] > f["dbp"],
         "dates_ordered": f["encounter_date"] >= f["birth_date"],
@@ -75,7 +78,16 @@ def medical_checks(f: pd.DataFrame) -> Checks:
         "medication_allowed": _in(f, "medication", meds, "diagnosis"),
         "medication_egfr_floor": floor_ok,
         "complication_has_parent": _in(f, "complication", comps, "diagnosis"),
-        "diabetes_hba1c": ~t2d | (f["hba1c"] >= 6.5),  # ADA: diabetes at A1C >= 6.5%
+        "diabetes_hba1c": ~t2d | (a1c >= 6.5),  # ADA: diabetes at A1C >= 6.5%
+        # ADA: prediabetes at A1C 5.7-6.4%, normal below 5.7% (values have one decimal)
+        "prediabetes_hba1c": (diagnosis != "prediabetes") | a1c.between(5.7, 6.4),
+        "normoglycaemic_hba1c": diagnosis.isin(("prediabetes", "type 2 diabetes")) | (a1c < 5.7),
+        # KDIGO 2012: CKD at eGFR < 60 (no damage markers in the world)
+        "healthy_egfr": ~healthy | (f["egfr"] >= 60),
+        "ckd_egfr": (diagnosis != "chronic kidney disease") | (f["egfr"] < 60),
+        # ESC/ESH 2018: office hypertension from 140/90 mmHg; the world's is systolic
+        "healthy_bp": ~healthy | ((f["sbp"] < 140) & (f["dbp"] < 90)),
+        "hypertension_sbp": (diagnosis != "hypertension") | (f["sbp"] >= 140),
     }
 
 
@@ -153,6 +165,10 @@ def legal_checks(f: pd.DataFrame) -> Checks:
         "ruling_exact": ruling == np.where(liable, "liable", "not liable"),
         "award_within_claim": f["awarded_cents"] <= f["claimed_cents"],
         "award_only_if_liable": (ruling == "liable") | (f["awarded_cents"] == 0),
+        # every claim requires damages, so a liable judgment awards some
+        "award_if_liable": (ruling == "not liable") | (f["awarded_cents"] > 0),
+        # the world is observed on 2025-12-31: every case has its judgment, filed by then
+        "judged_by_as_of": f["ruling"].isna() | (f["filing_date"] <= pd.Timestamp("2025-12-31")),
         "claim_within_bounds": (f["claimed_cents"] >= low) & (f["claimed_cents"] <= high),
         "award_within_cap": f["awarded_cents"] <= cap,
     }

@@ -15,7 +15,8 @@ def _days(frame: pd.DataFrame, name: str) -> np.ndarray:
 
 def _ruling_flipped(t: Tables, rng: np.random.Generator, n: int) -> np.ndarray:
     f = t["records"]
-    rows = pick(rng, is_label(f, "ruling", "not liable"), n)  # awarded 0 stays consistent
+    # Awarded 0 stays: a liable judgment that awards nothing breaks award_if_liable too.
+    rows = pick(rng, is_label(f, "ruling", "not liable"), n)
     set_values(f, "ruling", rows, "liable")
     return record_ids(f, rows)
 
@@ -97,7 +98,7 @@ FAULTS: tuple[FaultMode, ...] = (
     FaultMode(
         "ruling_flipped",
         "judgment says liable though the findings say not liable",
-        ("ruling_exact",),
+        ("ruling_exact", "award_if_liable"),
         _ruling_flipped,
     ),
     FaultMode(

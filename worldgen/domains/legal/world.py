@@ -71,7 +71,8 @@ CAP = np.array([AWARD_CAP[c] for c in CLAIMS], dtype=np.int64)
 
 INCIDENT_FIRST = 15340  # 2012-01-01 as days since 1970-01-01
 INCIDENT_LAST = 18992  # 2021-12-31
-FILING_LAST = 22644  # 2031-12-31
+AS_OF = 20453  # 2025-12-31, the day the world is observed: a case judged by then was filed by then
+BAR_INPUTS = ("incident_date", "filing_date", "limitation_years")
 
 
 # --- structural equations ----------------------------------------------------------------
@@ -109,7 +110,11 @@ def _filing_date(p: Columns, rng: np.random.Generator, n: int) -> np.ndarray:
     timely = incident + np.floor(rng.random(n) * (deadline - incident + 1)).astype(np.int64)
     near = deadline + rng.integers(-15, 16, n)  # the hard cases: days either side
     late = deadline + rng.integers(1, 2 * 365, n)
-    return np.select([mode < 0.65, mode < 0.85], [timely, near], late)
+    filed = np.select([mode < 0.65, mode < 0.85], [timely, near], late)
+    # Every case has its judgment, so a draw after the as-of date is filed in time before it.
+    last = np.minimum(deadline, AS_OF)
+    again = incident + np.floor(rng.random(n) * (last - incident + 1)).astype(np.int64)
+    return np.where(filed > AS_OF, again, filed)
 
 
 def _time_barred(p: Columns, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -237,12 +242,12 @@ def build() -> WorldSpec:
             "filing_date",
             ("incident_date", "limitation_years"),
             _filing_date,
-            num("date", INCIDENT_FIRST, FILING_LAST, unit="date"),
+            num("date", INCIDENT_FIRST, AS_OF, unit="date"),
             "date the suit was filed",
         ),
         Variable(
             "time_barred",
-            ("incident_date", "filing_date", "limitation_years"),
+            BAR_INPUTS,
             _time_barred,
             flag,
             "filed after the limitation period ran out",
@@ -328,11 +333,7 @@ def build() -> WorldSpec:
         Invariant(
             "time_bar_exact",
             "time-barred exactly when filed after the incident's N-th anniversary",
-            (
-                Recomputed(
-                    "time_barred", ("incident_date", "filing_date", "limitation_years"), _barred
-                ),
-            ),
+            (Recomputed("time_barred", BAR_INPUTS, _barred),),
         ),
         Invariant(
             "elements_met_exact",
@@ -365,16 +366,23 @@ def build() -> WorldSpec:
             (ConditionalRange("awarded_cents", Condition("ruling", "not liable"), high=0),),
         ),
         Invariant(
+            "award_if_liable",
+            "a liable judgment awards damages (every claim requires them)",
+            (ConditionalRange("awarded_cents", Condition("ruling", "liable"), low=1),),
+        ),
+        Invariant(
+            "judged_by_as_of",
+            "a judged case was filed on or before the as-of date, 2025-12-31",
+            tuple(
+                ConditionalRange("filing_date", Condition("ruling", r), high=AS_OF) for r in RULINGS
+            ),
+        ),
+        Invariant(
             "claim_within_bounds",
             "the amount claimed is within the claim's bounds",
             tuple(
-                ConditionalRange(
-                    "claimed_cents",
-                    Condition("claim_type", c),
-                    low=CLAIM_BOUNDS[c][0],
-                    high=CLAIM_BOUNDS[c][1],
-                )
-                for c in CLAIMS
+                ConditionalRange("claimed_cents", Condition("claim_type", c), low=low, high=high)
+                for c, (low, high) in CLAIM_BOUNDS.items()
             ),
         ),
         Invariant(
@@ -387,4 +395,5 @@ def build() -> WorldSpec:
         ),
     ]
     ids = IdScheme(record="record_id", entity="case_id")
-    return WorldSpec("legal", "1", variables, invariants, ids=ids)
+    # 2: no filing after the as-of date; a liable judgment awards something
+    return WorldSpec("legal", "2", variables, invariants, ids=ids)

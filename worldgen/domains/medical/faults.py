@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from worldgen.domains.medical.world import EGFR_FLOOR
+from worldgen.domains.medical.world import (
+    CKD_EGFR,
+    EGFR_FLOOR,
+    HYPERTENSIVE_DBP,
+    HYPERTENSIVE_SBP,
+)
 from worldgen.faults import FaultMode, Tables, is_label, pick, record_ids, set_values
 
 
 def _bp_swapped(t: Tables, rng: np.random.Generator, n: int) -> np.ndarray:
     f = t["records"]
-    rows = pick(rng, np.ones(len(f), dtype=bool), n)
+    # Patients no blood-pressure band constrains, so the swap breaks the order alone.
+    unbanded = ~is_label(f, "diagnosis", "healthy") & ~is_label(f, "diagnosis", "hypertension")
+    rows = pick(rng, unbanded, n)
     sbp, dbp = f["sbp"].to_numpy()[rows], f["dbp"].to_numpy()[rows]
     set_values(f, "sbp", rows, dbp)
     set_values(f, "dbp", rows, sbp)
@@ -31,12 +38,16 @@ def _diagnosis_swapped(t: Tables, rng: np.random.Generator, n: int) -> np.ndarra
     f = t["records"]
     # A healthy patient (no drug, no complication, HbA1c <= 5.6) swaps diagnoses with a
     # diabetic on insulin without complications: the first is now a "diabetic" with a normal
-    # HbA1c, the second a "healthy" patient on insulin. Nothing else changes.
+    # HbA1c, the second a "healthy" patient on insulin with a diabetic HbA1c. Nothing else
+    # changes; the diabetic's eGFR and blood pressure are in the healthy bands, so those hold.
     healthy = is_label(f, "diagnosis", "healthy")
     diabetic = (
         is_label(f, "diagnosis", "type 2 diabetes")
         & is_label(f, "medication", "insulin")
         & is_label(f, "complication", "none")
+        & (f["egfr"].to_numpy() >= CKD_EGFR)
+        & (f["sbp"].to_numpy() < HYPERTENSIVE_SBP)
+        & (f["dbp"].to_numpy() < HYPERTENSIVE_DBP)
     )
     pairs = max(1, n // 2)
     a, b = pick(rng, healthy, pairs), pick(rng, diabetic, pairs)
@@ -48,8 +59,10 @@ def _diagnosis_swapped(t: Tables, rng: np.random.Generator, n: int) -> np.ndarra
 def _egfr_off(t: Tables, rng: np.random.Generator, n: int) -> np.ndarray:
     f = t["records"]
     egfr = f["egfr"].to_numpy()
-    rows = pick(rng, egfr <= 190, n)
-    # Raised, so no drug floor is newly crossed; still inside the 1-200 domain.
+    # Raised by at most 10, so no drug floor or the healthy band is newly crossed and a CKD
+    # patient stays below 60; still inside the 1-200 domain.
+    ckd_near = is_label(f, "diagnosis", "chronic kidney disease") & (egfr > CKD_EGFR - 11)
+    rows = pick(rng, (egfr <= 190) & ~ckd_near, n)
     set_values(f, "egfr", rows, egfr[rows] + rng.integers(1, 11, len(rows)))
     return record_ids(f, rows)
 
@@ -93,7 +106,7 @@ FAULTS: tuple[FaultMode, ...] = (
     FaultMode(
         "diagnosis_swapped",
         "diagnoses of a healthy and a diabetic patient swapped",
-        ("medication_allowed", "diabetes_hba1c"),
+        ("medication_allowed", "diabetes_hba1c", "normoglycaemic_hba1c"),
         _diagnosis_swapped,
     ),
     FaultMode(

@@ -17,7 +17,43 @@ HEALTHY, PREDIABETES, T2D, HYPERTENSION, CKD = range(5)
 NONE, METFORMIN, INSULIN, EMPAGLIFLOZIN, LISINOPRIL, AMLODIPINE = range(6)
 
 ADAG_TOLERANCE = 15  # mg/dL, illustrative band around the ADAG regression line
+# ADA Standards of Care: HbA1c < 5.7% normal, 5.7-6.4% prediabetes, >= 6.5% diabetes. Values
+# are recorded to one decimal, so "below 5.7" is "at most 5.6". Every diagnosis but the two
+# glycaemic ones is normoglycaemic here (one primary diagnosis, no comorbidity recorded).
+NORMAL_A1C_MAX, PREDIABETES_A1C, DIABETES_A1C = 5.6, (5.7, 6.4), 6.5
+NORMOGLYCAEMIC = ("healthy", "hypertension", "chronic kidney disease")
+# KDIGO 2012: CKD is eGFR < 60 (G3a-G5) or markers of kidney damage; the world records no
+# damage markers, so its CKD is the eGFR criterion and a healthy patient has eGFR >= 60.
+CKD_EGFR = 60
+# ESC/ESH 2018 (and ACC/AHA 2017 stage 2): office hypertension from 140/90 mmHg. A healthy
+# patient is below both; the world's hypertension is systolic (SBP >= 140 at the encounter
+# that records it, whatever is then prescribed).
+HYPERTENSIVE_SBP, HYPERTENSIVE_DBP = 140, 90
+# Each diagnosis' band on every column a cited threshold reads, checked both ways: a value
+# relabelled into a diagnosis (or out of it) outside that diagnosis' band breaks one of these.
+# (invariant, column, diagnosis, low, high)
+BANDS: tuple[tuple[str, str, str, float | None, float | None], ...] = (
+    ("diabetes_hba1c", "hba1c", "type 2 diabetes", DIABETES_A1C, None),
+    ("prediabetes_hba1c", "hba1c", "prediabetes", *PREDIABETES_A1C),
+    *(("normoglycaemic_hba1c", "hba1c", d, None, NORMAL_A1C_MAX) for d in NORMOGLYCAEMIC),
+    ("healthy_egfr", "egfr", "healthy", CKD_EGFR, None),
+    ("ckd_egfr", "egfr", "chronic kidney disease", None, CKD_EGFR - 1),
+    ("healthy_bp", "sbp", "healthy", None, HYPERTENSIVE_SBP - 1),
+    ("healthy_bp", "dbp", "healthy", None, HYPERTENSIVE_DBP - 1),
+    ("hypertension_sbp", "sbp", "hypertension", HYPERTENSIVE_SBP, None),
+)
+BAND_TEXT = {
+    "diabetes_hba1c": "type 2 diabetes has HbA1c >= 6.5%",
+    "prediabetes_hba1c": "prediabetes has HbA1c 5.7-6.4%",
+    "normoglycaemic_hba1c": "healthy, hypertension and chronic kidney disease have HbA1c < 5.7%",
+    "healthy_egfr": "a healthy patient has eGFR >= 60 mL/min/1.73m2",
+    "ckd_egfr": "chronic kidney disease has eGFR < 60 mL/min/1.73m2",
+    "healthy_bp": "a healthy patient has blood pressure < 140/90 mmHg",
+    "hypertension_sbp": "hypertension has systolic pressure >= 140 mmHg",
+}
 EGFR_FLOOR = {"metformin": 30, "empagliflozin": 20}  # FDA 2016; KDIGO 2022
+# SBP rise of hypertension over the age and BMI trend: most of its readings reach 140 unaided
+HYPERTENSION_RISE = 30
 EPOCH_2018 = 17532  # 2018-01-01 as days since 1970-01-01
 DAYS_PER_YEAR = 365.25
 
@@ -54,6 +90,14 @@ def ckd_epi_2021(creatinine: np.ndarray, age: np.ndarray, female: np.ndarray) ->
         * np.where(female, 1.012, 1.0)
     )
     return np.rint(egfr).astype(np.int64)
+
+
+def creatinine_at(egfr: float, age: np.ndarray, female: np.ndarray) -> np.ndarray:
+    """Creatinine (mg/dL) at which CKD-EPI 2021 gives ``egfr`` (unrounded), on the branch above
+    kappa: at 18-90 years an eGFR of 60 or less is reached only there (it is >= 81 at kappa)."""
+    kappa = np.where(female, 0.7, 0.9)
+    top = 142.0 * 0.9938**age * np.where(female, 1.012, 1.0)
+    return np.asarray(kappa * (top / egfr) ** (1 / 1.2))
 
 
 def egfr_stage(egfr: np.ndarray) -> np.ndarray:
@@ -102,14 +146,12 @@ def _diagnosis(p: Columns, rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def _hba1c(p: Columns, rng: np.random.Generator, n: int) -> np.ndarray:
-    mean = np.select(
-        [p["diagnosis"] == PREDIABETES, p["diagnosis"] == T2D], [6.0, 8.2], default=5.3
-    )
+    glycaemic = [p["diagnosis"] == PREDIABETES, p["diagnosis"] == T2D]
+    mean = np.select(glycaemic, [6.0, 8.2], default=5.3)
     sd = np.where(p["diagnosis"] == T2D, 1.3, 0.3)
-    low = np.select([p["diagnosis"] == PREDIABETES, p["diagnosis"] == T2D], [5.7, 6.5], default=4.0)
-    high = np.select(
-        [p["diagnosis"] == PREDIABETES, p["diagnosis"] == T2D], [6.4, 14.0], default=5.6
-    )
+    # Clipped to the diagnosis' band (the *_hba1c invariants check the same bands).
+    low = np.select(glycaemic, [PREDIABETES_A1C[0], DIABETES_A1C], default=4.0)
+    high = np.select(glycaemic, [PREDIABETES_A1C[1], 14.0], default=NORMAL_A1C_MAX)
     return np.round(np.clip(rng.normal(mean, sd), low, high), 1)
 
 
@@ -123,23 +165,45 @@ def _creatinine(p: Columns, rng: np.random.Generator, n: int) -> np.ndarray:
     kidney = np.select(
         [p["diagnosis"] == CKD, p["diagnosis"] == T2D], [rng.lognormal(0.6, 0.45, n), 0.15], 0.0
     )
-    return np.round(np.clip(base + kidney + rng.normal(0.0, 0.12, n), 0.4, 12.0), 2)
+    level = base + kidney + rng.normal(0.0, 0.12, n)
+    # eGFR derives from creatinine, so the KDIGO bands are kept here: a healthy patient's value
+    # is reflected below the one giving eGFR 60, a CKD patient's above the one giving 59.
+    # Both limits sit on the 0.01 mg/dL grid on their safe side, so rounding cannot cross them.
+    female = p["sex"] == FEMALE
+    cap = np.floor(100 * creatinine_at(CKD_EGFR, p["age"], female)) / 100
+    floor = np.ceil(100 * creatinine_at(CKD_EGFR - 1, p["age"], female)) / 100
+    level = np.where((p["diagnosis"] == HEALTHY) & (level > cap), 2 * cap - level, level)
+    level = np.where((p["diagnosis"] == CKD) & (level < floor), 2 * floor - level, level)
+    return np.round(np.clip(level, 0.4, 12.0), 2)
 
 
 def _egfr(p: Columns, rng: np.random.Generator, n: int) -> np.ndarray:
     return ckd_epi_2021(p["creatinine"], p["age"], p["sex"] == FEMALE)
 
 
+def _reflect(x: np.ndarray, rows: np.ndarray, limit: int, above: bool) -> np.ndarray:
+    """Integer readings of ``rows`` on the wrong side of ``limit`` mirrored onto the right one
+    (``above``: at least ``limit``; else below it), so no value piles up at the limit."""
+    wrong = rows & ((x < limit) if above else (x >= limit))
+    return np.where(wrong, 2 * limit - 1 - x, x)
+
+
 def _sbp(p: Columns, rng: np.random.Generator, n: int) -> np.ndarray:
-    high = np.isin(p["diagnosis"], (HYPERTENSION, CKD))
-    sbp = 108 + 0.35 * (p["age"] - 18) + 0.6 * (p["bmi"] - 24) + 22 * high + rng.normal(0, 9, n)
-    return np.rint(np.clip(sbp, 90, 220)).astype(np.int64)
+    diag = p["diagnosis"]
+    rise = np.select([diag == HYPERTENSION, diag == CKD], [HYPERTENSION_RISE, 22], 0)
+    sbp = np.rint(108 + 0.35 * (p["age"] - 18) + 0.6 * (p["bmi"] - 24) + rise + rng.normal(0, 9, n))
+    sbp = _reflect(sbp, diag == HEALTHY, HYPERTENSIVE_SBP, above=False)
+    sbp = _reflect(sbp, diag == HYPERTENSION, HYPERTENSIVE_SBP, above=True)
+    return np.clip(sbp, 90, 220).astype(np.int64)  # the bands lie inside 90-220
 
 
 def _dbp(p: Columns, rng: np.random.Generator, n: int) -> np.ndarray:
     dbp = 0.55 * p["sbp"] + rng.normal(8, 6, n)
-    # Pulse pressure of at least 20 mmHg keeps SBP > DBP by construction.
-    return np.rint(np.clip(dbp, 50, p["sbp"] - 20)).astype(np.int64)
+    # Pulse pressure of at least 20 mmHg keeps SBP > DBP by construction; a healthy DBP of 90+
+    # (at most SBP - 20) mirrors to 60-89, still at most SBP - 20.
+    dbp = np.rint(np.clip(dbp, 50, p["sbp"] - 20))
+    dbp = _reflect(dbp, p["diagnosis"] == HEALTHY, HYPERTENSIVE_DBP, above=False)
+    return dbp.astype(np.int64)
 
 
 def _medication(p: Columns, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -182,6 +246,10 @@ def _ckd_epi(c: Columns) -> np.ndarray:
 
 def _adag(c: Columns) -> np.ndarray:
     return adag_glucose(c["hba1c"])
+
+
+def _band(column: str, diagnosis: str, low: float | None, high: float | None) -> ConditionalRange:
+    return ConditionalRange(column, Condition("diagnosis", diagnosis), low=low, high=high)
 
 
 def _pairs(table: dict[str, tuple[str, ...]]) -> frozenset[tuple[str, str]]:
@@ -238,7 +306,11 @@ def build() -> WorldSpec:
             "systolic blood pressure",
         ),
         Variable(
-            "dbp", ("sbp",), _dbp, num("int64", 30, 250, unit="mmHg"), "diastolic blood pressure"
+            "dbp",
+            ("sbp", "diagnosis"),
+            _dbp,
+            num("int64", 30, 250, unit="mmHg"),
+            "diastolic blood pressure",
         ),
         Variable(
             "medication",
@@ -309,10 +381,10 @@ def build() -> WorldSpec:
             "complications only with their parent diagnosis",
             (AllowedPairs("diagnosis", "complication", _pairs(ALLOWED_COMPLICATION)),),
         ),
-        Invariant(
-            "diabetes_hba1c",
-            "type 2 diabetes has HbA1c >= 6.5%",
-            (ConditionalRange("hba1c", Condition("diagnosis", "type 2 diabetes"), low=6.5),),
+        *(
+            Invariant(name, text, tuple(_band(*band[1:]) for band in BANDS if band[0] == name))
+            for name, text in BAND_TEXT.items()
         ),
     ]
-    return WorldSpec("medical", "1", variables, invariants)
+    # 2: HbA1c, eGFR and blood-pressure bands per diagnosis, checked both ways
+    return WorldSpec("medical", "2", variables, invariants)
