@@ -5,6 +5,8 @@ port the launcher ``initdb``s its own cluster under the home directory; everythi
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from infra.postgres import pg_bindir
 from infra.procs import free_port, port_open
 from infra.settings import reload_settings
 from tests.conftest import unavailable
+from tests.stopping import start, stop, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 
@@ -59,3 +62,25 @@ def test_stack_up_status_down_with_its_own_postgres(
     assert not any(port_open("127.0.0.1", p) for p in ports.values())
     after = runner.invoke(cli, ["status"])
     assert after.exit_code == 1 and "DOWN" in after.output
+
+
+def test_a_stack_stopped_while_starting_leaves_nothing_running(
+    veracity_home: Path, tmp_path: Path
+) -> None:
+    """SIGTERM half-way through `stack up` (PostgreSQL and S3 up, the servers starting) brings
+    down what it started within 10 s, its own PostgreSQL cluster included, and exits 143."""
+    if pg_bindir() is None:
+        unavailable("initdb/pg_ctl are not installed")
+    ports = {name: free_port() for name in ("POSTGRES", "S3", "MLFLOW", "PREFECT")}
+    env = {**os.environ, **{f"VERACITY_STACK__{n}_PORT": str(p) for n, p in ports.items()}}
+    env.update(AWS_ACCESS_KEY_ID="cli-test", AWS_SECRET_ACCESS_KEY="cli-test-secret")
+    state, log = veracity_home / "stack" / "state.json", tmp_path / "up.log"
+    proc = start(["stack", "up", "--no-ui", "--timeout", "240"], env, log)
+
+    def servers_starting() -> bool:
+        return state.exists() and "prefect" in json.loads(state.read_text())["services"]
+
+    wait_for(servers_starting, proc, log, 240)
+    assert stop(proc, log) == 128 + signal.SIGTERM
+    assert not any(port_open("127.0.0.1", p) for p in ports.values()), log.read_text()
+    assert not (veracity_home / "stack" / "pgdata" / "postmaster.pid").exists()

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from infra.procs import free_port
+from infra.procs import free_port, port_open
 from infra.settings import get_settings
 from models.sizes import TINY_MODEL
 from registry import (
@@ -38,6 +38,7 @@ from registry import (
     tracking,
 )
 from tests.registry.conftest import Registry
+from tests.stopping import start, stop, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]  # a real `mlflow models serve` process
 
@@ -265,3 +266,21 @@ def test_champion_served_by_mlflow_cli(champion: Champion, server: Server) -> No
     assert 400 <= status < 600, (status, body)
     assert "missing" in body.lower() and "question" in body, body
     assert server.proc.poll() is None, server.log_tail()  # a bad request does not kill it
+
+
+def test_veracity_serve_stops_with_its_scoring_server(champion: Champion, tmp_path: Path) -> None:
+    """SIGTERM ends `veracity serve` and the mlflow/uvicorn processes under it within 10 s."""
+    port, log = free_port(), tmp_path / "veracity-serve.log"
+    env = {**os.environ, "MLFLOW_ENABLE_TELEMETRY": "false"}
+    proc = start(["serve", "--port", str(port)], env, log)
+
+    def answering() -> bool:
+        try:
+            return _request(f"http://127.0.0.1:{port}/ping")[0] == 200
+        except OSError:
+            return False
+
+    wait_for(answering, proc, log, STARTUP_TIMEOUT_S)
+    assert f"serving {MODEL_NAME} v{champion.version}" in log.read_text()
+    assert stop(proc, log) == 128 + signal.SIGTERM
+    assert not port_open("127.0.0.1", port)
