@@ -101,6 +101,13 @@ class PipelineParams(BaseModel):
     out: str | None = Field(default=None, description="dataset folder or s3:// prefix")
     train: TrainParams = Field(default_factory=lambda: TrainParams())
     eval_split: Literal["test", "validation"] = "test"
+    # the abstention guarantee (None: the settings' risk.alpha and risk.confidence)
+    risk: float | None = Field(
+        default=None, gt=0.0, lt=1.0, description="hallucination rate allowed among answers"
+    )
+    confidence: float | None = Field(
+        default=None, gt=0.0, lt=1.0, description="confidence that the rate holds"
+    )
     promote: bool = True
     shards: int = Field(default=1, ge=1, le=4096, description="generation shards (same digest)")
     dask: str | None = Field(

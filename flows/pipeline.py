@@ -43,6 +43,7 @@ from flows.tasks import (
 )
 from infra.errors import UserError
 from infra.settings import get_settings
+from models.abstain import risk_target
 from registry import tracking
 from validation.acceptance import require_accepted, verdict
 from worldgen.dataset import DatasetError, read_manifest
@@ -154,12 +155,22 @@ def train(
 
 
 @flow(name="evaluate", log_prints=True)
-def evaluate(model: dict[str, Any], uri: str, split: str = "test") -> dict[str, Any]:
-    """Score a trained model against the world model's ground truth."""
+def evaluate(
+    model: dict[str, Any],
+    uri: str,
+    split: str = "test",
+    risk: float | None = None,
+    confidence: float | None = None,
+) -> dict[str, Any]:
+    """Score a trained model against the world model's ground truth, its abstention certified
+    for ``risk`` at ``confidence`` (None: the settings')."""
     if split not in ("test", "validation"):
         raise UserError(f"split must be test or validation, got {split!r}")
+    alpha, delta = risk_target(risk, confidence)
     digest = require_accepted(uri).digest
-    result, cached = run_task(evaluate_model, model=model, uri=uri, digest=digest, split=split)
+    result, cached = run_task(
+        evaluate_model, model=model, uri=uri, digest=digest, split=split, alpha=alpha, delta=delta
+    )
     create_table_artifact(
         key="veracity-evaluation",
         table=[{"metric": k, "value": round(float(v), 6)} for k, v in result["headline"].items()],
@@ -222,6 +233,8 @@ def pipeline(
     gate: bool = True,
     shards: int = 1,
     dask: str | None = None,
+    risk: float | None = None,
+    confidence: float | None = None,
 ) -> dict[str, Any]:
     """generate -> validate -> train -> evaluate -> register + promote, with a run summary."""
     seed = date_seed() if seed is None else seed
@@ -232,6 +245,8 @@ def pipeline(
         out=out,
         train=train_params,
         eval_split=eval_split,
+        risk=risk,
+        confidence=confidence,
         promote=gate,
         shards=shards,
         dask=dask,
@@ -286,7 +301,7 @@ def pipeline(
 
     s = time.perf_counter()
     logger.info("stage 4/5 evaluate on the %s split", p.eval_split)
-    evaluation = evaluate(model, ref["uri"], p.eval_split)
+    evaluation = evaluate(model, ref["uri"], p.eval_split, p.risk, p.confidence)
     stage("evaluate", evaluation, s)
     out_["evaluation"] = evaluation
     out_["model"]["model_uri"] = evaluation["model_uri"]  # logged once its threshold is fixed

@@ -9,15 +9,20 @@ from typing import Any
 
 
 def summary_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
-    h = (result.get("evaluation") or {}).get("headline", {})
+    evaluation = result.get("evaluation") or {}
+    h = evaluation.get("headline", {})
     decision = ((result.get("promotion") or {}).get("decision")) or {}
     rows: list[dict[str, Any]] = [
         {"metric": "accuracy", "value": _fmt(h.get("accuracy"))},
         {"metric": "hallucination rate", "value": _fmt(h.get("hallucination_rate"))},
         {"metric": "routed fraction", "value": _fmt(h.get("routed_fraction"))},
         {"metric": "abstention rate", "value": _fmt(h.get("abstention_rate"))},
+        {"metric": "coverage", "value": _fmt(h.get("coverage"))},
+        {"metric": "confident halluc.", "value": _fmt(h.get("confident_hallucination"))},
         {"metric": "latency p95 (ms)", "value": _fmt(h.get("latency_p95_ms"), ".1f")},
     ]
+    if evaluation.get("guarantee"):
+        rows.append({"metric": "guarantee", "value": evaluation["guarantee"]})
     if decision:
         version = (result.get("promotion") or {}).get("version")
         verdict = "PROMOTED" if decision.get("promoted") else "REFUSED"

@@ -238,23 +238,30 @@ def train_model(
 
 
 def _evaluate_key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
-    return _key("evaluate", p["model"]["run_id"], p["uri"], p["digest"], p["split"])
+    return _key(
+        "evaluate", p["model"]["run_id"], p["uri"], p["digest"], p["split"], p["alpha"], p["delta"]
+    )
 
 
 @task(name="evaluate-model", cache_key_fn=_evaluate_key, **TASK_OPTIONS)
-def evaluate_model(model: dict[str, Any], uri: str, digest: str, split: str) -> dict[str, Any]:
-    """Evaluate, certify the trained model with the abstention threshold the evaluation chose
+def evaluate_model(
+    model: dict[str, Any], uri: str, digest: str, split: str, alpha: float, delta: float
+) -> dict[str, Any]:
+    """Evaluate, certify the trained model with the abstention policy the evaluation certified
+    for ``alpha`` at confidence ``1 - delta``
     (a new served folder: the cached training output is never modified), and only then log
     the served model: what the gate reads is what is served."""
     with heartbeat("evaluation"):
-        report = evaluate(model["model_dir"], uri, split=split)
+        report = evaluate(model["model_dir"], uri, split, risk=alpha, confidence=1.0 - delta)
     path = Path(model["run_dir"]) / "eval" / f"{digest[:16]}-{split}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     data = report.to_dict()
     path.write_text(json.dumps(data, indent=2))
     tracking.log_evaluation(model["run_id"], report)
     evidence = {"report_digest": stable_hash(data), "dataset_digest": digest, "split": split}
-    served = certify(model["model_dir"], report.abstain_threshold, evidence)
+    served = certify(
+        model["model_dir"], report.abstain_threshold, evidence, report.abstain_score, report.risk
+    )
     return {
         "model_uri": tracking.log_served_model(model["run_id"], str(served)),
         "served_dir": str(served),
@@ -264,6 +271,7 @@ def evaluate_model(model: dict[str, Any], uri: str, digest: str, split: str) -> 
         "dataset_digest": digest,
         "split": split,
         "headline": report.headline(),
+        "guarantee": report.guarantee,
     }
 
 

@@ -70,6 +70,19 @@ class StackSettings(BaseSettings):
     database_prefix: str = "veracity"
 
 
+class RiskSettings(BaseSettings):
+    """The abstention guarantee asked of every evaluation (``models.risk``)."""
+
+    model_config = SettingsConfigDict(env_prefix="VERACITY_RISK_", extra="ignore")
+
+    alpha: float = Field(
+        default=0.01, gt=0.0, lt=1.0, description="hallucination rate allowed among answers"
+    )
+    confidence: float = Field(
+        default=0.9, gt=0.0, lt=1.0, description="confidence that the rate holds (1 - delta)"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="VERACITY_", env_nested_delimiter="__", extra="ignore"
@@ -79,6 +92,7 @@ class Settings(BaseSettings):
     home: Path = Path(".veracity")
     s3: S3Settings = Field(default_factory=S3Settings)
     stack: StackSettings = Field(default_factory=StackSettings)
+    risk: RiskSettings = Field(default_factory=RiskSettings)
     # Server profile endpoints (a later issue fills the stack in); None means "derive from home".
     database_url: str | None = None
     mlflow_tracking_uri: str | None = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -73,6 +73,22 @@ class Answer:
     latency_s: float
     finished: bool = True  # the model wrote its end token (an unfinished answer reads unknown)
     error: str = ""  # why the model could not read the question ("" when it could)
+    # the model's own baselines, compared with the estimator as abstention signals (issue 30):
+    # 1 - the least probable answer token's probability, and the answer tokens' mean entropy
+    prob_uncertainty: float = 1.0
+    entropy: float = 0.0
+
+    def score(self, name: str) -> float:
+        """The uncertainty called ``name`` (one of :data:`SCORES`)."""
+        return {
+            "estimator": self.uncertainty,
+            "max_prob": self.prob_uncertainty,
+            "entropy": self.entropy,
+        }[name]
+
+
+# abstention signals: the APR estimator's and the model's own two baselines
+SCORES = ("estimator", "max_prob", "entropy")
 
 
 def stored_abstain_threshold(model_dir: str | Path) -> float | None:
@@ -80,6 +96,13 @@ def stored_abstain_threshold(model_dir: str | Path) -> float | None:
     routing = json.loads((Path(model_dir) / "routing.json").read_text())
     value = routing.get("abstain_threshold")
     return None if value is None else float(value)
+
+
+def stored_abstain_score(model_dir: str | Path) -> str:
+    """Which uncertainty the stored threshold applies to (the estimator's unless certified
+    otherwise)."""
+    routing = json.loads((Path(model_dir) / "routing.json").read_text())
+    return str(routing.get("abstain_score", "estimator"))
 
 
 def unreadable_text(name: str, value: object) -> str | None:
@@ -129,11 +152,13 @@ class Answerer:
         tokenizer: Tokenizer,
         abstain_threshold: float = NEVER_ABSTAIN,
         guide: Guide | None = None,
+        abstain_score: str = "estimator",
     ):
         self.model = model.eval()
         self.tok = tokenizer
         self.abstain_threshold = abstain_threshold
         self.guide = guide
+        self.abstain_score = abstain_score
 
     @classmethod
     def load(cls, model_dir: str | Path) -> Answerer:
@@ -142,7 +167,7 @@ class Answerer:
         model, tok = load_model(model_dir)
         stored = stored_abstain_threshold(model_dir)
         threshold = NEVER_ABSTAIN if stored is None else stored
-        return cls(model, tok, threshold, Guide.load(model_dir))
+        return cls(model, tok, threshold, Guide.load(model_dir), stored_abstain_score(model_dir))
 
     @torch.no_grad()
     def __call__(self, document: object, question: object) -> Answer:
@@ -170,23 +195,27 @@ class Answerer:
         gen = self.model.generate(
             torch.tensor([prompt]), min(MAX_ANSWER_TOKENS, room), stop_token=self.tok.end_id
         )
+        assert gen.probs is not None and gen.entropy is not None  # generate() fills both
         ids = gen.tokens[0].tolist()
         finished = self.tok.end_id in ids
         n = ids.index(self.tok.end_id) + 1 if finished else len(ids)
         # pointed values read as the document spells them; the rest is the model's lower case
         written = " ".join(self.tok.decode(ids[:n], slots=example.spelled).split())
         raw, derivation = resolve(written, finished)
-        uncertainty = float(gen.scores[0, :n].max()) if n else 1.0
-        abstained = uncertainty > self.abstain_threshold and raw != UNKNOWN
-        return Answer(
-            text=UNKNOWN if abstained else raw,
+        answer = Answer(
+            text=raw,
             raw=raw,
             derivation=derivation,
-            uncertainty=uncertainty,
-            abstained=abstained,
+            uncertainty=float(gen.scores[0, :n].max()) if n else 1.0,
+            abstained=False,
             routed_fraction=float(gen.routed[0, :n].float().mean()) if n else 0.0,
             prompt_tokens=len(prompt),
             answer_tokens=n,
             latency_s=time.perf_counter() - start,
             finished=finished,
+            prob_uncertainty=1.0 - float(gen.probs[0, :n].min()) if n else 1.0,
+            entropy=float(gen.entropy[0, :n].mean()) if n else 0.0,
         )
+        if raw != UNKNOWN and answer.score(self.abstain_score) > self.abstain_threshold:
+            return replace(answer, text=UNKNOWN, abstained=True)
+        return answer

@@ -59,6 +59,10 @@ class Generation:
     tokens: Tensor  # (B, n) generated ids; after the stop token, filled with the stop token
     scores: Tensor  # (B, n) estimator score at the position that predicted each token
     routed: Tensor  # (B, n) whether that prediction went through refinement
+    # the model's own baselines for abstention: the probability of each chosen token and the
+    # entropy (nats) of the distribution it was chosen from
+    probs: Tensor | None = None  # (B, n)
+    entropy: Tensor | None = None  # (B, n)
 
 
 class APRTransformer(nn.Module):
@@ -353,9 +357,12 @@ class APRTransformer(nn.Module):
         B, T0 = idx.shape
         p = self._run(idx, 0, caches, rcaches, pcache)
         done = torch.zeros(B, dtype=torch.bool, device=idx.device)
-        toks, scores, routes = [], [], []
+        toks, scores, routes, probs, entropy = [], [], [], [], []
         for i in range(max_new_tokens):
-            nxt = p.logits[:, -1].argmax(-1)
+            logp = torch.log_softmax(p.logits[:, -1].float(), -1)
+            nxt = logp.argmax(-1)
+            probs.append(logp.max(-1).values.exp())
+            entropy.append(-(logp.exp() * logp).sum(-1))
             if stop_token is not None:
                 nxt = nxt.masked_fill(done, stop_token)
                 done = done | (nxt == stop_token)
@@ -368,7 +375,13 @@ class APRTransformer(nn.Module):
         if not toks:
             empty = idx.new_zeros((B, 0))
             return Generation(empty, empty.float(), empty.bool())
-        return Generation(torch.stack(toks, 1), torch.stack(scores, 1), torch.stack(routes, 1))
+        return Generation(
+            torch.stack(toks, 1),
+            torch.stack(scores, 1),
+            torch.stack(routes, 1),
+            torch.stack(probs, 1),
+            torch.stack(entropy, 1),
+        )
 
     # ---- cost model ------------------------------------------------------------------------
     def flops_per_token(self, routed_fraction: float, seq_len: int | None = None) -> float:

@@ -24,6 +24,8 @@ from infra.errors import TamperedError
 
 CERTIFICATE = "certificate.json"
 ROUTING = "routing.json"
+# what routing.json holds of the abstention policy, each certified (models.abstain)
+POLICY = ("abstain_threshold", "abstain_score", "risk")
 SERVED = "served"  # beside the run's model/ folder: <run>/served/<id>
 
 
@@ -60,8 +62,8 @@ def check_certificate(served: str | Path) -> dict[str, Any]:
     if files != cert.get("files"):
         raise _mismatch(folder, "a file was changed, added or removed")
     routing = json.loads((folder / ROUTING).read_text())
-    if routing.get("abstain_threshold") != cert.get("abstain_threshold"):
-        raise _mismatch(folder, "routing.json abstains at another threshold")
+    if any(routing.get(k) != cert.get(k) for k in POLICY):
+        raise _mismatch(folder, "routing.json abstains otherwise than certified")
     trained = cert.get("trained_files", {})
     if any(files.get(name) != digest for name, digest in trained.items() if name != ROUTING):
         raise _mismatch(folder, "a served file is not the trained one")
@@ -73,9 +75,16 @@ def served_dir(model_dir: str | Path, claim: dict[str, Any]) -> Path:
     return Path(model_dir).parent / SERVED / key
 
 
-def certify(model_dir: str | Path, abstain_threshold: float, evidence: dict[str, Any]) -> Path:
-    """The served folder for ``model_dir`` with ``abstain_threshold`` fixed, on ``evidence``
-    (what the threshold was chosen on: report digest, dataset digest, split). Nothing under
+def certify(
+    model_dir: str | Path,
+    abstain_threshold: float,
+    evidence: dict[str, Any],
+    score: str = "estimator",
+    risk: dict[str, Any] | None = None,
+) -> Path:
+    """The served folder for ``model_dir`` abstaining when ``score`` is over
+    ``abstain_threshold``, on ``evidence`` (what the threshold was chosen on: report digest,
+    dataset digest, split) and with ``risk``, the guarantee it was chosen for. Nothing under
     ``model_dir`` is written. Certifying again with the same claim returns the same folder,
     checked; a folder that no longer matches its certificate raises CertificateMismatch."""
     if math.isnan(abstain_threshold):
@@ -83,6 +92,8 @@ def certify(model_dir: str | Path, abstain_threshold: float, evidence: dict[str,
     trained = Path(model_dir)
     claim = {
         "abstain_threshold": float(abstain_threshold),
+        "abstain_score": score,
+        "risk": risk or {},
         "evidence": evidence,
         "trained_files": file_hashes(trained),  # retrained weights are another claim
     }
@@ -105,7 +116,7 @@ def _write(trained: Path, served: Path, claim: dict[str, Any]) -> None:
         # copies, not links: nothing served is editable through the training run, or back
         shutil.copytree(trained, staging, dirs_exist_ok=True)
         routing = json.loads((staging / ROUTING).read_text())
-        routing["abstain_threshold"] = claim["abstain_threshold"]
+        routing.update({k: claim[k] for k in POLICY})
         (staging / ROUTING).write_text(json.dumps(routing, indent=2))
         cert = {**claim, "trained_from": str(trained.resolve()), "files": file_hashes(staging)}
         (staging / CERTIFICATE).write_text(json.dumps(cert, indent=2, sort_keys=True))

@@ -7,9 +7,10 @@ SimpleQA style: ``correct``, ``incorrect`` (an attempted answer that is wrong: a
 or ``abstained`` (the model said ``unknown`` where an answer existed). ``unknown`` is the one
 correct answer to an unanswerable question.
 
-Abstention: the model answers ``unknown`` when the estimator's uncertainty on its answer tokens
-passes a threshold chosen on the validation split to minimise hallucination at no more than one
-point of accuracy cost.
+Abstention: the model answers ``unknown`` when its uncertainty passes the threshold certified on
+the validation split for the asked risk (``models.abstain``, ``models.risk``): at most ``alpha``
+of the answered questions wrong, with confidence ``1 - delta``. A model whose folder already
+holds a policy (a served, certified one) abstains as it was certified to.
 """
 
 from __future__ import annotations
@@ -28,16 +29,28 @@ from mlflow.exceptions import MlflowException
 
 from infra.errors import UserError
 from infra.settings import get_settings
-from models.answer import UNKNOWN, Answer, Answerer, stored_abstain_threshold
+from models.abstain import (
+    AbstainPolicy,
+    calibrate,
+    risk_target,
+    selective_outcomes,
+    signal_aurc,
+    statement,
+    stored_policy,
+)
+from models.answer import UNKNOWN, Answer, Answerer
 from models.lit import binary_auroc
 from models.tokenizer import normalize
 from worldgen.dataset import load_qa, read_manifest
 
-MAX_ACCURACY_COST = 0.01
+CONFIDENT = 0.9  # a wrong answer given at this confidence or more is a confident hallucination
 Z95 = 1.959964  # the standard normal's 97.5% quantile
 # questions answered per domain and split (None: all). 300 per domain puts the standard error of
 # a composite accuracy near 0.9 at about one point, and answering at batch size 1 stays ~a minute
 EVAL_PER_DOMAIN = 300
+# calibration questions per domain (validation split): the guarantee's coverage grows with them;
+# at 1000 a domain the main job's model certifies 1% risk at ~0.95 coverage (benchmarks/risk.py)
+CALIBRATION_PER_DOMAIN = 1000
 
 
 @dataclass
@@ -75,6 +88,15 @@ class EvalReport:
     )  # "domain/qa_id" -> correct/incorrect/abstained
     # every answer that was not correct, with what the model wrote: the audit of each error
     mistakes: dict[str, dict[str, str]] = field(default_factory=dict)
+    # the abstention policy: which signal, its certificate (models.risk: alpha, delta,
+    # threshold, calibration coverage and bound; {} when fixed without one) and its sentence
+    abstain_score: str = "estimator"
+    risk: dict[str, Any] = field(default_factory=dict)
+    guarantee: str = ""
+    coverage: float = 1.0  # answered / attempted on this split
+    selective_risk: float = 0.0  # wrong / answered on this split: what the guarantee bounds
+    confident_hallucination: float = 0.0  # wrong, not abstained, confidence >= CONFIDENT
+    aurc: dict[str, float] = field(default_factory=dict)  # each signal's on this split
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,6 +110,8 @@ class EvalReport:
         out = {k: v for k, v in asdict(self).items() if isinstance(v, int | float)}
         out.update({f"accuracy_{d}": v for d, v in self.accuracy_by_domain.items()})
         out.update({f"accuracy_kind_{k}": v for k, v in self.accuracy_by_kind.items()})
+        out.update({f"aurc_{k}": v for k, v in self.aurc.items()})
+        out.update({f"risk_{k}": float(v) for k, v in self.risk.items() if k in RISK_METRICS})
         for name, interval in (
             ("accuracy", self.accuracy_ci95),
             ("hallucination", self.hallucination_ci95),
@@ -95,6 +119,9 @@ class EvalReport:
             if interval:
                 out[f"{name}_ci95_low"], out[f"{name}_ci95_high"] = interval
         return out
+
+
+RISK_METRICS = ("alpha", "delta", "coverage", "bound", "feasible")
 
 
 def wilson_interval(hits: int, n: int, z: float = Z95) -> list[float]:
@@ -132,27 +159,8 @@ def answer_all(answerer: Answerer, frame: pd.DataFrame) -> list[Answer]:
     return [answerer(d, q) for d, q in zip(frame["document"], frame["question"], strict=True)]
 
 
-def choose_abstain_threshold(raw: list[Answer], truths: list[str]) -> float:
-    """Lowest-hallucination threshold whose accuracy is within one point of never abstaining."""
-    scores = np.array([a.uncertainty for a in raw])
-    correct_raw = np.array(
-        [normalize(a.raw) == normalize(t) for a, t in zip(raw, truths, strict=True)]
-    )
-    truth_unknown = np.array([normalize(t) == UNKNOWN for t in truths])
-    attempted = np.array([a.raw != UNKNOWN for a in raw])
-    base_acc = correct_raw.mean()
-    best, best_halluc = 1.1, (attempted & ~correct_raw).mean()
-    for tau in np.unique(np.quantile(scores, np.linspace(0.5, 1.0, 51))):
-        abstain = (scores > tau) & attempted
-        correct = np.where(abstain, truth_unknown, correct_raw)
-        halluc = (attempted & ~abstain & ~correct_raw).mean()
-        if correct.mean() >= base_acc - MAX_ACCURACY_COST and halluc < best_halluc:
-            best, best_halluc = float(tau), halluc
-    return best
-
-
-def apply_threshold(raw: list[Answer], threshold: float) -> list[str]:
-    return [UNKNOWN if a.uncertainty > threshold and a.raw != UNKNOWN else a.raw for a in raw]
+def apply_policy(raw: list[Answer], policy: AbstainPolicy) -> list[str]:
+    return [UNKNOWN if policy.abstains(a) else a.raw for a in raw]
 
 
 def reliability_bins(
@@ -189,31 +197,38 @@ def evaluate(
     split: str = "test",
     abstain_threshold: float | None = None,
     per_domain: int | None = EVAL_PER_DOMAIN,
+    risk: float | None = None,
+    confidence: float | None = None,
 ) -> EvalReport:
     """Answer the questions of ``split`` (the first ``per_domain`` of each domain: the same ones
-    for every model). The abstention threshold is the model's own where one was fixed into it
-    (a registered model abstains as it was certified to), else chosen on the validation split."""
+    for every model). The abstention policy is the model's own where one was fixed into it (a
+    registered model abstains as it was certified to), a fixed ``abstain_threshold`` on the
+    estimator when given, else calibrated on the validation split for ``risk`` at
+    ``confidence`` (the settings' ``risk`` where not given)."""
     model_dir = resolve_model(model_uri)
     answerer = Answerer.load(model_dir)
-    if abstain_threshold is None:
-        abstain_threshold = stored_abstain_threshold(model_dir)
-    if abstain_threshold is None:
-        val = load_qa(dataset_uri, "validation", per_domain=per_domain)
-        abstain_threshold = choose_abstain_threshold(answer_all(answerer, val), list(val["answer"]))
+    policy = stored_policy(model_dir)
+    if abstain_threshold is not None:
+        policy = AbstainPolicy(abstain_threshold)
+    elif policy is None:
+        alpha, delta = risk_target(risk, confidence)
+        cal_size = None if per_domain is None else max(per_domain, CALIBRATION_PER_DOMAIN)
+        cal = load_qa(dataset_uri, "validation", per_domain=cal_size)
+        policy = calibrate(answer_all(answerer, cal), list(cal["answer"]), alpha, delta)
     frame = load_qa(dataset_uri, split, per_domain=per_domain)
     raw = answer_all(answerer, frame)
-    return build_report(answerer, frame, raw, abstain_threshold, dataset_uri, split)
+    return build_report(answerer, frame, raw, policy, dataset_uri, split)
 
 
 def build_report(
     answerer: Answerer,
     frame: pd.DataFrame,
     raw: list[Answer],
-    threshold: float,
+    policy: AbstainPolicy,
     dataset_uri: str,
     split: str,
 ) -> EvalReport:
-    answers = apply_threshold(raw, threshold)
+    answers = apply_policy(raw, policy)
     outcomes = np.array([outcome(a, t) for a, t in zip(answers, frame["answer"], strict=True)])
     correct = outcomes == "correct"
     incorrect = outcomes == "incorrect"
@@ -255,7 +270,7 @@ def build_report(
         hallucination_rate=float(incorrect.mean()),
         hallucination_attempted=float(incorrect.sum() / max(1, attempted.sum())),
         abstention_rate=float(np.mean([a != r.raw for a, r in zip(answers, raw, strict=True)])),
-        abstain_threshold=threshold,
+        abstain_threshold=policy.threshold,
         latency_p50_ms=float(np.percentile(latency, 50)),
         latency_p95_ms=float(np.percentile(latency, 95)),
         tokens_per_s=float(tokens / max(1e-9, latency.sum() / 1000)),
@@ -281,7 +296,26 @@ def build_report(
             for d, q, o in zip(frame["domain"], frame["qa_id"], outcomes, strict=True)
         },
         mistakes=mistakes(frame, raw, answers, outcomes),
+        **selective_figures(raw, list(frame["answer"]), answers, policy),
     )
+
+
+def selective_figures(
+    raw: list[Answer], truths: list[str], answers: list[str], policy: AbstainPolicy
+) -> dict[str, Any]:
+    """The abstention policy and what it did on these questions."""
+    wrong, attempted = selective_outcomes(raw, truths)
+    answered = attempted & np.array([a != UNKNOWN for a in answers])
+    confident = np.array([1.0 - a.uncertainty >= CONFIDENT for a in raw])
+    return {
+        "abstain_score": policy.score,
+        "risk": policy.certificate,
+        "selective_risk": float((wrong & answered).sum() / max(1, answered.sum())),
+        "guarantee": statement(policy),
+        "coverage": float(answered.sum() / max(1, attempted.sum())),
+        "confident_hallucination": float((wrong & answered & confident).mean()),
+        "aurc": signal_aurc(raw, truths),
+    }
 
 
 def mistakes(

@@ -33,6 +33,9 @@ SUMMARY_KEYS = (
     "hallucination_attempted",
     "abstention_rate",
     "latency_p95_ms",
+    "coverage",
+    "confident_hallucination",
+    "risk",  # the abstention certificate: alpha, delta, coverage, bound (models.risk)
 )
 
 
@@ -53,6 +56,9 @@ class EvalReportDict(TypedDict, total=False):
     abstention_rate: float
     latency_p95_ms: float
     outcomes: dict[str, str]  # qa_id -> "correct" | "incorrect" | "abstained"
+    coverage: float
+    confident_hallucination: float
+    risk: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -181,6 +187,9 @@ def judge(
             f"hallucination worse by {worse * 100:.2f} points "
             f"(> {policy.max_hallucination_increase * 100:.2f})"
         )
+    ours, theirs = (r.get("risk", {}).get("alpha") for r in (challenger, champion))
+    if ours is not None and theirs is not None and ours != theirs:
+        reasons.append(f"abstention certified for another risk ({ours} vs the champion's {theirs})")
     if reasons:
         return Verdict(False, "; ".join(reasons), metrics, stat)
     reason = (

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -84,3 +84,16 @@ def command(fn: F) -> F:
             fail(error.one_line(), error.exit_code)
 
     return wrapper  # type: ignore[return-value]
+
+
+# the abstention guarantee asked of an evaluation (None: the settings', models.abstain)
+RiskOption = Annotated[
+    float | None,
+    typer.Option(
+        "--risk", help="hallucination rate allowed among answered questions (default 0.01)"
+    ),
+]
+ConfidenceOption = Annotated[
+    float | None,
+    typer.Option("--confidence", help="confidence that the rate holds (default 0.9)"),
+]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from flows.cli.common import command, say
+from flows.cli.common import ConfidenceOption, RiskOption, command, say
 from flows.cli.registry import check_gated
 from infra.errors import UserError
 from infra.storage import check_output_file
@@ -93,8 +93,14 @@ def evaluate(
     allow_ungated: Annotated[
         bool, typer.Option(help="evaluate an alias moved outside the gate (forensics; audited)")
     ] = False,
+    risk: RiskOption = None,
+    confidence: ConfidenceOption = None,
 ) -> None:
-    """Score a model against the world model's ground truth (accuracy, hallucination, latency)."""
+    """Score a model against the world model's ground truth (accuracy, hallucination, latency).
+
+    A model that was certified (a registered version) abstains as certified; a trained one is
+    calibrated on the validation split for --risk at --confidence first."""
+    from models.abstain import risk_target
     from models.evaluate import EVAL_PER_DOMAIN, resolve_model, save_report
     from models.evaluate import evaluate as run_eval
     from validation.acceptance import require_accepted
@@ -105,13 +111,14 @@ def evaluate(
         raise UserError(f"--per-domain must be 0 (every question) or more, got {per_domain}")
     if report:
         check_output_file(report)
+    risk_target(risk, confidence)
     alias = registered_alias(model)
     if alias:
         check_gated(alias, f"evaluate {model}", allow_ungated)
     model_dir = resolve_model(model)  # a mistyped model first: it is the cheaper check
     require_accepted(uri)
     sample = EVAL_PER_DOMAIN if per_domain is None else per_domain or None
-    result = run_eval(model_dir, uri, split, per_domain=sample)
+    result = run_eval(model_dir, uri, split, per_domain=sample, risk=risk, confidence=confidence)
     if report:
         save_report(result, report)
     say(format_report(result))
@@ -137,7 +144,9 @@ def format_report(r: EvalReport) -> str:
         f"by kind        {by_kind}\n"
         f"hallucination  {r.hallucination_rate:.3f} {hal} of all, "
         f"{r.hallucination_attempted:.3f} of attempted\n"
-        f"abstention     {r.abstention_rate:.3f} (threshold {r.abstain_threshold:.3f})\n"
+        f"abstention     {r.abstention_rate:.3f} ({r.abstain_score} over {r.abstain_threshold:.4f}); "
+        f"coverage {r.coverage:.3f}, confident hallucination {r.confident_hallucination:.4f}\n"
+        f"guarantee      {r.guarantee or 'none (a threshold fixed without a risk target)'}\n"
         f"latency        p50 {r.latency_p50_ms:.1f} ms, p95 {r.latency_p95_ms:.1f} ms\n"
         f"routed         {r.routed_fraction:.3f}; estimator AUROC {r.estimator_auroc:.3f}, "
         f"ECE {r.ece:.3f}, Brier {r.brier:.3f}"

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from flows.cli.common import command, fail, say
+from flows.cli.common import ConfidenceOption, RiskOption, command, fail, say
 from flows.cli.stops import stoppable
 from flows.params import PipelineParams, check_params
 from flows.summary import summary_rows
@@ -57,6 +57,8 @@ def run(
     devices: Annotated[int | None, typer.Option(help=TrainConfig.help("devices"))] = None,
     tiny: Annotated[bool, typer.Option(help="the smoke preset's tiny model (smoke runs)")] = False,
     promote: Annotated[bool, typer.Option(help="register and gate the model")] = True,
+    risk: RiskOption = None,
+    confidence: ConfidenceOption = None,
     json_out: Annotated[str | None, typer.Option("--json", help="write the result here")] = None,
 ) -> None:
     """The main job: generate, validate, train, evaluate, register and promote (Prefect flow).
@@ -72,6 +74,10 @@ def run(
         train["size"] = TrainConfig.from_preset("smoke").size
     domains = list(domain_names()) if domain == "all" else [domain]
     args: dict[str, Any] = {"domains": domains, "seed": seed, "train_params": train}
+    args.update(risk=risk, confidence=confidence)
+    from models.abstain import risk_target  # torch: 1.5 s, not for --help
+
+    risk_target(risk, confidence)  # a target that cannot be stated fails before any work
     if n is not None:
         args["n"] = n
     check_params(domains=domains, n=n, seed=seed, train=dict(train))  # before any stage starts

@@ -69,7 +69,8 @@ def test_the_served_folder_carries_the_threshold_and_answers_with_it(trained: Pa
     served = certify(trained, 0.25, EVIDENCE)
     routing = json.loads((served / "routing.json").read_text())
     trained_routing = json.loads((trained / "routing.json").read_text())
-    assert routing == {**trained_routing, "abstain_threshold": 0.25}
+    policy = {"abstain_threshold": 0.25, "abstain_score": "estimator", "risk": {}}
+    assert routing == {**trained_routing, **policy}
     answerer = Answerer.load(served)
     assert answerer.abstain_threshold == 0.25
     a = answerer(DOCUMENT, QUESTION)

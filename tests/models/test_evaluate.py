@@ -19,7 +19,6 @@ from flows.cli import app
 from models import answer
 from models.answer import (
     UNKNOWN,
-    Answer,
     Answerer,
     stored_abstain_threshold,
 )
@@ -27,9 +26,7 @@ from models.certify import CertificateMismatch, certify
 from models.config import TrainConfig
 from models.evaluate import (
     EvalReport,
-    apply_threshold,
     calibration,
-    choose_abstain_threshold,
     composite_interval,
     evaluate,
     outcome,
@@ -37,6 +34,7 @@ from models.evaluate import (
     wilson_interval,
 )
 from models.pyfunc import VeracityAPR
+from models.risk import ANSWER_NOTHING
 from models.sizes import TINY_MODEL
 from models.train import train
 from tests.conftest import accept
@@ -45,31 +43,11 @@ from worldgen import dataset as ds
 TINY = dict(TINY_MODEL)
 
 
-def _answer(raw: str, uncertainty: float) -> Answer:
-    return Answer(raw, raw, "", uncertainty, False, 0.1, 10, 2, 0.001)
-
-
 def test_outcomes_are_simpleqa_style() -> None:
     assert outcome("yes", "Yes") == "correct"
     assert outcome("no", "yes") == "incorrect"
     assert outcome("unknown", "yes") == "abstained"
     assert outcome("unknown", "unknown") == "correct"
-
-
-def test_abstention_threshold_cuts_confident_errors_only_within_one_point() -> None:
-    # Wrong answers carry high uncertainty; right ones low: abstaining on > 0.5 removes errors.
-    raw = [_answer("yes", 0.1)] * 80 + [_answer("no", 0.9)] * 20
-    truths = ["yes"] * 80 + ["yes"] * 10 + ["unknown"] * 10
-    tau = choose_abstain_threshold(raw, truths)
-    assert 0.1 <= tau < 0.9
-    answers = apply_threshold(raw, tau)
-    assert answers.count("unknown") == 20  # the ten unanswerable ones become correct, too
-
-
-def test_no_abstention_when_it_would_cost_accuracy() -> None:
-    raw = [_answer("yes", 0.9)] * 50 + [_answer("no", 0.1)] * 50
-    truths = ["yes"] * 50 + ["yes"] * 50
-    assert choose_abstain_threshold(raw, truths) > 1.0
 
 
 def test_intervals_say_what_so_many_questions_can_claim() -> None:
@@ -313,3 +291,34 @@ def test_only_questions_of_the_document_s_kind_are_answered(
         assert answer.error == "" or "not one the model" not in answer.error
     else:
         assert answer.text == UNKNOWN and answer.uncertainty == 1.0 and reason in answer.error
+
+
+def test_a_model_abstains_as_its_risk_was_certified(
+    trained: tuple[str, str], tmp_path: Path
+) -> None:
+    uri, model_dir = trained
+    run = tmp_path / "run"
+    shutil.copytree(Path(model_dir), run / "model")
+    # the default target, 1% at 90%: a few dozen calibration questions cannot back it
+    report = evaluate(str(run / "model"), uri, "test", per_domain=6)
+    assert report.risk["alpha"] == 0.01 and report.risk["delta"] == pytest.approx(0.1)
+    assert not report.risk["feasible"] and "the model answers nothing" in report.guarantee
+    assert report.abstain_threshold == ANSWER_NOTHING and report.coverage == 0.0
+    assert "incorrect" not in report.outcomes.values() and report.confident_hallucination == 0
+    served = certify(
+        run / "model", ANSWER_NOTHING, {"split": "test"}, report.abstain_score, report.risk
+    )
+    again = evaluate(str(served), uri, "test", per_domain=6)  # the served folder's own policy
+    assert again.risk == report.risk and again.outcomes == report.outcomes
+    # a policy on another signal (as calibration picks the best one) is served exactly so
+    risk = {**report.risk, "score": "max_prob", "threshold": 0.05, "feasible": True}
+    served = certify(run / "model", 0.05, {"split": "test"}, "max_prob", risk)
+    answerer = Answerer.load(served)
+    assert (answerer.abstain_score, answerer.abstain_threshold) == ("max_prob", 0.05)
+    qa = ds.load_qa(uri, "test").head(12)
+    for doc, question in zip(qa["document"], qa["question"], strict=True):
+        a = answerer(doc, question)
+        assert a.abstained == (a.raw != UNKNOWN and a.prob_uncertainty > 0.05), a
+        assert a.text == (UNKNOWN if a.abstained else a.raw)
+    bad = CliRunner().invoke(app, ["evaluate", str(served), uri, "--risk", "2"])
+    assert bad.exit_code == 2 and "--risk must be between 0 and 1" in bad.output, bad.output

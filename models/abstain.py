@@ -1,0 +1,100 @@
+"""When a model abstains: the policy calibrated for it and fixed into its served folder.
+
+An evaluation calibrates the policy once, on the validation split (entities apart from test):
+each abstention signal (``models.answer.SCORES``) is scored by its area under the risk-coverage
+curve on the calibration answers, the best one is kept, and ``models.risk.certify_risk``
+certifies its threshold for the target risk. Certification (``models.certify``) writes the
+policy into the served folder's ``routing.json``; serving and every later evaluation read it
+back from there and abstain exactly so.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from infra.settings import get_settings
+from models.answer import NEVER_ABSTAIN, SCORES, UNKNOWN, Answer
+from models.risk import RiskCertificate, aurc, certify_risk, check_target
+from models.tokenizer import normalize
+
+
+@dataclass(frozen=True)
+class AbstainPolicy:
+    """Abstain on an attempted answer whose ``score`` is over ``threshold``."""
+
+    threshold: float = NEVER_ABSTAIN
+    score: str = "estimator"
+    certificate: dict[str, Any] = field(default_factory=dict)  # RiskCertificate.to_dict()
+    aurc: dict[str, float] = field(default_factory=dict)  # each signal's, on calibration
+
+    def routing(self) -> dict[str, Any]:
+        """What ``routing.json`` of a served folder records."""
+        return {
+            "abstain_threshold": self.threshold,
+            "abstain_score": self.score,
+            "risk": self.certificate,
+        }
+
+    def abstains(self, answer: Answer) -> bool:
+        return answer.raw != UNKNOWN and answer.score(self.score) > self.threshold
+
+
+def risk_target(risk: float | None = None, confidence: float | None = None) -> tuple[float, float]:
+    """(alpha, delta) asked, the settings' where not given (``VERACITY_RISK__ALPHA``, ...)."""
+    asked = get_settings().risk
+    alpha = asked.alpha if risk is None else risk
+    delta = 1.0 - (asked.confidence if confidence is None else confidence)
+    check_target(alpha, delta)
+    return alpha, delta
+
+
+def selective_outcomes(raw: list[Answer], truths: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(wrong, attempted) of answers given without abstention: attempted is anything but
+    ``unknown``; wrong is an attempted answer that is not the truth (a hallucination)."""
+    attempted = np.array([a.raw != UNKNOWN for a in raw], dtype=bool)
+    right = np.array([normalize(a.raw) == normalize(t) for a, t in zip(raw, truths, strict=True)])
+    return attempted & ~right, attempted
+
+
+def signal_aurc(raw: list[Answer], truths: list[str]) -> dict[str, float]:
+    """Each abstention signal's AURC over the attempted answers (lower: better)."""
+    wrong, attempted = selective_outcomes(raw, truths)
+    rows = np.flatnonzero(attempted)
+    return {
+        s: aurc(np.array([raw[i].score(s) for i in rows]), wrong[rows]) if len(rows) else 0.0
+        for s in SCORES
+    }
+
+
+def calibrate(
+    raw: list[Answer], truths: list[str], alpha: float, delta: float, score: str | None = None
+) -> AbstainPolicy:
+    """The certified policy on these calibration answers (``score`` None: the best signal)."""
+    by_signal = signal_aurc(raw, truths)
+    chosen = score or min(SCORES, key=lambda s: (by_signal[s], SCORES.index(s)))
+    wrong, attempted = selective_outcomes(raw, truths)
+    scores = np.array([a.score(chosen) for a in raw])
+    cert = certify_risk(scores, wrong, attempted, alpha, delta, chosen)
+    return AbstainPolicy(cert.threshold, chosen, cert.to_dict(), by_signal)
+
+
+def stored_policy(model_dir: str | Path) -> AbstainPolicy | None:
+    """The policy fixed into a (served) model folder; None when none was."""
+    routing = json.loads((Path(model_dir) / "routing.json").read_text())
+    if routing.get("abstain_threshold") is None:
+        return None
+    return AbstainPolicy(
+        float(routing["abstain_threshold"]),
+        str(routing.get("abstain_score", "estimator")),
+        dict(routing.get("risk") or {}),
+    )
+
+
+def statement(policy: AbstainPolicy) -> str:
+    """The guarantee in one sentence ("" for a policy certified without one)."""
+    return RiskCertificate(**policy.certificate).statement() if policy.certificate else ""
