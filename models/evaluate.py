@@ -38,8 +38,9 @@ from models.abstain import (
     statement,
     stored_policy,
 )
-from models.answer import UNKNOWN, Answer, Answerer
+from models.answer import SCORES, UNKNOWN, Answer, Answerer
 from models.lit import binary_auroc
+from models.risk import risk_coverage
 from models.tokenizer import normalize
 from worldgen.dataset import load_qa, read_manifest
 
@@ -69,7 +70,7 @@ class EvalReport:
     latency_p50_ms: float
     latency_p95_ms: float
     tokens_per_s: float
-    routed_fraction: float
+    routed_fraction: float  # routed answer tokens / answer tokens (what the design targets)
     estimator_auroc: float
     ece: float
     brier: float
@@ -79,6 +80,9 @@ class EvalReport:
     accuracy_ci95: list[float] = field(default_factory=list)
     hallucination_ci95: list[float] = field(default_factory=list)
     routed_by_kind: dict[str, float] = field(default_factory=dict)
+    # the mean of each answer's routed share: a two-token "yes" weighs as much as a 70-token
+    # derivation, so it reads higher (0.17 where 0.127 of the tokens were routed, main job)
+    routed_per_answer: float = 0.0
     derivation_rate: float = 0.0  # share of answers the model derived (computed exactly)
     reliability: list[list[float]] = field(
         default_factory=list
@@ -97,6 +101,8 @@ class EvalReport:
     selective_risk: float = 0.0  # wrong / answered on this split: what the guarantee bounds
     confident_hallucination: float = 0.0  # wrong, not abstained, confidence >= CONFIDENT
     aurc: dict[str, float] = field(default_factory=dict)  # each signal's on this split
+    # each signal's risk-coverage curve on this split: [coverage, risk] at up to 50 points
+    risk_coverage: dict[str, list[list[float]]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -157,6 +163,12 @@ def outcome(answer: str, truth: str) -> str:
 
 def answer_all(answerer: Answerer, frame: pd.DataFrame) -> list[Answer]:
     return [answerer(d, q) for d, q in zip(frame["document"], frame["question"], strict=True)]
+
+
+def routed_share(raw: list[Answer]) -> float:
+    """The share of the answer tokens that went through refinement."""
+    tokens = sum(a.answer_tokens for a in raw)
+    return sum(a.routed_fraction * a.answer_tokens for a in raw) / tokens if tokens else 0.0
 
 
 def apply_policy(raw: list[Answer], policy: AbstainPolicy) -> list[str]:
@@ -248,7 +260,7 @@ def build_report(
         [normalize(a.raw) == normalize(t) for a, t in zip(raw, frame["answer"], strict=True)]
     )
     ece, brier = calibration(confidence, raw_correct.astype(float))
-    routed = float(np.mean([a.routed_fraction for a in raw]))
+    routed = routed_share(raw)
     model = answerer.model
     flops = float(
         np.mean(
@@ -282,13 +294,10 @@ def build_report(
         accuracy_ci95=composite_interval(list(correct_by_domain.values())),
         hallucination_ci95=wilson_interval(int(incorrect.sum()), len(frame)),
         routed_by_kind={
-            k: float(
-                np.mean(
-                    [a.routed_fraction for a, kk in zip(raw, frame["kind"], strict=True) if kk == k]
-                )
-            )
+            k: routed_share([a for a, kk in zip(raw, frame["kind"], strict=True) if kk == k])
             for k in by_kind
         },
+        routed_per_answer=float(np.mean([a.routed_fraction for a in raw])),
         derivation_rate=float(np.mean([bool(a.derivation) for a in raw])),
         reliability=reliability_bins(confidence, raw_correct.astype(float)),
         outcomes={
@@ -315,7 +324,18 @@ def selective_figures(
         "coverage": float(answered.sum() / max(1, attempted.sum())),
         "confident_hallucination": float((wrong & answered & confident).mean()),
         "aurc": signal_aurc(raw, truths),
+        "risk_coverage": curves(raw, wrong, attempted),
     }
+
+
+def curves(raw: list[Answer], wrong: np.ndarray, attempted: np.ndarray) -> dict[str, Any]:
+    rows = np.flatnonzero(attempted)
+    out = {}
+    for s in SCORES:
+        coverage, risk = risk_coverage(np.array([raw[i].score(s) for i in rows]), wrong[rows])
+        keep = np.unique(np.linspace(0, len(rows) - 1, min(50, len(rows))).astype(int))
+        out[s] = [[round(float(coverage[i]), 4), round(float(risk[i]), 5)] for i in keep]
+    return out
 
 
 def mistakes(

@@ -26,6 +26,26 @@ def reliability_diagram(report: EvalReport) -> Figure:
     return fig
 
 
+def risk_coverage(report: EvalReport) -> Figure:
+    """Hallucination among answered questions as each signal lets more through, with the
+    target risk and the certified coverage."""
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for score, points in report.risk_coverage.items():
+        if points:
+            coverage, risk = zip(*points, strict=True)
+            aurc = report.aurc.get(score, float("nan"))
+            ax.plot(coverage, risk, label=f"{score} (AURC {aurc:.4f})")
+    alpha = report.risk.get("alpha")
+    if alpha is not None:
+        ax.axhline(alpha, color="grey", ls="--", label=f"target risk {alpha:g}")
+        ax.axvline(report.coverage, color="black", ls=":", label=f"served ({report.abstain_score})")
+    ax.set(xlabel="coverage (answered / attempted)", ylabel="hallucination among answered")
+    ax.set(title="Risk-coverage", xlim=(0, 1), ylim=(0, None))
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def routed_by_kind(report: EvalReport) -> Figure:
     fig, ax = plt.subplots(figsize=(5, 3.5))
     kinds = sorted(report.routed_by_kind)

@@ -220,6 +220,7 @@ def log_evaluation(run_id: str, report: Any) -> None:
         for name, fig in (
             ("reliability", plots.reliability_diagram(report)),
             ("routed_by_kind", plots.routed_by_kind(report)),
+            ("risk_coverage", plots.risk_coverage(report)),
         ):
             mlflow.log_figure(fig, f"eval/{split}-{name}.png")
             plt.close(fig)

@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from models import answer
+from models import answer, plots
 from models.answer import (
     UNKNOWN,
     Answerer,
@@ -305,6 +305,10 @@ def test_a_model_abstains_as_its_risk_was_certified(
     assert not report.risk["feasible"] and "the model answers nothing" in report.guarantee
     assert report.abstain_threshold == ANSWER_NOTHING and report.coverage == 0.0
     assert "incorrect" not in report.outcomes.values() and report.confident_hallucination == 0
+    assert set(report.aurc) == set(report.risk_coverage) == {"estimator", "max_prob", "entropy"}
+    assert report.routed_fraction <= 1.0 and report.routed_per_answer <= 1.0
+    figure = plots.risk_coverage(report)  # as MLflow logs it beside the reliability diagram
+    assert figure.axes[0].get_title() == "Risk-coverage"
     served = certify(
         run / "model", ANSWER_NOTHING, {"split": "test"}, report.abstain_score, report.risk
     )
