@@ -53,3 +53,16 @@ def test_mcnemar_exact_p_edge_cases() -> None:
     assert mcnemar_exact_p(3, 0) == pytest.approx(0.25) == mcnemar_exact_p(0, 3)
     assert mcnemar_exact_p(4, 7) == pytest.approx(0.548828125)  # scipy binomtest(4, 11)
     assert 0.0 < mcnemar_exact_p(5000, 4000) < 1e-20  # no underflow to 0 or overflow
+
+
+def test_the_gate_compares_at_one_risk_and_records_the_certificate() -> None:
+    certificate = {"alpha": 0.01, "delta": 0.1, "coverage": 0.95, "bound": 0.0093}
+    champion = {**make_report(range(850), range(850, 900)), "risk": certificate}
+    better = {**make_report(range(900), range(900, 940)), "risk": certificate, "coverage": 0.95}
+    verdict = judge(better, champion, PromotionPolicy())
+    assert verdict.promoted, verdict.reason
+    assert verdict.metrics["challenger"]["risk"] == certificate  # audited with the decision
+    looser = {**better, "risk": {**certificate, "alpha": 0.05}}
+    verdict = judge(looser, champion, PromotionPolicy())
+    assert not verdict.promoted
+    assert "abstention certified for another risk (0.05 vs the champion's 0.01)" in verdict.reason
