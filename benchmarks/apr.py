@@ -127,7 +127,9 @@ def main() -> None:
                 times[mode].append(median_time(lambda: model(x), 1, warmup=0))
             model.cfg.mode = "apr"
             times["base"].append(median_time(lambda: model.base(x), 1, warmup=0))
-            est = median_time(lambda: model.route(model.scores(h_probe)[1], x), 3, warmup=1)
+            pos = torch.arange(x.size(1)).expand_as(x)
+            route = lambda p=pos: model.route(model.scores(h_probe)[1], x, p)  # noqa: E731
+            est = median_time(route, 3, warmup=1)
             times["estimator"].append(est)
         per_mode = {}
         for mode in modes:

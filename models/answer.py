@@ -12,22 +12,25 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
-from models.apr import APRTransformer
+from models.apr import APRTransformer, Generation
 from models.certify import CERTIFICATE, check_certificate
 from models.checkpoint import load_model
 from models.guide import Guide
-from models.tokenizer import UNK, Tokenizer
+from models.tokenizer import UNK, Example, Tokenizer
 from worldgen.calc import CalcError, compute
 
 UNKNOWN = "unknown"
 DERIVE = "="
 MAX_ANSWER_TOKENS = 96  # an eGFR derivation from dates is ~70 tokens
 NEVER_ABSTAIN = 1.1  # over any estimator score
+# questions answered in one generation: answers/s at 256 vs 1 in benchmarks/batching.py
+BATCH_SIZE = 256
 
 
 def target_text(answer: str, derivation: str = "") -> str:
@@ -169,9 +172,37 @@ class Answerer:
         threshold = NEVER_ABSTAIN if stored is None else stored
         return cls(model, tok, threshold, Guide.load(model_dir), stored_abstain_score(model_dir))
 
-    @torch.no_grad()
     def __call__(self, document: object, question: object) -> Answer:
+        return self.many([(document, question)])[0]
+
+    @torch.no_grad()
+    def many(
+        self, pairs: Sequence[tuple[object, object]], batch_size: int = BATCH_SIZE
+    ) -> list[Answer]:
+        """The answer to each (document, question), in order. The questions it can read are
+        answered ``batch_size`` at a time in one left-padded, KV-cached generation, each row
+        decoded as it would be alone (one question is a batch of one); rows of similar length
+        share a batch, so little is padded. Each answer's latency is its batch's time shared."""
         start = time.perf_counter()
+        answers: list[Answer | None] = []
+        todo: list[tuple[int, Example]] = []
+        for i, (document, question) in enumerate(pairs):
+            read = self._read(document, question, start)
+            answers.append(read if isinstance(read, Answer) else None)
+            if isinstance(read, Example):
+                todo.append((i, read))
+        todo.sort(key=lambda item: len(item[1].ids))
+        for k in range(0, len(todo), batch_size):
+            chunk = todo[k : k + batch_size]
+            t0 = time.perf_counter()
+            written = self._generate([example for _, example in chunk])
+            share = (time.perf_counter() - t0) / len(chunk)
+            for (i, _), answer in zip(chunk, written, strict=True):
+                answers[i] = replace(answer, latency_s=share)
+        return [a for a in answers if a is not None]
+
+    def _read(self, document: object, question: object, start: float) -> Answer | Example:
+        """The prompt of a question the model can read, or why it cannot (an ``unknown``)."""
         for name, text in (("document", document), ("question", question)):
             reason = unreadable_text(name, text)
             if reason:
@@ -184,19 +215,32 @@ class Answerer:
         if off_guide:
             return unread(off_guide, 0, start)
         example = self.tok.encode_example(document, question)
-        prompt = example.ids
-        room = self.model.cfg.max_seq_len - len(prompt)
-        if room < 1:
+        if len(example.ids) >= self.model.cfg.max_seq_len:
             reason = (
-                f"document and question take {len(prompt)} tokens, over the model's "
+                f"document and question take {len(example.ids)} tokens, over the model's "
                 f"max_seq_len {self.model.cfg.max_seq_len}; send a shorter document"
             )
-            return unread(reason, len(prompt), start)
+            return unread(reason, len(example.ids), start)
+        return example
+
+    def _generate(self, examples: list[Example]) -> list[Answer]:
+        lengths = [len(e.ids) for e in examples]
+        longest = max(lengths)
+        pad = torch.tensor([longest - n for n in lengths])
+        idx = torch.tensor([[self.tok.pad_id] * (longest - len(e.ids)) + e.ids for e in examples])
+        # each row's budget: the answer limit, or what is left of the model's positions
+        budget = torch.tensor(
+            [min(MAX_ANSWER_TOKENS, self.model.cfg.max_seq_len - n) for n in lengths]
+        )
         gen = self.model.generate(
-            torch.tensor([prompt]), min(MAX_ANSWER_TOKENS, room), stop_token=self.tok.end_id
+            idx, int(budget.max()), stop_token=self.tok.end_id, pad=pad, budget=budget
         )
         assert gen.probs is not None and gen.entropy is not None  # generate() fills both
-        ids = gen.tokens[0].tolist()
+        return [self._answer(e, gen, b, int(budget[b])) for b, e in enumerate(examples)]
+
+    def _answer(self, example: Example, gen: Generation, row: int, budget: int) -> Answer:
+        assert gen.probs is not None and gen.entropy is not None
+        ids = gen.tokens[row, :budget].tolist()
         finished = self.tok.end_id in ids
         n = ids.index(self.tok.end_id) + 1 if finished else len(ids)
         # pointed values read as the document spells them; the rest is the model's lower case
@@ -206,15 +250,15 @@ class Answerer:
             text=raw,
             raw=raw,
             derivation=derivation,
-            uncertainty=float(gen.scores[0, :n].max()) if n else 1.0,
+            uncertainty=float(gen.scores[row, :n].max()) if n else 1.0,
             abstained=False,
-            routed_fraction=float(gen.routed[0, :n].float().mean()) if n else 0.0,
-            prompt_tokens=len(prompt),
+            routed_fraction=float(gen.routed[row, :n].float().mean()) if n else 0.0,
+            prompt_tokens=len(example.ids),
             answer_tokens=n,
-            latency_s=time.perf_counter() - start,
+            latency_s=0.0,
             finished=finished,
-            prob_uncertainty=1.0 - float(gen.probs[0, :n].min()) if n else 1.0,
-            entropy=float(gen.entropy[0, :n].mean()) if n else 0.0,
+            prob_uncertainty=1.0 - float(gen.probs[row, :n].min()) if n else 1.0,
+            entropy=float(gen.entropy[row, :n].mean()) if n else 0.0,
         )
         if raw != UNKNOWN and answer.score(self.abstain_score) > self.abstain_threshold:
             return replace(answer, text=UNKNOWN, abstained=True)

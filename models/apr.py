@@ -54,6 +54,38 @@ class _Pass(NamedTuple):
     h_probe: Tensor  # the probe state the estimator read (B, T, d)
 
 
+class _Outputs:
+    """What ``generate`` wrote for every original row, while rows leave the batch."""
+
+    def __init__(self, B: int, n: int, device: torch.device, stop: int | None) -> None:
+        self.tokens = torch.full((B, n), -1 if stop is None else stop, device=device)
+        self.scores = torch.zeros(B, n, device=device)
+        self.routed = torch.zeros(B, n, dtype=torch.bool, device=device)
+        self.probs = torch.zeros(B, n, device=device)
+        self.entropy = torch.zeros(B, n, device=device)
+        self.steps = 0
+
+    def write(
+        self, rows: Tensor, i: int, tok: Tensor, score: Tensor, routed: Tensor, logp: Tensor
+    ) -> None:
+        self.tokens[rows, i] = tok
+        self.scores[rows, i] = score.float()
+        self.routed[rows, i] = routed
+        self.probs[rows, i] = logp.max(-1).values.exp()
+        self.entropy[rows, i] = -(logp.exp() * logp).sum(-1)
+        self.steps = i + 1
+
+    def generation(self) -> Generation:
+        n = self.steps
+        return Generation(
+            self.tokens[:, :n],
+            self.scores[:, :n],
+            self.routed[:, :n],
+            self.probs[:, :n],
+            self.entropy[:, :n],
+        )
+
+
 @dataclass
 class Generation:
     tokens: Tensor  # (B, n) generated ids; after the stop token, filled with the stop token
@@ -154,9 +186,9 @@ class APRTransformer(nn.Module):
             logits = self.est_out(self.est_features(h_probe.detach().float())).squeeze(-1)
         return logits, torch.sigmoid(logits)
 
-    def route(self, route_scores: Tensor, idx: Tensor, pos0: int = 0) -> Tensor:
+    def route(self, route_scores: Tensor, idx: Tensor, pos: Tensor) -> Tensor:
         """Per-token decision; uses only this token's own score/id/position (causal)."""
-        return self.mode.route(self, route_scores, idx, pos0)
+        return self.mode.route(self, route_scores, idx, pos)
 
     def routing_seed(self) -> int:
         """Random routing draws anew each training step, and the same way at inference."""
@@ -205,22 +237,44 @@ class APRTransformer(nn.Module):
             del self._window[: -self.cfg.threshold_window]
 
     # ---- the network -----------------------------------------------------------------------
+    def positions(self, cols: Tensor, pad: Tensor | None) -> Tensor:
+        """Each token's position in its own row: its column less the row's left padding."""
+        if pad is None:
+            if int(cols[-1]) >= self.cfg.max_seq_len:
+                raise ValueError(f"sequence longer than max_seq_len={self.cfg.max_seq_len}")
+            return cols.unsqueeze(0)
+        # a row past its own budget keeps being fed until the batch ends; its tokens are
+        # never read, so its positions stop at the last one instead of overflowing
+        return (cols.unsqueeze(0) - pad.unsqueeze(1)).clamp(0, self.cfg.max_seq_len - 1)
+
+    @staticmethod
+    def key_mask(cols: Tensor, pad: Tensor) -> Tensor:
+        """(B, 1, T, S): the keys each query column may see, causal and past the row's padding
+        (a padding column sees itself alone: no empty row)."""
+        keys = torch.arange(int(cols[-1]) + 1, device=cols.device)
+        causal = keys <= cols.unsqueeze(1)
+        seen = causal.unsqueeze(0) & (keys >= pad.view(-1, 1, 1))
+        return (seen | (keys == cols.unsqueeze(1))).unsqueeze(1)
+
     def base(
         self,
         idx: Tensor,
         pos0: int = 0,
         caches: list[KVCache] | None = None,
         pcache: PointerCache | None = None,
+        pad: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor, Tensor] | None]:
         """Base stack in bf16 autocast (fp32 where bf16 is emulated: `models.precision`) ->
         (probe state, final residual state, base logits, the pointer's keys and slots of every
-        position so far)."""
-        if pos0 + idx.size(1) > self.cfg.max_seq_len:
-            raise ValueError(f"sequence longer than max_seq_len={self.cfg.max_seq_len}")
-        pos = torch.arange(pos0, pos0 + idx.size(1), device=idx.device)
+        position so far). ``pad``: (B,) left-padding columns of each row (batched answers)."""
+        cols = torch.arange(pos0, pos0 + idx.size(1), device=idx.device)
+        pos = self.positions(cols, pad)
+        mask = None if pad is None else self.key_mask(cols, pad)
         bf16 = base_precision(idx.device.type) == "bf16"
         with torch.autocast(idx.device.type, dtype=torch.bfloat16, enabled=bf16):
             x = self.wte(idx)
+            if pad is not None:  # a padding column reads as the nothing before a sequence
+                x = x.masked_fill((cols < pad.unsqueeze(1)).unsqueeze(-1), 0.0)
             if self.local is not None:
                 x, recent = self.local(x, None if pcache is None else pcache.recent)
                 if pcache is not None:
@@ -228,7 +282,7 @@ class APRTransformer(nn.Module):
             x = self.drop(x + self.wpe(pos))
             h_probe = x
             for i, blk in enumerate(self.blocks):
-                x = blk(x, None if caches is None else caches[i])
+                x = blk(x, None if caches is None else caches[i], mask)
                 if i == self.cfg.probe_layer:
                     h_probe = x
             logits = self.lm_head(self.ln_f(x))
@@ -236,7 +290,7 @@ class APRTransformer(nn.Module):
             if self.pointer is not None:
                 keys, slots = self.pointer.keys(x, idx)
                 pointed = (keys, slots) if pcache is None else pcache.append(keys, slots)
-                qpos = pos.unsqueeze(0).expand(idx.size(0), -1)
+                qpos = cols.unsqueeze(0).expand(idx.size(0), -1)
                 logits = self.pointer.merge(logits, self.pointer.logits(x, qpos, *pointed))
         return h_probe, x, logits, pointed
 
@@ -247,6 +301,7 @@ class APRTransformer(nn.Module):
         pos0: int = 0,
         caches: list[KVCache] | None = None,
         pointed: tuple[Tensor, Tensor] | None = None,
+        pad: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor] | None:
         """fp32 refinement of the routed tokens -> (batch idx, position idx, logits) or None."""
         B = h.size(0)
@@ -266,7 +321,7 @@ class APRTransformer(nn.Module):
             qpos = qpos.index_put((b_idx, slot), t_idx + pos0)
             x = hf[b_idx, t_idx]
             for blk, (k, v) in zip(blocks, kvs, strict=True):
-                x = blk(x, (b_idx, slot), qpos, k, v)
+                x = blk(x, (b_idx, slot), qpos, k, v, pad)
             logits = self.lm_head(self.ln_r(x))
             if self.pointer is not None and pointed is not None:
                 # routed tokens point again from their refined state, in the padded layout
@@ -282,13 +337,15 @@ class APRTransformer(nn.Module):
         caches: list[KVCache] | None = None,
         rcaches: list[KVCache] | None = None,
         pcache: PointerCache | None = None,
+        pad: Tensor | None = None,
     ) -> _Pass:
-        h_probe, h, base_logits, pointed = self.base(idx, pos0, caches, pcache)
+        h_probe, h, base_logits, pointed = self.base(idx, pos0, caches, pcache, pad)
         est, est_scores = self.scores(h_probe)
-        routed = self.route(est_scores, idx, pos0)
+        cols = torch.arange(pos0, pos0 + idx.size(1), device=idx.device)
+        routed = self.route(est_scores, idx, self.positions(cols, pad).expand_as(idx))
         logits = base_logits.float()
         if self.mode.refines:
-            out = self.refined(h, routed, pos0, rcaches, pointed)
+            out = self.refined(h, routed, pos0, rcaches, pointed, pad)
             if out is not None:
                 b_idx, t_idx, ref_logits = out
                 logits[b_idx, t_idx] = ref_logits  # in place: `logits` is a fresh fp32 copy
@@ -348,40 +405,52 @@ class APRTransformer(nn.Module):
     # ---- generation ------------------------------------------------------------------------
     @torch.no_grad()
     def generate(
-        self, idx: Tensor, max_new_tokens: int, stop_token: int | None = None
+        self,
+        idx: Tensor,
+        max_new_tokens: int,
+        stop_token: int | None = None,
+        pad: Tensor | None = None,
+        budget: Tensor | None = None,
     ) -> Generation:
-        """Greedy decoding with a KV cache; each new token is routed like in forward()."""
+        """Greedy decoding with a KV cache; each new token is routed like in forward().
+
+        A batch of prompts of different lengths is left-padded: ``pad`` (B,) says how many
+        columns of each row are padding (never attended to, never copied from; positions count
+        from each row's first token), ``budget`` (B,) how many tokens each row may write. A row
+        is done when it writes ``stop_token`` or spends its budget, and leaves the batch then
+        (its caches dropped), so a long answer does not keep the finished rows computing. Each
+        row is decoded as it would be alone; after it is done it reads ``stop_token``."""
         caches = [KVCache() for _ in self.blocks]
         rcaches = [KVCache() for _ in self.refine]
         pcache = PointerCache()
         B, T0 = idx.shape
-        p = self._run(idx, 0, caches, rcaches, pcache)
-        done = torch.zeros(B, dtype=torch.bool, device=idx.device)
-        toks, scores, routes, probs, entropy = [], [], [], [], []
+        out = _Outputs(B, max_new_tokens, idx.device, stop_token)
+        alive = torch.arange(B, device=idx.device)  # the original row of each row still going
+        p = self._run(idx, 0, caches, rcaches, pcache, pad)
         for i in range(max_new_tokens):
             logp = torch.log_softmax(p.logits[:, -1].float(), -1)
             nxt = logp.argmax(-1)
-            probs.append(logp.max(-1).values.exp())
-            entropy.append(-(logp.exp() * logp).sum(-1))
+            out.write(alive, i, nxt, p.est_scores[:, -1], p.routed[:, -1], logp)
+            done = torch.zeros_like(nxt, dtype=torch.bool)
             if stop_token is not None:
-                nxt = nxt.masked_fill(done, stop_token)
-                done = done | (nxt == stop_token)
-            toks.append(nxt)
-            scores.append(p.est_scores[:, -1])
-            routes.append(p.routed[:, -1])
-            if bool(done.all()) or i == max_new_tokens - 1 or T0 + i >= self.cfg.max_seq_len:
+                done = nxt == stop_token
+            if budget is not None:
+                done = done | (budget <= i + 1)
+            # without budgets, the longest row ends the batch at the model's last position
+            longest = T0 + i - (0 if pad is None else int(pad.min()))
+            full = budget is None and longest >= self.cfg.max_seq_len
+            if bool(done.all()) or i == max_new_tokens - 1 or full:
                 break
-            p = self._run(nxt.unsqueeze(1), T0 + i, caches, rcaches, pcache)
-        if not toks:
-            empty = idx.new_zeros((B, 0))
-            return Generation(empty, empty.float(), empty.bool())
-        return Generation(
-            torch.stack(toks, 1),
-            torch.stack(scores, 1),
-            torch.stack(routes, 1),
-            torch.stack(probs, 1),
-            torch.stack(entropy, 1),
-        )
+            if bool(done.any()):
+                keep = (~done).nonzero().squeeze(1)
+                alive, nxt = alive[keep], nxt[keep]
+                pad = None if pad is None else pad[keep]
+                budget = None if budget is None else budget[keep]
+                for cache in (*caches, *rcaches):
+                    cache.select(keep)
+                pcache.select(keep)
+            p = self._run(nxt.unsqueeze(1), T0 + i, caches, rcaches, pcache, pad)
+        return out.generation()
 
     # ---- cost model ------------------------------------------------------------------------
     def flops_per_token(self, routed_fraction: float, seq_len: int | None = None) -> float:

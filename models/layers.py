@@ -24,6 +24,11 @@ class KVCache:
         self.v = v if self.v is None else torch.cat([self.v, v], dim=2)
         return self.k, self.v
 
+    def select(self, rows: Tensor) -> None:
+        """Keep only these batch rows (the others finished generating)."""
+        if self.k is not None and self.v is not None:
+            self.k, self.v = self.k[rows], self.v[rows]
+
 
 class MLP(nn.Module):
     def __init__(self, cfg: APRConfig) -> None:
@@ -43,7 +48,10 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
 
-    def forward(self, x: Tensor, cache: KVCache | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, cache: KVCache | None = None, mask: Tensor | None = None
+    ) -> Tensor:
+        """mask: (B, 1, T, S) keys each query may see (left-padded rows); None: causal."""
         B, T, C = x.shape
         q, k, v = (t.view(B, T, self.n_head, -1).transpose(1, 2) for t in self.qkv(x).split(C, 2))
         if cache is not None:
@@ -51,8 +59,10 @@ class CausalSelfAttention(nn.Module):
         if k.size(2) != T and T != 1:  # prefill must start from an empty cache
             raise ValueError("multi-token steps are only supported on an empty cache")
         p = self.dropout if self.training else 0.0
-        # one new token attends to every cached position, so no mask is needed then
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=k.size(2) == T > 1)
+        if mask is not None:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        else:  # one new token attends to every cached position, so no mask is needed then
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=k.size(2) == T > 1)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
 
 
@@ -63,8 +73,10 @@ class Block(nn.Module):
         self.attn, self.mlp = CausalSelfAttention(cfg), MLP(cfg)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: Tensor, cache: KVCache | None = None) -> Tensor:
-        x = x + self.drop(self.attn(self.ln1(x), cache))
+    def forward(
+        self, x: Tensor, cache: KVCache | None = None, mask: Tensor | None = None
+    ) -> Tensor:
+        x = x + self.drop(self.attn(self.ln1(x), cache, mask))
         return x + self.mlp(self.ln2(x))
 
 
@@ -94,16 +106,26 @@ class RefineBlock(nn.Module):
         return k, v
 
     def forward(
-        self, x: Tensor, where: tuple[Tensor, Tensor], qpos: Tensor, k: Tensor, v: Tensor
+        self,
+        x: Tensor,
+        where: tuple[Tensor, Tensor],
+        qpos: Tensor,
+        k: Tensor,
+        v: Tensor,
+        pad: Tensor | None = None,
     ) -> Tensor:
         """x: (N, d) packed routed tokens; where: their (row, slot) in the padded (B, M)
-        layout that attention needs; qpos: (B, M) original positions of the slots."""
+        layout that attention needs; qpos: (B, M) original positions of the slots; pad: (B,)
+        left-padding columns of each row, never attended to."""
         (B, M), C = qpos.shape, x.size(-1)
         # only attention sees the padded layout: per-token work runs on the N real tokens
         q = x.new_zeros(B, M, C).index_put(where, self.q(self.ln_q(x)))
         q = q.view(B, M, self.n_head, -1).transpose(1, 2)
         # a routed token at original position t sees positions <= t
-        mask = torch.arange(k.size(2), device=x.device) <= qpos.unsqueeze(-1)
+        cols = torch.arange(k.size(2), device=x.device)
+        mask = cols <= qpos.unsqueeze(-1)
+        if pad is not None:  # a slot always sees its own column: no empty row, no NaN
+            mask = (mask & (cols >= pad.view(-1, 1, 1))) | (cols == qpos.unsqueeze(-1))
         # each key/value head serves n_head / n_kv query heads (grouped-query attention)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.unsqueeze(1), enable_gqa=True)
         x = x + self.proj(y.transpose(1, 2)[where].reshape(-1, C))

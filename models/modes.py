@@ -29,7 +29,8 @@ class Router(Protocol):
     def routing_seed(self) -> int: ...
 
 
-Route = Callable[[Router, "Tensor", "Tensor", int], "Tensor"]
+# (model, estimator scores (B, T), token ids (B, T), each token's position in its own row (B, T))
+Route = Callable[[Router, "Tensor", "Tensor", "Tensor"], "Tensor"]
 
 
 @dataclass(frozen=True)
@@ -41,13 +42,13 @@ class Mode:
     learns_threshold: bool = False  # the threshold follows the estimator while training
 
 
-def _none(model: Router, scores: Tensor, idx: Tensor, pos0: int) -> Tensor:
+def _none(model: Router, scores: Tensor, idx: Tensor, pos: Tensor) -> Tensor:
     import torch
 
     return torch.zeros_like(idx, dtype=torch.bool)
 
 
-def _every(model: Router, scores: Tensor, idx: Tensor, pos0: int) -> Tensor:
+def _every(model: Router, scores: Tensor, idx: Tensor, pos: Tensor) -> Tensor:
     import torch
 
     return torch.ones_like(idx, dtype=torch.bool)
@@ -61,14 +62,11 @@ def hash_uniform(idx: Tensor, pos: Tensor, seed: int) -> Tensor:
     return (h ^ (h >> 16)).float() / 2**31
 
 
-def _random(model: Router, scores: Tensor, idx: Tensor, pos0: int) -> Tensor:
-    import torch
-
-    pos = torch.arange(pos0, pos0 + idx.size(1), device=idx.device)
+def _random(model: Router, scores: Tensor, idx: Tensor, pos: Tensor) -> Tensor:
     return hash_uniform(idx, pos, model.routing_seed()) < model.route_target()
 
 
-def _estimator(model: Router, scores: Tensor, idx: Tensor, pos0: int) -> Tensor:
+def _estimator(model: Router, scores: Tensor, idx: Tensor, pos: Tensor) -> Tensor:
     return scores >= model.threshold()
 
 

@@ -75,3 +75,10 @@ class PointerCache:
         self.keys = keys if self.keys is None else torch.cat([self.keys, keys], 1)
         self.slots = slots if self.slots is None else torch.cat([self.slots, slots], 1)
         return self.keys, self.slots
+
+    def select(self, rows: Tensor) -> None:
+        """Keep only these batch rows (the others finished generating)."""
+        for name in ("keys", "slots", "recent"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, value[rows])

@@ -73,12 +73,9 @@ def test_adding_a_mode_is_one_registry_entry(monkeypatch: pytest.MonkeyPatch) ->
     training config and the flow parameters accept it, and it routes as its function says."""
 
     def first_token(
-        model: modes.Router, scores: torch.Tensor, idx: torch.Tensor, pos0: int
+        model: modes.Router, scores: torch.Tensor, idx: torch.Tensor, pos: torch.Tensor
     ) -> torch.Tensor:
-        routed = torch.zeros_like(idx, dtype=torch.bool)
-        if pos0 == 0:
-            routed[:, 0] = True
-        return routed
+        return pos == 0
 
     toy = modes.Mode("first", "the first token only", first_token)
     monkeypatch.setitem(modes.MODES, "first", toy)
