@@ -169,8 +169,10 @@ def answer_all(answerer: Answerer, frame: pd.DataFrame) -> list[Answer]:
 
 def request_latency(answerer: Answerer, frame: pd.DataFrame) -> np.ndarray:
     """Milliseconds to answer one request alone, as a served endpoint does: the first
-    LATENCY_SAMPLE questions, one at a time (what the gate's latency budget is about)."""
-    rows = frame.head(LATENCY_SAMPLE)
+    LATENCY_SAMPLE questions spread evenly over the split (every domain), one at a time (what
+    the gate's latency budget is about)."""
+    spread = np.unique(np.linspace(0, len(frame) - 1, min(LATENCY_SAMPLE, len(frame))).astype(int))
+    rows = frame.iloc[spread]
     return np.array(
         [
             answerer(d, q).latency_s * 1000
