@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlflow.exceptions import MlflowException
+from sqlalchemy import Connection
 
 from infra.errors import TamperedError
 from registry import audit
@@ -26,11 +27,13 @@ class UngatedAlias(TamperedError):
     """A gated alias points where no gate decision put it."""
 
 
-def expected_aliases(model_name: str = MODEL_NAME) -> dict[str, int | None]:
+def expected_aliases(
+    model_name: str = MODEL_NAME, conn: Connection | None = None
+) -> dict[str, int | None]:
     """Where the gate's decisions, replayed in order, left each gated alias."""
     champion: int | None = None
     previous: int | None = None
-    for d in sorted(audit.list_decisions(model_name), key=lambda d: int(d["id"])):
+    for d in sorted(audit.list_decisions(model_name, conn=conn), key=lambda d: int(d["id"])):
         if d["action"] == "promote" and d["promoted"]:
             champion, previous = d["champion_version_after"], d["champion_version_before"]
         elif d["action"] == "rollback":
@@ -52,8 +55,20 @@ def _v(version: int | None) -> str:
 
 
 def alias_problems(model_name: str = MODEL_NAME) -> dict[str, str]:
-    """Each gated alias that differs from the audit trail, with what differs."""
-    want, have = expected_aliases(model_name), actual_aliases(model_name)
+    """Each gated alias that differs from the audit trail, with what differs.
+
+    A promotion moves the aliases in MLflow (committed at once) and then records its decision in
+    the audit transaction that holds the champion pointer locked; a reader between the two sees a
+    difference that is not one. So a difference is confirmed only once that lock is free, when
+    every promotion in flight has committed (or rolled back and put the aliases back)."""
+    if not _differences(model_name):
+        return {}
+    with audit.locked_pointer(model_name, *expected_aliases(model_name).values()) as (conn, _):
+        return _differences(model_name, conn)
+
+
+def _differences(model_name: str, conn: Connection | None = None) -> dict[str, str]:
+    want, have = expected_aliases(model_name, conn), actual_aliases(model_name)
     return {
         alias: f"@{alias} is {_v(have[alias])} but the gate's decisions left it {_v(want[alias])}: "
         "it was moved outside the gate"

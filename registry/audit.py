@@ -272,13 +272,18 @@ def read_pointer(model_name: str) -> Pointer | None:
     return None if row is None else Pointer(model_name, row.version, row.previous_version)
 
 
-def list_decisions(model_name: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-    """Decisions, newest first."""
+def list_decisions(
+    model_name: str | None = None, limit: int | None = None, conn: Connection | None = None
+) -> list[dict[str, Any]]:
+    """Decisions, newest first (read in ``conn``'s transaction when given)."""
     query = select(decisions).order_by(decisions.c.id.desc())
     if model_name is not None:
         query = query.where(decisions.c.model_name == model_name)
     if limit is not None:
         query = query.limit(limit)
-    with ensure_schema().connect() as conn:
+    if conn is None:
+        with ensure_schema().connect() as own:
+            rows = [dict(r._mapping) for r in own.execute(query)]
+    else:
         rows = [dict(r._mapping) for r in conn.execute(query)]
     return [{**r, "decided_at": as_utc(r["decided_at"])} for r in rows]

@@ -13,11 +13,11 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
-from infra.settings import get_settings
+from infra.settings import get_settings, reload_settings
 from tests.conftest import unavailable
 
 N = 1000  # questions in the frozen evaluation set
@@ -162,3 +162,24 @@ def postgres_url() -> Iterator[str]:
         with admin.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         admin.close()
+
+
+@pytest.fixture
+def pg_registry(
+    veracity_home: Path, mlflow_template: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Registry]:
+    """One fresh PostgreSQL database as both the audit DB and the MLflow backend store."""
+    import mlflow
+
+    monkeypatch.setenv("VERACITY_DATABASE_URL", postgres_url)
+    monkeypatch.setenv("VERACITY_MLFLOW_TRACKING_URI", postgres_url)
+    reload_settings()
+    yield open_registry(veracity_home, mlflow_template)
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
+def any_registry(request: pytest.FixtureRequest) -> Registry:
+    """The registry on each backend: SQLite (files under the home) and PostgreSQL."""
+    name = "registry" if request.param == "sqlite" else "pg_registry"
+    return cast(Registry, request.getfixturevalue(name))

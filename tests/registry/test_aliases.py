@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from typer.testing import CliRunner
 
@@ -12,6 +14,7 @@ from registry import (
     MODEL_NAME,
     PREVIOUS,
     UngatedAlias,
+    audit,
     promote,
     recent_decisions,
     require_gated,
@@ -82,3 +85,36 @@ def test_allow_ungated_is_recorded_and_keeps_the_trail_verifiable(refused_v3: li
     ]
     client().set_registered_model_alias(MODEL_NAME, PREVIOUS, str(v1))  # put back: clean again
     assert verify_audit()[1] == [] and expected_aliases()[CHAMPION] == v2
+
+
+def test_a_promotion_in_flight_is_not_taken_for_tampering(any_registry: Registry) -> None:
+    """The window between MLflow moving the aliases and the audit row committing.
+
+    On PostgreSQL a reader does not wait for the gate's transaction (CI once refused a concurrent
+    promotion as tampering there); on SQLite every transaction is serialised anyway."""
+    v1, v2, v3 = (any_registry.version(r) for r in (BASE, BETTER, WORSE))
+    assert promote(v1).promoted and promote(v2).promoted
+    seen: list[BaseException | None] = []
+
+    def check() -> None:
+        try:
+            require_gated(CHAMPION)
+            seen.append(None)
+        except BaseException as exc:
+            seen.append(exc)
+
+    reader = threading.Thread(target=check)
+    with audit.locked_pointer(MODEL_NAME) as (conn, _):  # what the gate's commit step holds
+        assert audit.compare_and_set(conn, MODEL_NAME, v2, v3, v2)
+        client().set_registered_model_alias(MODEL_NAME, CHAMPION, str(v3))
+        client().set_registered_model_alias(MODEL_NAME, PREVIOUS, str(v2))
+        reader.start()
+        reader.join(timeout=2.0)
+        assert reader.is_alive(), seen  # waits for the promotion rather than refusing it
+        row = {"action": "promote", "model_name": MODEL_NAME, "challenger_version": v3}
+        row |= {"champion_version_before": v2, "champion_version_after": v3, "promoted": True}
+        row |= {"actor": "test", "reason": "promoted", "metrics": {}, "statistic": {}}
+        audit.insert_decision(conn, {**row, "policy": {}})
+    reader.join(timeout=60)
+    assert seen == [None]
+    assert alias_problems() == {} and expected_aliases() == {CHAMPION: v3, PREVIOUS: v2}

@@ -9,8 +9,6 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +16,7 @@ from mlflow import MlflowClient
 
 from infra.settings import get_settings, reload_settings
 from registry import MODEL_NAME, audit, recent_decisions, registry_table
-from tests.registry.conftest import Registry, make_report, open_registry
+from tests.registry.conftest import Registry, make_report
 
 PROCESSES = 4
 
@@ -33,7 +31,11 @@ def _worker(env: dict[str, str], version: int, barrier: Any, results: Any) -> No
     client().get_registered_model(MODEL_NAME)  # warm up, so the race is in the gate itself
     barrier.wait(timeout=120)
     started = time.perf_counter()
-    d = promote(version, actor=f"proc-{version}")
+    try:
+        d = promote(version, actor=f"proc-{version}")
+    except Exception as exc:  # the test reports it, rather than waiting on an empty queue
+        results.put({"version": version, "error": f"{type(exc).__name__}: {exc}"})
+        raise
     seconds = time.perf_counter() - started
     row = {"version": version, "promoted": d.promoted, "id": d.id, "reason": d.reason}
     results.put({**row, "pid": os.getpid(), "seconds": seconds})
@@ -56,6 +58,7 @@ def _race(registry: Registry) -> list[dict[str, Any]]:
         p.start()
     barrier.wait(timeout=120)  # all four warmed up: go
     out = [results.get(timeout=120) for _ in procs]
+    assert not [r for r in out if "error" in r], out
     for p in procs:
         p.join(timeout=30)
         assert p.exitcode == 0
@@ -101,19 +104,6 @@ def _check(versions: list[int], results: list[dict[str, Any]]) -> None:
 def test_concurrent_promotions_sqlite(registry: Registry) -> None:
     results = _race(registry)
     assert any(r["promoted"] for r in results)
-
-
-@pytest.fixture
-def pg_registry(
-    veracity_home: Path, mlflow_template: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Registry]:
-    import mlflow
-
-    monkeypatch.setenv("VERACITY_DATABASE_URL", postgres_url)
-    monkeypatch.setenv("VERACITY_MLFLOW_TRACKING_URI", postgres_url)
-    reload_settings()
-    yield open_registry(veracity_home, mlflow_template)
-    mlflow.set_tracking_uri(None)
 
 
 def test_concurrent_promotions_postgres(pg_registry: Registry) -> None:
