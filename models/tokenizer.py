@@ -35,6 +35,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
+from worldgen.values import read_values
+
 PAD, DOC, Q, A, END, UNK = "<pad>", "<doc>", "<q>", "<a>", "<end>", "<unk>"
 SPECIALS: tuple[str, ...] = (PAD, DOC, Q, A, END, UNK)
 MAX_SLOTS = 32
@@ -42,19 +44,8 @@ SLOTS: tuple[str, ...] = tuple(f"<v{i}>" for i in range(MAX_SLOTS))
 _SLOT_NUMBER = {slot: k for k, slot in enumerate(SLOTS)}
 CONT = "##"
 _PIECE = re.compile(r"[^\W\d_]+|\d|[^\w\s]|_")
-# a stated value: a date, or a number not glued to letters ("type2", "3a" and "q1" are words)
-_VALUE = re.compile(r"(?<![\w.-])(?:\d{4}-\d{2}-\d{2}|-?\d+(?:\.\d+)?)(?![\w-])")
 _DIGITS = [str(d) for d in range(10)]
 FORMAT = "veracity-word-tokenizer/2"  # /2 adds phrases; /1 files (no phrases) still load
-
-
-def value_pattern(phrases: Iterable[str]) -> re.Pattern[str]:
-    """Stated values: any of ``phrases`` as whole words (longest first), then numbers and dates."""
-    ordered = sorted({p.lower() for p in phrases}, key=lambda p: (-len(p), p))
-    if not ordered:
-        return _VALUE
-    alternatives = "|".join(re.escape(p) for p in ordered)
-    return re.compile(rf"(?<![\w.-])(?:{alternatives})(?![\w-])|{_VALUE.pattern}")
 
 
 class UnknownTokenError(KeyError):
@@ -113,7 +104,6 @@ class Tokenizer:
         self.index: dict[str, int] = {tok: i for i, tok in enumerate(self.vocab)}
         self.strict = strict
         self.phrases: tuple[str, ...] = tuple(sorted({p.lower() for p in phrases}))
-        self._values = value_pattern(self.phrases)
 
     # ids of the special tokens, for the model and the data pipeline
     pad_id, doc_id, q_id, a_id, end_id, unk_id = range(len(SPECIALS))
@@ -172,10 +162,10 @@ class Tokenizer:
         text = text.lower()
         slots: dict[str, int] = {}
         at: dict[int, tuple[int, int]] = {}
-        for m in self._values.finditer(text):
-            if m.group() not in slots and len(slots) == MAX_SLOTS:
+        for v in read_values(text, self.phrases):
+            if v.canonical not in slots and len(slots) == MAX_SLOTS:
                 continue  # past the last slot a value is only its digits
-            at[m.start()] = (m.end(), slots.setdefault(m.group(), len(slots)))
+            at[v.start] = (v.end, slots.setdefault(v.canonical, len(slots)))
         return self._encode_marked(text, at, keep_values=True), tuple(slots)
 
     def encode_answer(self, answer: str, slots: Sequence[str]) -> list[int]:
@@ -184,9 +174,9 @@ class Tokenizer:
         text = normalize(answer)
         number = {value: k for k, value in enumerate(slots)}
         at = {
-            m.start(): (m.end(), number[m.group()])
-            for m in self._values.finditer(text)
-            if m.group() in number and self._stands_as_value(text, m.start(), m.end())
+            v.start: (v.end, number[v.canonical])
+            for v in read_values(text, self.phrases)
+            if v.canonical in number and self._stands_as_value(text, v.start, v.end)
         }
         return self._encode_marked(text, at, keep_values=False)
 

@@ -121,7 +121,10 @@ def engine(url: str | None = None) -> Engine:
         @event.listens_for(eng, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None  # let the "begin" hook below own BEGIN
-            dbapi_conn.execute("PRAGMA journal_mode=WAL")  # readers never block the gate
+            # WAL (readers never block the gate) stays set in the file; switching again while
+            # another process writes fails at once with "database is locked", busy timeout or not
+            if dbapi_conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                dbapi_conn.execute("PRAGMA journal_mode=WAL")
 
         @event.listens_for(eng, "begin")
         def _begin_immediate(conn: Connection) -> None:
