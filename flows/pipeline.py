@@ -46,7 +46,7 @@ from infra.settings import get_settings
 from models.abstain import risk_target
 from registry import tracking
 from validation.acceptance import require_accepted, verdict
-from worldgen.dataset import DatasetError, read_manifest
+from worldgen.dataset import HELD_OUT, IN_FAMILY, DatasetError, read_manifest
 
 # ------------------------------------------------------------------------------ flows
 
@@ -63,11 +63,17 @@ def _parent_run(params: PipelineParams) -> str | None:
 
 @flow(name="generate-on-dask", log_prints=True)
 def generate_on_dask(
-    domains: list[str], n: int, seed: int, out: str, shards: int
+    domains: list[str], n: int, seed: int, out: str, shards: int, phrasing: str = IN_FAMILY
 ) -> tuple[dict[str, str], bool]:
     """The dataset task with its shards on Dask (task runner set by ``generate``)."""
     result: tuple[dict[str, str], bool] = run_task(
-        generate_dataset, domains=domains, n=n, seed=seed, out=out, shards=shards
+        generate_dataset,
+        domains=domains,
+        n=n,
+        seed=seed,
+        out=out,
+        shards=shards,
+        phrasing=phrasing,
     )
     return result
 
@@ -80,9 +86,11 @@ def generate(
     out: str | None = None,
     shards: int = 1,
     dask: str | None = None,
+    phrasing: str = IN_FAMILY,
 ) -> dict[str, Any]:
     """Generate (or reuse) a dataset; returns its reference. ``dask`` (or the setting
-    ``VERACITY_DASK_ADDRESS``) runs the shards on a Dask cluster; the digest is the same."""
+    ``VERACITY_DASK_ADDRESS``) runs the shards on a Dask cluster; the digest is the same.
+    ``phrasing="held-out"`` writes the same records in the seed's held-out forms only."""
     p = check_params(
         domains=domains,
         n=n,
@@ -95,8 +103,9 @@ def generate(
         "domains": p.domains,
         "n": p.n,
         "seed": p.seed,
-        "out": p.dataset_out(),
+        "out": p.dataset_out() if phrasing == IN_FAMILY else p.heldout_out(),
         "shards": p.shards,
+        "phrasing": phrasing,
     }
     if p.dask:
         runner = dask_task_runner(p.dask)
@@ -161,15 +170,27 @@ def evaluate(
     split: str = "test",
     risk: float | None = None,
     confidence: float | None = None,
+    heldout_uri: str | None = None,
 ) -> dict[str, Any]:
     """Score a trained model against the world model's ground truth, its abstention certified
-    for ``risk`` at ``confidence`` (None: the settings')."""
+    for ``risk`` at ``confidence`` (None: the settings'); ``heldout_uri``: the dataset's
+    held-out-phrasing twin, scored too."""
     if split not in ("test", "validation"):
         raise UserError(f"split must be test or validation, got {split!r}")
     alpha, delta = risk_target(risk, confidence)
     digest = require_accepted(uri).digest
+    heldout = None
+    if heldout_uri is not None:
+        heldout = {"uri": heldout_uri, "digest": require_accepted(heldout_uri).digest}
     result, cached = run_task(
-        evaluate_model, model=model, uri=uri, digest=digest, split=split, alpha=alpha, delta=delta
+        evaluate_model,
+        model=model,
+        uri=uri,
+        digest=digest,
+        split=split,
+        alpha=alpha,
+        delta=delta,
+        heldout=heldout,
     )
     create_table_artifact(
         key="veracity-evaluation",
@@ -268,16 +289,23 @@ def pipeline(
 
     s = time.perf_counter()
     logger.info("stage 1/5 generate: %d records per domain of %s", p.n, ", ".join(p.domains))
-    ref = generate(
-        domains=p.domains, n=p.n, seed=p.seed, out=p.dataset_out(), shards=p.shards, dask=p.dask
-    )
-    stage("generate", ref, s)
-    out_["dataset"] = ref
+    args: dict[str, Any] = {
+        "domains": p.domains,
+        "n": p.n,
+        "seed": p.seed,
+        "shards": p.shards,
+        "dask": p.dask,
+    }
+    ref = generate(**args, out=p.dataset_out())
+    twin = generate(**args, out=p.dataset_out(), phrasing=HELD_OUT)
+    stage("generate", {"cached": ref["cached"] and twin["cached"]}, s)
+    out_["dataset"], out_["heldout_dataset"] = ref, twin
 
     s = time.perf_counter()
-    logger.info("stage 2/5 validate %s", ref["uri"])
+    logger.info("stage 2/5 validate %s and its held-out-phrasing twin", ref["uri"])
     try:
         report = validate(ref["uri"], ref["digest"])
+        twin_report = validate(twin["uri"], twin["digest"])
     except RejectedDataset as exc:
         create_markdown_artifact(
             key="veracity-run-summary",
@@ -285,7 +313,7 @@ def pipeline(
             description="pipeline stopped: dataset rejected",
         )
         raise
-    stage("validate", report, s)
+    stage("validate", {"cached": report["cached"] and twin_report["cached"]}, s)
     out_["validation"] = _brief_validation(report)
 
     parent = _parent_run(p)
@@ -301,7 +329,7 @@ def pipeline(
 
     s = time.perf_counter()
     logger.info("stage 4/5 evaluate on the %s split", p.eval_split)
-    evaluation = evaluate(model, ref["uri"], p.eval_split, p.risk, p.confidence)
+    evaluation = evaluate(model, ref["uri"], p.eval_split, p.risk, p.confidence, twin["uri"])
     stage("evaluate", evaluation, s)
     out_["evaluation"] = evaluation
     out_["model"]["model_uri"] = evaluation["model_uri"]  # logged once its threshold is fixed

@@ -21,6 +21,13 @@ def summary_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
         {"metric": "confident halluc.", "value": _fmt(h.get("confident_hallucination"))},
         {"metric": "latency p95 (ms)", "value": _fmt(h.get("latency_p95_ms"), ".1f")},
     ]
+    if "heldout_accuracy" in h:  # the same entities in phrasing training never saw
+        rows += [
+            {"metric": "held-out phrasing accuracy", "value": _fmt(h["heldout_accuracy"])},
+            {"metric": "  hallucination", "value": _fmt(h["heldout_hallucination_rate"])},
+            {"metric": "  coverage", "value": _fmt(h["heldout_coverage"])},
+            {"metric": "  confident halluc.", "value": _fmt(h["heldout_confident_hallucination"])},
+        ]
     if evaluation.get("guarantee"):
         rows.append({"metric": "guarantee", "value": evaluation["guarantee"]})
     if decision:

@@ -31,7 +31,14 @@ from models.train import train
 from registry import promote, record_evaluation, register_challenger, registry_table, tracking
 from validation import validate
 from validation.acceptance import current_suite_hashes
-from worldgen.dataset import DatasetError, DatasetRef, dataset_digest, generate, read_manifest
+from worldgen.dataset import (
+    IN_FAMILY,
+    DatasetError,
+    DatasetRef,
+    dataset_digest,
+    generate,
+    read_manifest,
+)
 from worldgen.domains import get_domain
 
 IO_ERRORS: tuple[type[BaseException], ...] = (OSError, TimeoutError, ConnectionError)
@@ -120,7 +127,8 @@ TASK_OPTIONS: dict[str, Any] = {
 
 
 def _generate_key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
-    return _key("generate", sorted(p["domains"]), p["n"], p["seed"], p["out"])
+    phrasing = p.get("phrasing", IN_FAMILY)
+    return _key("generate", sorted(p["domains"]), p["n"], p["seed"], p["out"], phrasing)
 
 
 @task(name="generate-shard", cache_policy=NO_CACHE, **TASK_OPTIONS)
@@ -149,7 +157,7 @@ def dask_task_runner(address: str) -> Any:
 
 @task(name="generate-dataset", cache_key_fn=_generate_key, **TASK_OPTIONS)
 def generate_dataset(
-    domains: list[str], n: int, seed: int, out: str, shards: int = 1
+    domains: list[str], n: int, seed: int, out: str, shards: int = 1, phrasing: str = IN_FAMILY
 ) -> dict[str, str]:
     if storage.exists(storage.join(out, "manifest.json")):
         m = read_manifest(out)
@@ -157,6 +165,7 @@ def generate_dataset(
             m.get("seed") != seed
             or m.get("n_per_domain") != n
             or sorted(m["domains"]) != sorted(domains)
+            or m.get("phrasing", {}).get("rendering") != phrasing
         ):
             raise DatasetError(f"{out} already holds another dataset; choose a new out")
         today = {d: get_domain(d).spec.spec_hash for d in domains}
@@ -170,7 +179,7 @@ def generate_dataset(
         get_run_logger().info("reusing %s (same seed and size give the same dataset)", out)
         return {"uri": out, "digest": str(m["digest"])}
     mapper = _task_runner_mapper if shards > 1 else None
-    ref = generate(domains, n, seed, out, shards=shards, mapper=mapper)
+    ref = generate(domains, n, seed, out, shards=shards, mapper=mapper, phrasing=phrasing)
     return {"uri": ref.uri, "digest": ref.digest}
 
 
@@ -238,21 +247,44 @@ def train_model(
 
 
 def _evaluate_key(ctx: TaskRunContext, p: dict[str, Any]) -> str:
+    heldout = p.get("heldout") or {}
     return _key(
-        "evaluate", p["model"]["run_id"], p["uri"], p["digest"], p["split"], p["alpha"], p["delta"]
+        "evaluate",
+        p["model"]["run_id"],
+        p["uri"],
+        p["digest"],
+        p["split"],
+        p["alpha"],
+        p["delta"],
+        heldout.get("uri", ""),
+        heldout.get("digest", ""),
     )
 
 
 @task(name="evaluate-model", cache_key_fn=_evaluate_key, **TASK_OPTIONS)
 def evaluate_model(
-    model: dict[str, Any], uri: str, digest: str, split: str, alpha: float, delta: float
+    model: dict[str, Any],
+    uri: str,
+    digest: str,
+    split: str,
+    alpha: float,
+    delta: float,
+    heldout: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Evaluate, certify the trained model with the abstention policy the evaluation certified
     for ``alpha`` at confidence ``1 - delta``
     (a new served folder: the cached training output is never modified), and only then log
-    the served model: what the gate reads is what is served."""
+    the served model: what the gate reads is what is served. ``heldout``: the held-out-phrasing
+    twin of the dataset (uri, digest), answered under the same policy."""
     with heartbeat("evaluation"):
-        report = evaluate(model["model_dir"], uri, split, risk=alpha, confidence=1.0 - delta)
+        report = evaluate(
+            model["model_dir"],
+            uri,
+            split,
+            risk=alpha,
+            confidence=1.0 - delta,
+            heldout_uri=heldout["uri"] if heldout else None,
+        )
     path = Path(model["run_dir"]) / "eval" / f"{digest[:16]}-{split}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     data = report.to_dict()

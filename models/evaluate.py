@@ -104,6 +104,9 @@ class EvalReport:
     aurc: dict[str, float] = field(default_factory=dict)  # each signal's on this split
     # each signal's risk-coverage curve on this split: [coverage, risk] at up to 50 points
     risk_coverage: dict[str, list[list[float]]] = field(default_factory=dict)
+    # the same model and policy on the same entities written only in held-out phrasing
+    # (worldgen.surface): HELD_OUT_FIGURES of that report, and its dataset ({} when not run)
+    heldout: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,6 +122,10 @@ class EvalReport:
         out.update({f"accuracy_kind_{k}": v for k, v in self.accuracy_by_kind.items()})
         out.update({f"aurc_{k}": v for k, v in self.aurc.items()})
         out.update({f"risk_{k}": float(v) for k, v in self.risk.items() if k in RISK_METRICS})
+        if self.heldout:
+            out.update({f"heldout_{k}": float(self.heldout[k]) for k in HELD_OUT_SCALARS})
+            by_domain = self.heldout["accuracy_by_domain"].items()
+            out.update({f"heldout_accuracy_{d}": float(v) for d, v in by_domain})
         for name, interval in (
             ("accuracy", self.accuracy_ci95),
             ("hallucination", self.hallucination_ci95),
@@ -129,6 +136,23 @@ class EvalReport:
 
 
 RISK_METRICS = ("alpha", "delta", "coverage", "bound", "feasible")
+HELD_OUT_SCALARS = (
+    "accuracy",
+    "hallucination_rate",
+    "coverage",
+    "selective_risk",
+    "confident_hallucination",
+    "abstention_rate",
+)
+HELD_OUT_FIGURES = (
+    *HELD_OUT_SCALARS,
+    "n",
+    "accuracy_by_domain",
+    "accuracy_by_kind",
+    "dataset_uri",
+    "dataset_digest",
+    "outcomes",
+)
 
 
 def wilson_interval(hits: int, n: int, z: float = Z95) -> list[float]:
@@ -227,12 +251,14 @@ def evaluate(
     per_domain: int | None = EVAL_PER_DOMAIN,
     risk: float | None = None,
     confidence: float | None = None,
+    heldout_uri: str | None = None,
 ) -> EvalReport:
     """Answer the questions of ``split`` (the first ``per_domain`` of each domain: the same ones
     for every model). The abstention policy is the model's own where one was fixed into it (a
     registered model abstains as it was certified to), a fixed ``abstain_threshold`` on the
     estimator when given, else calibrated on the validation split for ``risk`` at
-    ``confidence`` (the settings' ``risk`` where not given)."""
+    ``confidence`` (the settings' ``risk`` where not given). ``heldout_uri``: the same split
+    written in held-out phrasing, answered under the same policy (``EvalReport.heldout``)."""
     model_dir = resolve_model(model_uri)
     answerer = Answerer.load(model_dir)
     policy = stored_policy(model_dir)
@@ -246,7 +272,14 @@ def evaluate(
     frame = load_qa(dataset_uri, split, per_domain=per_domain)
     raw = answer_all(answerer, frame)
     latency = request_latency(answerer, frame)
-    return build_report(answerer, frame, raw, policy, dataset_uri, split, latency)
+    report = build_report(answerer, frame, raw, policy, dataset_uri, split, latency)
+    if heldout_uri is not None:
+        other = load_qa(heldout_uri, split, per_domain=per_domain)
+        moved = build_report(
+            answerer, other, answer_all(answerer, other), policy, heldout_uri, split, latency
+        )
+        report.heldout = {k: getattr(moved, k) for k in HELD_OUT_FIGURES}
+    return report
 
 
 def build_report(

@@ -15,8 +15,9 @@ from models.answer import target_text
 from models.apr import APRConfig, APRTransformer
 from models.config import TrainingInputError
 from models.tokenizer import Tokenizer, UnknownTokenError
-from worldgen.dataset import load_qa
+from worldgen.dataset import load_qa, read_manifest
 from worldgen.domains import value_phrases, vocabulary_texts
+from worldgen.surface import held_out
 
 # validation while training reads a fixed sample: enough to track, cheap at every check
 VAL_PER_DOMAIN = 300
@@ -164,8 +165,10 @@ class QADataModule(L.LightningDataModule):
             if "derivation" in train:
                 texts += [target_text("", d) for d in train["derivation"] if d]
             domains = sorted(set(train["domain"]))
+            manifest = read_manifest(self.uri)
+            families = held_out(manifest["seed"]) if "phrasing" in manifest else None
             for domain in domains:
-                texts += vocabulary_texts(domain)
+                texts += vocabulary_texts(domain, families)
             phrases = [p for domain in domains for p in value_phrases(domain)]
             self.tokenizer = Tokenizer.fit(texts, strict=True, phrases=phrases)
         return self.tokenizer

@@ -34,6 +34,7 @@ from models.precision import base_precision, training_device_type, training_prec
 from models.tokenizer import SLOTS, Tokenizer
 from worldgen.dataset import read_manifest
 from worldgen.domains import document_texts, domain_names, question_forms
+from worldgen.surface import Families, held_out
 
 
 def model_config(config: TrainConfig, tok: Tokenizer) -> dict[str, Any]:
@@ -98,11 +99,13 @@ def claim_run_dir(run_dir: Path, config: TrainConfig) -> None:
     record.write_text(json.dumps(wanted, indent=2, sort_keys=True))
 
 
-def trained_guide(domains: list[str]) -> Guide:
-    """The question forms of the trained domains, and the words marking each one's documents
-    (distinct against every domain the world model knows)."""
+def trained_guide(domains: list[str], families: Families | None = None) -> Guide:
+    """The question forms of the trained domains (the in-family phrasings of ``families``),
+    and the words marking each one's documents (distinct against every domain the world model
+    knows)."""
     marks = domain_marks({d: document_texts(d) for d in domain_names()})
-    return Guide({d: question_forms(d) for d in domains}, {d: marks[d] for d in domains})
+    forms = {d: question_forms(d, families) for d in domains}
+    return Guide(forms, {d: marks[d] for d in domains})
 
 
 def dataset_digest(uri: str) -> str:
@@ -186,7 +189,9 @@ def _fit(uri: str, digest: str, config: TrainConfig, run_dir: Path) -> TrainResu
         )
     model = module.model.cpu().eval()
     threshold = calibrate(model, data)
-    guide = trained_guide(list(read_manifest(uri)["domains"]))
+    manifest = read_manifest(uri)
+    families = held_out(manifest["seed"]) if "phrasing" in manifest else None
+    guide = trained_guide(list(manifest["domains"]), families)
     model_dir = export(model, tok, run_dir / "model", threshold, uri, digest, config, guide)
     base = base_precision(device_type)
     result = TrainResult(

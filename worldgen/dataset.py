@@ -33,10 +33,13 @@ from infra.errors import UserError
 from worldgen import frames
 from worldgen.domains import domain_names, get_domain
 from worldgen.render import render_block
+from worldgen.surface import held_out
 
 BLOCK = 4096
 TABLES = ("records", "documents", "qa")
 SPLITS = (("train", 0.8), ("validation", 0.1), ("test", 0.1))
+IN_FAMILY, HELD_OUT = "in-family", "held-out"
+PHRASINGS = (IN_FAMILY, HELD_OUT)
 FORMAT = 1
 MAX_RECORDS = 50_000_000
 
@@ -60,6 +63,7 @@ class Plan:
     seed: int
     blocks: tuple[int, ...]  # block indices this shard generates
     shard: int
+    phrasing: str = IN_FAMILY
 
 
 # --- splits ------------------------------------------------------------------------------
@@ -90,8 +94,12 @@ def block_rngs(
     return np.random.default_rng(sample_seq), np.random.default_rng(render_seq)
 
 
-def generate_block(domain: str, n: int, seed: int, block: int) -> dict[str, pd.DataFrame]:
-    """Records, documents and QA for one block; refuses to emit a record that breaks the model."""
+def generate_block(
+    domain: str, n: int, seed: int, block: int, phrasing: str = IN_FAMILY
+) -> dict[str, pd.DataFrame]:
+    """Records, documents and QA for one block; refuses to emit a record that breaks the model.
+    ``phrasing``: documents and questions in the seed's in-family forms, or only held-out ones
+    (the same records: the held-out-phrasing test reads the same entities another way)."""
     dom = get_domain(domain)
     start = block * BLOCK
     size = min(BLOCK, n - start)
@@ -103,7 +111,9 @@ def generate_block(domain: str, n: int, seed: int, block: int) -> dict[str, pd.D
     records = frames.to_frame(dom.spec, cols)
     split = assign_split(cols[dom.spec.entity], seed)
     records["split"] = split
-    docs, qas = render_block(dom.renderer, frames.to_rows(records, dom.spec), render_rng)
+    rows = frames.to_rows(records, dom.spec)
+    families, heldout = held_out(seed), phrasing == HELD_OUT
+    docs, qas = render_block(dom.renderer, rows, render_rng, families, heldout)
     keys = records[["record_id", dom.spec.entity, "split"]].rename(
         columns={dom.spec.entity: "entity_id"}
     )
@@ -129,18 +139,20 @@ def block_digest(tables: dict[str, pd.DataFrame]) -> str:
     return h.hexdigest()
 
 
-def shard_plans(domain: str, n: int, seed: int, shards: int) -> list[Plan]:
+def shard_plans(
+    domain: str, n: int, seed: int, shards: int, phrasing: str = IN_FAMILY
+) -> list[Plan]:
     n_blocks = -(-n // BLOCK)
     edges = np.linspace(0, n_blocks, min(shards, n_blocks) + 1).astype(int)
     return [
-        Plan(domain, n, seed, tuple(range(edges[i], edges[i + 1])), i)
+        Plan(domain, n, seed, tuple(range(edges[i], edges[i + 1])), i, phrasing)
         for i in range(len(edges) - 1)
     ]
 
 
 def run_plan(plan: Plan, out: str) -> dict[str, Any]:
     """Generate one shard and write its three parquet files; returns file facts and block digests."""
-    blocks = [generate_block(plan.domain, plan.n, plan.seed, b) for b in plan.blocks]
+    blocks = [generate_block(plan.domain, plan.n, plan.seed, b, plan.phrasing) for b in plan.blocks]
     files: dict[str, dict[str, Any]] = {}
     for table in TABLES:
         frame = pd.concat([b[table] for b in blocks], ignore_index=True)
@@ -184,16 +196,21 @@ def generate(
     out: str,
     shards: int = 1,
     mapper: Mapper | None = None,
+    phrasing: str = IN_FAMILY,
 ) -> DatasetRef:
-    """Generate ``n`` records per domain into ``out``; ``mapper`` may run shards in parallel."""
+    """Generate ``n`` records per domain into ``out``; ``mapper`` may run shards in parallel.
+    ``phrasing`` (``in-family`` or ``held-out``) picks the surface forms (``worldgen.surface``);
+    the manifest records which families the seed holds out."""
     domains = list(domains)
     check_arguments(domains, n, seed, shards, out)
+    if phrasing not in PHRASINGS:
+        raise DatasetError(f"phrasing must be one of {', '.join(PHRASINGS)}, got {phrasing!r}")
     storage.check_writable(out)
     if storage.exists(storage.join(out, "manifest.json")):
         raise DatasetError(
             f"{out} already holds a dataset; choose a new --out (datasets are never overwritten)"
         )
-    plans = [p for d in domains for p in shard_plans(d, n, seed, shards)]
+    plans = [p for d in domains for p in shard_plans(d, n, seed, shards, phrasing)]
     # a partial, not a lambda: a process pool's map must pickle it
     results = list((mapper or map)(partial(run_plan, out=out), plans))
     manifest: dict[str, Any] = {
@@ -203,6 +220,7 @@ def generate(
         "block": BLOCK,
         "shards": shards,
         "status": "generated",
+        "phrasing": {"rendering": phrasing, "held_out": held_out(seed).as_dict()},
         "domains": {},
         "files": {},
     }

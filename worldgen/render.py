@@ -40,31 +40,93 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, Final, Literal, cast
 
 import numpy as np
 
 from worldgen.calc import UNSTATED, CalcError, compute, may_decide_despite_gaps
 from worldgen.plan import JOIN, encode_plan, stated_keys
+from worldgen.surface import (
+    PLAIN,
+    Families,
+    Form,
+    ValueKind,
+    fact_forms,
+    probe_sentences,
+    question_forms,
+    write,
+    writes,
+)
+from worldgen.values import money
 
 Row = Mapping[str, Any]
 Kind = Literal["lookup", "derived", "multistep", "unknown"]
 UNKNOWN: Final = "unknown"
 KINDS: tuple[Kind, ...] = ("lookup", "derived", "multistep", "unknown")
+DRAWS = 8  # tries at a form whose format states the value
 
 
 @dataclass(frozen=True)
 class Fact:
-    """One field of a record as a sentence. ``value`` gives its canonical string."""
+    """One field of a record as a sentence. ``value`` gives its canonical string; ``kind``,
+    ``labels`` (names a document gives the field) and ``unit`` let ``worldgen.surface`` write it
+    in many more forms than the hand-written ``templates``."""
 
     key: str
     templates: tuple[str, ...]
     value: Callable[[Row], str]
     withhold_p: float = 0.2
+    kind: ValueKind = "text"
+    labels: tuple[str, ...] = ()
+    unit: str = ""
 
-    def sentence(self, row: Row, template: int) -> str:
-        return self.templates[template].format(v=self.value(row))
+    @cached_property
+    def forms(self) -> tuple[Form, ...]:
+        labels = self.labels or (self.key.replace("_", " "),)  # a field's name, at least
+        return fact_forms(self.templates, labels, self.kind, self.unit)
+
+    def choices(self, families: Families | None, heldout: bool) -> tuple[int, ...]:
+        """The forms a rendering may draw: without families, the hand-written ones."""
+        if families is None:
+            return tuple(range(len(self.templates)))
+        return _choices(self, families, heldout)
+
+    def draw(
+        self, row: Row, rng: np.random.Generator, families: Families | None, heldout: bool
+    ) -> int:
+        """A form for this record: drawn again while its format cannot state the value
+        (``$1.2 million`` for ``$1,234,567.89``), at worst the hand-written plain sentence."""
+        choices = self.choices(families, heldout)
+        value = self.value(row)
+        for _ in range(DRAWS):
+            form = choices[int(rng.integers(len(choices)))]
+            if writes(self.forms[form], value, self.unit):
+                return form
+        plain = [i for i in choices if self.forms[i].fmt == PLAIN]
+        return plain[0] if plain else form
+
+    def sentence(self, row: Row, form: int) -> str:
+        return write(self.forms[form], self.value(row), self.unit)
+
+
+@lru_cache(maxsize=1024)
+def _choices(fact: Fact, families: Families, heldout: bool) -> tuple[int, ...]:
+    """In-family forms, or held-out ones that write no sentence an in-family form writes (a
+    held-out frame can meet a hand-written sentence: "{Label} {v}." and "SBP {v} mmHg.")."""
+    inside: set[str] = set()
+    for f in fact.forms:
+        if not f.held_out_by(families):
+            inside |= probe_sentences(f, fact.unit)
+    found = tuple(
+        i
+        for i, f in enumerate(fact.forms)
+        if f.held_out_by(families) == heldout
+        and (not heldout or not probe_sentences(f, fact.unit) & inside)
+    )
+    if not found:
+        raise ValueError(f"fact {fact.key!r} has no {'held-out' if heldout else 'in-family'} form")
+    return found
 
 
 @dataclass(frozen=True)
@@ -179,6 +241,12 @@ class Question:
     paths: tuple[Path, ...]
     revealed_by: tuple[Reveal, ...] = ()
 
+    def phrasings(self, families: Families | None, heldout: bool) -> tuple[str, ...]:
+        """How a rendering may ask: without families, the hand-written questions."""
+        if families is None:
+            return self.templates
+        return _phrasings(self.templates, families.questions, heldout)
+
     def path_given(self, stated: frozenset[str]) -> Path | None:
         """The first path whose facts are all stated; None when no path is complete."""
         for path in self.paths:
@@ -267,17 +335,24 @@ class Renderer:
     def question(self, key: str) -> Question:
         return self._questions[key]  # type: ignore[attr-defined]
 
-    def plan(self, rng: np.random.Generator) -> list[tuple[str, int]]:
-        """Which facts to state, with which paraphrase, in which order."""
-        stated = [
-            (f.key, int(rng.integers(len(f.templates))))
-            for f in self.facts
-            if rng.random() >= f.withhold_p
-        ]
+    def plan(
+        self,
+        row: Row,
+        rng: np.random.Generator,
+        families: Families | None = None,
+        heldout: bool = False,
+    ) -> list[tuple[str, int]]:
+        """Which facts to state, in which form, in which order; ``heldout``: only forms of the
+        held-out families (and no shared sentences, which are in-family)."""
+        stated = []
+        for f in self.facts:
+            if rng.random() >= f.withhold_p:
+                stated.append((f.key, f.draw(row, rng, families, heldout)))
         order = rng.permutation(len(stated))
         plan = [stated[i] for i in order]
-        for joint in self.joints:
-            joint.group_up(plan, rng)
+        if not heldout:
+            for joint in self.joints:
+                joint.group_up(plan, rng)
         return plan
 
     def sentence(self, row: Row, entry: str, template: int) -> str:
@@ -293,7 +368,12 @@ class Renderer:
         return {key: self.fact(key).value(row) for key in stated}
 
     def ask(
-        self, row: Row, stated: frozenset[str], rng: np.random.Generator
+        self,
+        row: Row,
+        stated: frozenset[str],
+        rng: np.random.Generator,
+        families: Families | None = None,
+        heldout: bool = False,
     ) -> list[dict[str, str]]:
         values = self.stated_values(row, stated)
         by_kind: dict[Kind, list[tuple[Question, Resolution]]] = {k: [] for k in KINDS}
@@ -306,7 +386,8 @@ class Renderer:
             pool = by_kind[kind]
             for i in rng.permutation(len(pool))[:count]:
                 q, resolution = pool[i]
-                text = q.templates[int(rng.integers(len(q.templates)))]
+                phrasings = q.phrasings(families, heldout)
+                text = phrasings[int(rng.integers(len(phrasings)))]
                 out.append(
                     {
                         "kind": kind,
@@ -351,12 +432,6 @@ def yes_no(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
-def money(cents: int) -> str:
-    """Canonical money string: dollars and cents, e.g. ``-1234.56``."""
-    sign = "-" if cents < 0 else ""
-    return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d}"
-
-
 def stated_field(name: str) -> Callable[[Row], str]:
     """A fact's value as written: the record's field as a string."""
 
@@ -380,13 +455,23 @@ def money_field(name: str) -> Callable[[Row], str]:
     return value
 
 
+@lru_cache(maxsize=4096)
+def _phrasings(templates: tuple[str, ...], held: frozenset[int], heldout: bool) -> tuple[str, ...]:
+    return tuple(text for text, frame in question_forms(templates) if (frame in held) == heldout)
+
+
 def render_block(
-    renderer: Renderer, rows: list[dict[str, Any]], rng: np.random.Generator
+    renderer: Renderer,
+    rows: list[dict[str, Any]],
+    rng: np.random.Generator,
+    families: Families | None = None,
+    heldout: bool = False,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Documents and QA pairs for one block of records (rows carry labels, not codes)."""
+    """Documents and QA pairs for one block of records (rows carry labels, not codes), in the
+    in-family forms of ``families`` or (``heldout``) only the held-out ones."""
     docs, qas = [], []
     for row in rows:
-        plan = renderer.plan(rng)
+        plan = renderer.plan(row, rng, families, heldout)
         stated = stated_keys(plan)
         docs.append(
             {
@@ -395,6 +480,6 @@ def render_block(
                 "document": renderer.document(row, plan),
             }
         )
-        for i, qa in enumerate(renderer.ask(row, stated, rng)):
+        for i, qa in enumerate(renderer.ask(row, stated, rng, families, heldout)):
             qas.append({"qa_id": row["record_id"] * 16 + i, "record_id": row["record_id"], **qa})
     return docs, qas

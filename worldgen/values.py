@@ -191,8 +191,12 @@ def _scaled(canonical: str, scale: int) -> str | None:
 def money_formats() -> dict[str, Format]:
     """Surface formats of a canonical money string, by name."""
 
-    def signed(write: Callable[[str], str]) -> Format:
-        return lambda c: f"-{write(c[1:])}" if c.startswith("-") else write(c)
+    def signed(write: Format) -> Format:
+        def both(c: str) -> str | None:
+            shown = write(c[1:] if c.startswith("-") else c)
+            return None if shown is None else f"-{shown}" if c.startswith("-") else shown
+
+        return both
 
     def scaled(prefix: str, scale: int, suffix: str = "") -> Format:
         def write(c: str) -> str | None:
@@ -202,8 +206,8 @@ def money_formats() -> dict[str, Format]:
         return write
 
     return {
-        "plain": signed(lambda c: f"${c}"),
-        "grouped": signed(lambda c: f"${grouped(c)}"),
+        "plain": lambda c: f"${c}",  # as records have always been written: $-5.00
+        "grouped": signed(lambda c: f"${grouped(c)}" if abs(float(c)) >= 1000 else None),
         "usd": signed(lambda c: f"USD {grouped(c)}"),
         "dollars": signed(lambda c: f"{grouped(c)} dollars"),
         "whole": lambda c: f"${grouped(c[:-3])}" if c.endswith(".00") and c[0] != "-" else None,
@@ -223,7 +227,12 @@ def date_formats() -> dict[str, Format]:
 
     return {
         "iso": lambda c: c,
-        "day_month": lambda c: f"{parts(c).day} {calendar.month_abbr[parts(c).month]} {c[:4]}",
+        # May has no short name: "1 May 2021" is the long format's, not this one's
+        "day_month": lambda c: (
+            None
+            if parts(c).month == 5
+            else f"{parts(c).day} {calendar.month_abbr[parts(c).month]} {c[:4]}"
+        ),
         "month_day": lambda c: f"{calendar.month_name[parts(c).month]} {parts(c).day}, {c[:4]}",
         "us_slash": lambda c: f"{parts(c).month:02d}/{parts(c).day:02d}/{c[:4]}",
         "long_day_month": lambda c: f"{parts(c).day} {calendar.month_name[parts(c).month]} {c[:4]}",

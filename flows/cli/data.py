@@ -40,17 +40,24 @@ def generate(
     workers: Annotated[
         int, typer.Option(help="processes generating shards at once (at least as many shards)")
     ] = 1,
+    phrasing: Annotated[
+        str,
+        typer.Option(help="in-family (what training reads) or held-out (the phrasing test)"),
+    ] = "in-family",
 ) -> None:
     """Generate a world-model dataset; prints its URI and digest.
 
-    The digest is the same for any --shards and --workers."""
+    The digest is the same for any --shards and --workers. --phrasing held-out writes the same
+    records in the seed's held-out surface forms only: the test of phrasing never trained on."""
     # one worker runs in this process (no pool to start); process_pool checks any other count
     pool = nullcontext(None) if workers == 1 else process_pool(workers)
     # at least a shard per worker; a bad --shards is left as given, for generate to refuse
     at_least = shards if shards < 1 else max(shards, workers)
     target = out or join(get_settings().datasets_root, f"ds-seed{seed}-n{n}")
     with pool as mapper:
-        ref = generate_dataset(_domains(domain), n, seed, target, shards=at_least, mapper=mapper)
+        ref = generate_dataset(
+            _domains(domain), n, seed, target, shards=at_least, mapper=mapper, phrasing=phrasing
+        )
     say(f"{ref.uri}\n{ref.digest}")
 
 
@@ -66,6 +73,7 @@ def describe(uri: str) -> str:
         f"dataset {uri}",
         f"digest  {m['digest']}",
         f"seed    {m['seed']}",
+        f"phrasing {m.get('phrasing', {}).get('rendering', 'in-family')}",
         f"{'domain':<10} {'records':>8} {'docs':>8} {'qa':>8}  splits (train/validation/test)",
     ]
     for name, info in m["domains"].items():

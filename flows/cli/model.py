@@ -95,6 +95,10 @@ def evaluate(
     ] = False,
     risk: RiskOption = None,
     confidence: ConfidenceOption = None,
+    held_out_phrasing: Annotated[
+        str | None,
+        typer.Option(help="the dataset's held-out-phrasing twin (generate --phrasing held-out)"),
+    ] = None,
 ) -> None:
     """Score a model against the world model's ground truth (accuracy, hallucination, latency).
 
@@ -117,8 +121,18 @@ def evaluate(
         check_gated(alias, f"evaluate {model}", allow_ungated)
     model_dir = resolve_model(model)  # a mistyped model first: it is the cheaper check
     require_accepted(uri)
+    if held_out_phrasing is not None:
+        require_accepted(held_out_phrasing)
     sample = EVAL_PER_DOMAIN if per_domain is None else per_domain or None
-    result = run_eval(model_dir, uri, split, per_domain=sample, risk=risk, confidence=confidence)
+    result = run_eval(
+        model_dir,
+        uri,
+        split,
+        per_domain=sample,
+        risk=risk,
+        confidence=confidence,
+        heldout_uri=held_out_phrasing,
+    )
     if report:
         save_report(result, report)
     say(format_report(result))
@@ -149,5 +163,14 @@ def format_report(r: EvalReport) -> str:
         f"guarantee      {r.guarantee or 'none (a threshold fixed without a risk target)'}\n"
         f"latency        p50 {r.latency_p50_ms:.1f} ms, p95 {r.latency_p95_ms:.1f} ms\n"
         f"routed         {r.routed_fraction:.3f}; estimator AUROC {r.estimator_auroc:.3f}, "
-        f"ECE {r.ece:.3f}, Brier {r.brier:.3f}"
+        f"ECE {r.ece:.3f}, Brier {r.brier:.3f}" + (_heldout_line(r.heldout) if r.heldout else "")
+    )
+
+
+def _heldout_line(h: dict[str, Any]) -> str:
+    by_domain = " ".join(f"{d}={v:.3f}" for d, v in h["accuracy_by_domain"].items())
+    return (
+        f"\nheld-out phr.  accuracy {h['accuracy']:.3f}  {by_domain}; hallucination "
+        f"{h['hallucination_rate']:.3f}, coverage {h['coverage']:.3f}, confident hallucination "
+        f"{h['confident_hallucination']:.4f}"
     )

@@ -10,7 +10,9 @@ import pytest
 from models.tokenizer import Tokenizer
 from worldgen.calc import compute
 from worldgen.dataset import generate_block
-from worldgen.domains import domain_names, value_phrases
+from worldgen.domains import domain_names, get_domain, value_phrases
+from worldgen.frames import to_rows
+from worldgen.render import render_block
 from worldgen.values import (
     canonical_of,
     date_formats,
@@ -84,7 +86,10 @@ def test_every_date_and_number_format_writes_what_reads_back() -> None:
         for day in days:
             value = str(day)
             shown = write(value)
-            assert shown is not None and canonical_of(f"Seen on {shown}.") == [value], name
+            if shown is None:  # "1 May 2021" is only the long format's
+                assert name == "day_month" and value[5:7] == "05"
+                continue
+            assert canonical_of(f"Seen on {shown}.") == [value], name
     for name, write in number_formats().items():
         for n in rng.integers(0, 10**8, 300):
             for value in (str(n), f"{n}.{n % 100:02d}"):
@@ -98,13 +103,15 @@ _OLD = r"(?<![\w.-])(?:\d{4}-\d{2}-\d{2}|-?\d+(?:\.\d+)?)(?![\w-])"
 
 @pytest.mark.parametrize("domain", domain_names())
 def test_generated_documents_read_as_before(domain: str) -> None:
-    """Documents in the generator's own formats give the same slots they always did, but for
+    """Documents in the hand-written forms give the same slots they always did, but for
     the old reader's stray "1" of "1.73m2" (the start of a decimal glued to a unit)."""
     phrases = sorted({p.lower() for p in value_phrases(domain)}, key=lambda p: (-len(p), p))
     alternatives = "|".join(re.escape(p) for p in phrases)
     old = re.compile(rf"(?<![\w.-])(?:{alternatives})(?![\w-])|{_OLD}")
-    docs = generate_block(domain, 400, 0, 0)["documents"]["document"]
-    for doc in docs.str.lower():
+    dom = get_domain(domain)
+    records = generate_block(domain, 400, 0, 0)["records"]
+    docs, _ = render_block(dom.renderer, to_rows(records, dom.spec), np.random.default_rng(0))
+    for doc in (d["document"].lower() for d in docs):
         before = [
             (m.start(), m.end(), m.group())
             for m in old.finditer(doc)

@@ -13,6 +13,8 @@ from importlib import import_module
 from worldgen.faults import COMMON_FAULTS, FaultMode
 from worldgen.render import Renderer
 from worldgen.spec import WorldSpec
+from worldgen.surface import Families
+from worldgen.values import MONTHS, SCALES
 
 
 @dataclass(frozen=True)
@@ -96,33 +98,41 @@ def get_domain(name: str) -> Domain:
     return Domain(name, src.build(), src.renderer(), faults, stream)
 
 
-def vocabulary_texts(name: str) -> list[str]:
-    """Every word the domain can write: templates, questions, category labels, yes/no/true/false.
+def vocabulary_texts(name: str, families: Families | None = None) -> list[str]:
+    """Every word the domain writes in training: its facts' in-family forms (without
+    ``families``: the hand-written ones), questions, category labels, yes/no/true/false.
 
-    The world model's vocabulary is closed; a tokenizer fitted on these plus the training text
-    never meets an unknown word on held-out entities.
+    A tokenizer fitted on these plus the training text never meets an unknown word on held-out
+    entities written in-family; held-out phrasing may bring words training never saw.
     """
     dom = get_domain(name)
-    texts = ["yes no unknown true false none"]
+    texts = ["yes no unknown true false none", *MONTH_WORDS]
     for fact in dom.renderer.facts:
-        texts += [t.replace("{v}", " ") for t in fact.templates]
+        forms = [fact.forms[i] for i in fact.choices(families, heldout=False)]
+        texts += [f.template.replace("{v}", " ") for f in forms]
     for joint in dom.renderer.joints:
         texts += [t.format(roles=" ", Roles=" ", values=" ") for t in joint.templates]
         texts += list(joint.roles.values())
-    for question in dom.renderer.questions:
-        texts += list(question.templates)
+    texts += question_forms(name, families)
     return texts + value_phrases(name)
 
 
-def question_forms(name: str) -> list[str]:
-    """Every way the domain asks a question."""
-    return [t for q in get_domain(name).renderer.questions for t in q.templates]
+# the words values are written in (months, scales, currency): a format held out brings none new
+MONTH_WORDS = (" ".join(MONTHS), " ".join(SCALES), "usd dollars")
+
+
+def question_forms(name: str, families: Families | None = None) -> list[str]:
+    """Every way the domain asks a question in training: the in-family phrasings of
+    ``families`` (without: the hand-written questions)."""
+    questions = get_domain(name).renderer.questions
+    return [t for q in questions for t in q.phrasings(families, heldout=False)]
 
 
 def document_texts(name: str) -> list[str]:
     """The words a document of the domain is written in: its fact sentences and labels."""
     dom = get_domain(name)
-    texts = [t.replace("{v}", " ") for fact in dom.renderer.facts for t in fact.templates]
+    # every form: the grammar's frames are every domain's, so their words mark none
+    texts = [f.template.replace("{v}", " ") for fact in dom.renderer.facts for f in fact.forms]
     for joint in dom.renderer.joints:
         texts += [t.format(roles=" ", Roles=" ", values=" ") for t in joint.templates]
         texts += list(joint.roles.values())

@@ -43,6 +43,22 @@ REV, COGS, GP, OPEX = "revenue_cents", "cogs_cents", "gross_profit_cents", "opex
 EBIT, INT, TAX, NI = "operating_income_cents", "interest_cents", "tax_cents", "net_income_cents"
 DIV, OPEN, CLOSE = "dividends_cents", "equity_open_cents", "equity_close_cents"
 LIAB, ASSETS = "liabilities_cents", "assets_cents"
+# other names statements give a line (the hand-written label comes first)
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    REV: ("sales", "total revenue"),
+    COGS: ("cost of sales", "COGS"),
+    GP: ("gross margin in dollars",),
+    OPEX: ("operating costs", "OpEx"),
+    EBIT: ("EBIT", "operating profit"),
+    INT: ("interest paid", "interest cost"),
+    TAX: ("tax expense", "provision for income taxes"),
+    NI: ("net profit", "bottom line"),
+    DIV: ("dividends", "dividends paid"),
+    OPEN: ("equity at the start of the quarter", "opening shareholders' equity"),
+    CLOSE: ("equity at the end of the quarter", "closing shareholders' equity"),
+    ASSETS: ("assets", "total assets on the balance sheet"),
+    LIAB: ("liabilities", "total debts and obligations"),
+}
 
 
 # EBIT as stated, or as its derivation from what is stated (``worldgen.calc`` language)
@@ -151,9 +167,11 @@ def renderer() -> Renderer:
     def fact(key: str, label: str, withhold_p: float = 0.15) -> Fact:
         return Fact(
             key,
-            (f"{label}: ${{v}}.", f"The company reported {label.lower()} of ${{v}}."),
+            (f"{label}: {{v}}.", f"The company reported {label.lower()} of {{v}}."),
             money_field(key),
             withhold_p=withhold_p,
+            kind="money",
+            labels=(label.lower(), *SYNONYMS.get(key, ())),
         )
 
     facts = (
@@ -162,17 +180,20 @@ def renderer() -> Renderer:
             ("This report covers fiscal quarter Q{v}.", "Quarter: Q{v}."),
             lambda r: str(int(r["period"]) + 1),
             withhold_p=0.0,
+            labels=("fiscal quarter", "quarter"),
         ),
         Fact(
             "sector",
             ("The company operates in the {v} sector.", "Sector: {v}."),
             stated_field("sector"),
+            labels=("sector", "industry"),
         ),
         Fact(
             "loan_type",
             ("Its main debt facility is a {v}.", "Debt facility: {v}."),
             stated_field("loan_type"),
             withhold_p=0.1,
+            labels=("debt facility", "main debt facility", "loan type"),
         ),
         fact(REV, "Revenue", 0.1),
         fact(COGS, "Cost of goods sold", 0.1),
@@ -195,6 +216,7 @@ def renderer() -> Renderer:
             ),
             lambda r: yes_no(bool(r["covenant_breached"])),
             withhold_p=0.65,
+            labels=("interest-coverage covenant breached", "coverage covenant breached"),
         ),
     )
     lookups_ = lookups(
