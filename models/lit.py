@@ -170,7 +170,7 @@ class QADataModule(L.LightningDataModule):
             for domain in domains:
                 texts += vocabulary_texts(domain, families)
             phrases = [p for domain in domains for p in value_phrases(domain)]
-            self.tokenizer = Tokenizer.fit(texts, strict=True, phrases=phrases)
+            self.tokenizer = Tokenizer.fit(texts, strict=True, phrases=phrases, subwords=True)
         return self.tokenizer
 
     def setup(self, stage: str | None = None) -> None:

@@ -1,10 +1,18 @@
-"""Word-level tokenizer over a closed vocabulary, fitted on the training corpus.
+"""Tokenizer over an open vocabulary, fitted on the training corpus.
+
+Open vocabulary (format /3, what training writes): a word is read as byte-level BPE pieces
+learned on the training split with Hugging Face ``tokenizers`` (``fit_subwords``): every
+training word of any use whole, a word training never saw as pieces it did ("amounted" ->
+amount ##ed), any other character as its UTF-8 bytes (``<0xC3>``). Nothing a person writes is
+refused or turned into ``<unk>``. Tokenizers saved before (/2, /1) are word-level over a closed
+vocabulary and keep reading as they did.
 
 Normalisation (what ``decode(encode(text))`` gives back): the text is lower-cased, runs of
 whitespace become one space and the ends are stripped. Anything else survives the round trip
 as long as every piece is in the vocabulary.
 
-Pieces: a run of letters is one word; every digit is its own piece ("132" -> 1 3 2, so numbers
+Pieces (word level, then each word split as above): a run of letters is one word; every digit
+is its own piece ("132" -> 1 3 2, so numbers
 never grow the vocabulary); every other non-space character is its own piece ("-", ".", ","). A
 piece written directly after the previous one, with no space between, is stored in its
 continuation form with a ``##`` prefix (as in WordPiece), which is how decode knows where the
@@ -35,6 +43,11 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
+from tokenizers import Tokenizer as HFTokenizer
+from tokenizers.models import BPE
+from tokenizers.pre_tokenizers import WhitespaceSplit
+from tokenizers.trainers import BpeTrainer
+
 from worldgen.values import read_values
 
 PAD, DOC, Q, A, END, UNK = "<pad>", "<doc>", "<q>", "<a>", "<end>", "<unk>"
@@ -45,7 +58,12 @@ _SLOT_NUMBER = {slot: k for k, slot in enumerate(SLOTS)}
 CONT = "##"
 _PIECE = re.compile(r"[^\W\d_]+|\d|[^\w\s]|_")
 _DIGITS = [str(d) for d in range(10)]
-FORMAT = "veracity-word-tokenizer/2"  # /2 adds phrases; /1 files (no phrases) still load
+FORMAT = "veracity-word-tokenizer/3"  # /3 adds subwords; /2 (phrases) and /1 files still load
+FORMATS = (FORMAT, "veracity-word-tokenizer/2", "veracity-word-tokenizer/1")
+BYTES: tuple[str, ...] = tuple(f"<0x{b:02X}>" for b in range(256))
+_BYTE_VALUE = {tok: b for b, tok in enumerate(BYTES)}
+_ASCII_RUN = re.compile(r"[a-z]+|.", re.DOTALL)
+SUBWORD_VOCAB = 1000  # the BPE's cap: every training word whole, and the merges on the way
 
 
 class UnknownTokenError(KeyError):
@@ -94,7 +112,11 @@ def pieces(text: str) -> list[str]:
 
 class Tokenizer:
     def __init__(
-        self, vocab: Sequence[str], strict: bool = False, phrases: Iterable[str] = ()
+        self,
+        vocab: Sequence[str],
+        strict: bool = False,
+        phrases: Iterable[str] = (),
+        subwords: str | None = None,
     ) -> None:
         if tuple(vocab[: len(SPECIALS)]) != SPECIALS:
             raise ValueError(f"vocabulary must start with the special tokens {SPECIALS}")
@@ -104,6 +126,9 @@ class Tokenizer:
         self.index: dict[str, int] = {tok: i for i, tok in enumerate(self.vocab)}
         self.strict = strict
         self.phrases: tuple[str, ...] = tuple(sorted({p.lower() for p in phrases}))
+        self.subwords = subwords  # a byte-level BPE (Hugging Face tokenizers JSON), or None
+        self._bpe = HFTokenizer.from_str(subwords) if subwords else None
+        self._split: dict[str, tuple[str, ...]] = {}
 
     # ids of the special tokens, for the model and the data pipeline
     pad_id, doc_id, q_id, a_id, end_id, unk_id = range(len(SPECIALS))
@@ -115,18 +140,55 @@ class Tokenizer:
         min_count: int = 1,
         strict: bool = False,
         phrases: Iterable[str] = (),
+        subwords: bool = False,
     ) -> Tokenizer:
         """Build the vocabulary from a corpus; order is by frequency, then alphabetical.
-        ``phrases``: category labels a document states, slotted like numbers."""
+        ``phrases``: category labels a document states, slotted like numbers. ``subwords``: an
+        open vocabulary, words as byte-level BPE pieces learned on the corpus (``fit_subwords``)
+        so a word training never saw is read as pieces it did, never as ``<unk>``."""
         counts: Counter[str] = Counter()
         for text in texts:
             counts.update(pieces(text))
         # digits and single letters in both forms: any number, and codes such as "3b", encode
         always = {p for c in (*_DIGITS, *string.ascii_lowercase) for p in (c, CONT + c)}
+        bpe = fit_subwords(counts) if subwords else None
+        if bpe is not None:  # words are BPE pieces now; any byte, in both forms, is a piece
+            counts = Counter({t: c for t, c in counts.items() if not _is_word(t)})
+            pieces_ = set(json.loads(bpe)["model"]["vocab"]) | set(BYTES)
+            always |= {p for t in pieces_ for p in (t, CONT + t.removeprefix(CONT))}
         kept = {t for t, c in counts.items() if c >= min_count} | always
         kept -= set(SPECIALS) | set(SLOTS)
         ordered = sorted(kept, key=lambda t: (-counts.get(t, 0), t))
-        return cls([*SPECIALS, *SLOTS, *ordered], strict=strict, phrases=phrases)
+        return cls([*SPECIALS, *SLOTS, *ordered], strict=strict, phrases=phrases, subwords=bpe)
+
+    def pieces(self, text: str) -> list[str]:
+        """``pieces(text)``, each word as its subword pieces when the tokenizer has them."""
+        if self._bpe is None:
+            return pieces(text)
+        return [sub for piece in pieces(text) for sub in self._expand(piece)]
+
+    def _expand(self, piece: str) -> tuple[str, ...]:
+        """A word-level piece as the pieces the vocabulary has: itself when known (digits,
+        punctuation), a word's BPE pieces, any other character's UTF-8 bytes; the first keeps
+        the piece's glue, the rest are glued to it."""
+        found = self._split.get(piece)
+        if found is not None:
+            return found
+        glued, bare = piece.startswith(CONT), piece.removeprefix(CONT)
+        if not _is_word(piece) and piece in self.index:
+            out: list[str] = [piece]
+        else:
+            out = []
+            for run in _ASCII_RUN.findall(bare):
+                if run.isascii() and run.isalpha():
+                    assert self._bpe is not None
+                    out += self._bpe.encode(run, add_special_tokens=False).tokens
+                else:
+                    out += [BYTES[b] for b in run.encode()]
+            out = [t if i == 0 or t.startswith(CONT) else CONT + t for i, t in enumerate(out)]
+            out[0] = CONT + out[0].removeprefix(CONT) if glued else out[0].removeprefix(CONT)
+        self._split[piece] = found = tuple(out)
+        return found
 
     @property
     def has_slots(self) -> bool:
@@ -149,11 +211,11 @@ class Tokenizer:
 
     def unknown_pieces(self, text: str) -> list[str]:
         """The pieces of ``text`` outside the vocabulary, once each, in order (without "##")."""
-        found = [p for p in pieces(text) if p not in self.index]
+        found = [p for p in self.pieces(text) if p not in self.index]
         return list(dict.fromkeys(p.removeprefix(CONT) for p in found))
 
     def encode(self, text: str) -> list[int]:
-        return [self.token_id(p) for p in pieces(text)]
+        return [self.token_id(p) for p in self.pieces(text)]
 
     def encode_document(self, text: str) -> tuple[list[int], tuple[str, ...]]:
         """The document's ids with a slot token before each stated value, and the slot values."""
@@ -203,7 +265,11 @@ class Tokenizer:
                 if not keep_values:
                     end = skip_to = marked[0]
                     continue
-            ids.append(self.token_id(CONT + m.group() if m.start() == end else m.group()))
+            piece = CONT + m.group() if m.start() == end else m.group()
+            if self._bpe is None:
+                ids.append(self.token_id(piece))
+            else:
+                ids += [self.token_id(p) for p in self._expand(piece)]
             end = m.end()
         return ids
 
@@ -217,8 +283,19 @@ class Tokenizer:
         as its value from ``slots``; one the document does not have reads as <unk>.
         """
         out: list[str] = []
+        pending = bytearray()  # UTF-8 bytes of a character the vocabulary has no piece for
         for i in ids:
             tok = self.vocab[int(i)]
+            byte = _BYTE_VALUE.get(tok.removeprefix(CONT))
+            if byte is not None:
+                if not pending and not tok.startswith(CONT):
+                    out.append("")
+                pending.append(byte)
+                continue
+            if pending:
+                text = pending.decode("utf-8", errors="replace")
+                out[-1:] = [(out[-1] if out else "") + text]
+                pending.clear()
             k = _SLOT_NUMBER.get(tok)
             if k is not None:
                 if slots:
@@ -232,6 +309,8 @@ class Tokenizer:
                 out[-1] += tok[len(CONT) :]
             else:
                 out.append(tok[len(CONT) :] if tok.startswith(CONT) else tok)
+        if pending:
+            out[-1:] = [(out[-1] if out else "") + pending.decode("utf-8", errors="replace")]
         return " ".join(out)
 
     def encode_example(self, document: str, question: str, answer: str | None = None) -> Example:
@@ -244,11 +323,47 @@ class Tokenizer:
         return Example(ids, start, slots, spellings(document, slots))
 
     def to_json(self) -> str:
-        return json.dumps({"format": FORMAT, "vocab": self.vocab, "phrases": list(self.phrases)})
+        data = {"format": FORMAT, "vocab": self.vocab, "phrases": list(self.phrases)}
+        return json.dumps({**data, "subwords": self.subwords})
 
     @classmethod
     def from_json(cls, text: str, strict: bool = False) -> Tokenizer:
         data = json.loads(text)
-        if data.get("format") not in (FORMAT, "veracity-word-tokenizer/1"):
+        if data.get("format") not in FORMATS:
             raise ValueError(f"not a Veracity tokenizer file (format={data.get('format')!r})")
-        return cls(data["vocab"], strict=strict, phrases=data.get("phrases", ()))
+        phrases = data.get("phrases", ())
+        return cls(data["vocab"], strict=strict, phrases=phrases, subwords=data.get("subwords"))
+
+
+def _is_word(piece: str) -> bool:
+    return piece.removeprefix(CONT)[:1].isalpha()
+
+
+def fit_subwords(counts: Counter[str], size: int = SUBWORD_VOCAB) -> str:
+    """A BPE over the corpus's words (ASCII letters; any other character is read as its
+    bytes), with ``##`` marking a piece inside a word, as Hugging Face ``tokenizers`` saves it.
+    Every training word of enough use ends up whole; a new word splits into pieces seen in
+    training ("amounted" -> amount ##ed)."""
+    words: Counter[str] = Counter()
+    for piece, n in counts.items():
+        for run in _ASCII_RUN.findall(piece.removeprefix(CONT)):
+            if run.isascii() and run.isalpha():
+                words[run] += n
+    bpe = HFTokenizer(BPE(continuing_subword_prefix=CONT))
+    bpe.pre_tokenizer = WhitespaceSplit()
+    trainer = BpeTrainer(
+        vocab_size=size,
+        continuing_subword_prefix=CONT,
+        initial_alphabet=list(string.ascii_lowercase),
+        show_progress=False,
+    )
+    # a word's weight, capped: merges follow use, without feeding millions of copies
+    bpe.train_from_iterator(
+        (" ".join([w] * min(n, 200)) for w, n in sorted(words.items())), trainer
+    )
+    # every letter in both places, or a letter training never saw inside a word is dropped
+    data = json.loads(bpe.to_str())
+    vocab = data["model"]["vocab"]
+    for piece in (p for c in string.ascii_lowercase for p in (c, CONT + c)):
+        vocab.setdefault(piece, len(vocab))
+    return json.dumps(data)

@@ -90,7 +90,11 @@ class Fact:
         """The forms a rendering may draw: without families, the hand-written ones."""
         if families is None:
             return tuple(range(len(self.templates)))
-        return _choices(self, families, heldout)
+        cache = self.__dict__.setdefault("_choices", {})  # hashing a Fact costs more than this
+        found: tuple[int, ...] | None = cache.get((families, heldout))
+        if found is None:
+            found = cache[families, heldout] = _choices(self, families, heldout)
+        return found
 
     def draw(
         self, row: Row, rng: np.random.Generator, families: Families | None, heldout: bool

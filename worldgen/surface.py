@@ -110,6 +110,7 @@ class Families:
         }
 
 
+@lru_cache(maxsize=256)
 def value_formats(kind: ValueKind, unit: str = "") -> dict[str, Format]:
     """A kind's formats, by name; ``plain`` first. A measure states its unit or implies it."""
     if kind == "money":

@@ -255,21 +255,36 @@ print(json.dumps(out.to_dict("records")))
 
 
 @pytest.mark.parametrize(
-    ("question", "words"),
+    "question",
     [
-        ("What is the patient's sex? 😀", "'😀'"),
-        ("Quelle est la créatinine du patient ?", "'quelle', 'est', 'la' ..."),
-        ("What is the capital of France?", "'capital', 'france'"),
+        "What is the patient's sex? 😀",
+        "Quelle est la créatinine du patient ?",
+        "What is the capital of France?",
     ],
 )
-def test_a_question_with_words_the_model_never_read_is_not_answered(
-    trained: tuple[str, str], question: str, words: str
+def test_words_the_model_never_read_are_read_and_the_guide_judges(
+    trained: tuple[str, str], question: str
 ) -> None:
+    """An open vocabulary (issue 29): no word is unreadable, none is <unk>; a question the model
+    was not trained to ask about this kind of document is still refused, by the guide."""
     uri, model_dir = trained
+    answerer = Answerer.load(model_dir)
+    assert answerer.tok.unknown_pieces(question) == []
+    assert answerer.tok.decode(answerer.tok.encode(question)) == question.lower()
     document = ds.load_qa(uri, "test")["document"].iloc[0]
-    answer = Answerer.load(model_dir)(document, question)
+    answer = answerer(document, question)
     assert answer.text == UNKNOWN and answer.abstained and answer.uncertainty == 1.0
-    assert f"words the model was not trained to read ({words})" in answer.error
+    assert "not one the model was trained to answer" in answer.error
+
+
+def test_a_document_full_of_unseen_words_is_answered(trained: tuple[str, str]) -> None:
+    uri, model_dir = trained
+    qa = ds.load_qa(uri, "test")
+    row = qa[(qa["domain"] == "medical") & (qa["kind"] == "lookup")].iloc[0]
+    noise = "Zyxwv qwerty blorptastic überweisung naïve café 😀 — the clinician’s scribbles."
+    document = f"{noise} {row['document']} {noise}"
+    answer = Answerer.load(model_dir)(document, row["question"])
+    assert answer.error == "" and "<unk>" not in answer.raw
 
 
 @pytest.mark.parametrize(

@@ -53,6 +53,26 @@ def test_targets_compare_apr_with_dense_and_all() -> None:
     assert not any(t["met"] for t in worse.values())
 
 
+def test_held_out_phrasing_has_its_own_targets() -> None:
+    q = quality()
+    modes = {
+        "dense": mode(0.90, 0.05, 100.0, 0.80),
+        "apr": mode(0.975, 0.02, 110.0, 0.88),
+        "all": mode(0.952, 0.02, 200.0, 0.90),
+    }
+    assert "apr_heldout_accuracy" not in q.targets(modes)  # a run from before issue 29
+    modes["apr"]["heldout_phrasing"] = {
+        "accuracy": 0.80,
+        "hallucination_rate": 0.01,
+        "confident_hallucination": 0.004,
+    }
+    got = q.targets(modes)
+    assert not got["apr_heldout_accuracy"]["met"] and got["apr_heldout_accuracy"]["value"] == 0.8
+    assert got["apr_heldout_hallucination"]["met"]
+    assert got["apr_heldout_confident_hallucination"]["met"]
+    assert got["apr_infamily_accuracy"]["met"] and got["apr_accuracy"]["met"]
+
+
 def test_merge_combines_part_files(tmp_path: Path) -> None:
     q = quality()
     parts = []
