@@ -37,6 +37,7 @@ SUMMARY_KEYS = (
     "confident_hallucination",
     "risk",  # the abstention certificate: alpha, delta, coverage, bound (models.risk)
 )
+HELD_OUT_SUMMARY = ("accuracy", "hallucination_rate", "coverage", "confident_hallucination")
 
 
 class PromotionError(UserError):
@@ -59,6 +60,7 @@ class EvalReportDict(TypedDict, total=False):
     coverage: float
     confident_hallucination: float
     risk: dict[str, Any]
+    heldout: dict[str, Any]  # the same questions in held-out phrasing (models.evaluate)
 
 
 @dataclass(frozen=True)
@@ -94,18 +96,29 @@ def check_report(report: Mapping[str, Any], what: str) -> EvalReportDict:
 
 
 def summary(report: EvalReportDict) -> dict[str, Any]:
-    return {k: report.get(k) for k in SUMMARY_KEYS if k in report}
+    out = {k: report.get(k) for k in SUMMARY_KEYS if k in report}
+    if report.get("heldout"):
+        out["heldout"] = {k: report["heldout"][k] for k in HELD_OUT_SUMMARY}
+    return out
 
 
 def floor_failures(report: EvalReportDict, policy: PromotionPolicy) -> list[str]:
+    """The floors a challenger must clear, in-family and, where the report has it, on held-out
+    phrasing (the same questions written as training never wrote them)."""
     failures = []
-    if report["accuracy"] < policy.min_accuracy:
-        failures.append(f"accuracy {report['accuracy']:.4f} < floor {policy.min_accuracy:.4f}")
-    if report["hallucination_rate"] > policy.max_hallucination:
-        failures.append(
-            f"hallucination {report['hallucination_rate']:.4f} > ceiling "
-            f"{policy.max_hallucination:.4f}"
-        )
+    tests: list[tuple[str, Mapping[str, Any]]] = [("", report)]
+    if report.get("heldout"):
+        tests.append(("held-out phrasing ", report["heldout"]))
+    for what, figures in tests:
+        if figures["accuracy"] < policy.min_accuracy:
+            failures.append(
+                f"{what}accuracy {figures['accuracy']:.4f} < floor {policy.min_accuracy:.4f}"
+            )
+        if figures["hallucination_rate"] > policy.max_hallucination:
+            failures.append(
+                f"{what}hallucination {figures['hallucination_rate']:.4f} > ceiling "
+                f"{policy.max_hallucination:.4f}"
+            )
     if report["latency_p95_ms"] > policy.latency_p95_budget_ms:
         failures.append(
             f"p95 latency {report['latency_p95_ms']:.1f} ms over budget "

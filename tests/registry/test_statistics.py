@@ -66,3 +66,19 @@ def test_the_gate_compares_at_one_risk_and_records_the_certificate() -> None:
     verdict = judge(looser, champion, PromotionPolicy())
     assert not verdict.promoted
     assert "abstention certified for another risk (0.05 vs the champion's 0.01)" in verdict.reason
+
+
+def test_the_floors_apply_to_held_out_phrasing() -> None:
+    """A model that reads only its training phrasing is refused, whatever its in-family score."""
+    report = make_report(range(900), range(900, 920))
+    phrased = make_report(range(600), range(600, 750))
+    report["heldout"] = {k: phrased[k] for k in ("accuracy", "hallucination_rate")}
+    report["heldout"] |= {"coverage": 0.75, "confident_hallucination": 0.1}
+    verdict = judge(report, None, PromotionPolicy())
+    assert not verdict.promoted
+    assert "held-out phrasing accuracy 0.6000 < floor 0.8000" in verdict.reason
+    assert "held-out phrasing hallucination 0.1500 > ceiling" in verdict.reason
+    assert "accuracy 0.9000" not in verdict.reason  # in-family clears its floors
+    report["heldout"] |= {"accuracy": 0.85, "hallucination_rate": 0.02}
+    assert judge(report, None, PromotionPolicy()).promoted
+    assert verdict.metrics["challenger"]["heldout"]["coverage"] == 0.75
