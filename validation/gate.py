@@ -27,7 +27,7 @@ from validation import context as gxctx
 from validation.frames import documents_frame, qa_frame, records_frame, sql_frame
 from validation.report import CheckResult, DataQualityError, ValidationReport
 from validation.sidecar import write_sidecar
-from validation.structural import digest_checks, split_checks
+from validation.structural import digest_checks, phrasing_checks, split_checks
 from validation.suites import DomainSuites, build_suite
 from worldgen.dataset import TABLES, DatasetError, DatasetRef, read_manifest
 from worldgen.domains import get_domain
@@ -283,6 +283,7 @@ def validate(
             )
         tables = {t: _read_shards(uri, manifest, domain, t, results) for t in TABLES}
         results += split_checks(domain, int(manifest["seed"]), tables)
+        results += phrasing_checks(domain, manifest, tables)
         results += digest_checks(uri, manifest, domain, tables)
         records = tables["records"]
         if records is None:

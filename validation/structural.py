@@ -1,4 +1,5 @@
-"""Checked, not trusted: each entity's split, and the content the dataset's digest covers.
+"""Checked, not trusted: each entity's split, the phrasing families, and the content the
+dataset's digest covers.
 
 Evaluation is only honest while no test entity reaches training. The split column is written
 into records, documents and QA separately, so a single edited table could move an entity into
@@ -15,8 +16,12 @@ import numpy as np
 import pandas as pd
 
 from validation.report import CheckResult
-from worldgen.dataset import assign_split, dataset_digest
+from worldgen.dataset import HELD_OUT, assign_split, dataset_digest
+from worldgen.domains import get_domain
 from worldgen.integrity import content_mismatch
+from worldgen.plan import JOIN, decode_plan
+from worldgen.render import Renderer
+from worldgen.surface import Families, held_out
 
 SHOWN = 10  # entities named in the failure line; the rest are counted
 
@@ -76,3 +81,79 @@ def digest_checks(
         CheckResult(domain, "files", "content_digest", "structural", (), False, error=problem)
         for problem in problems
     ]
+
+
+def phrasing_checks(
+    domain: str, manifest: dict[str, Any], tables: dict[str, pd.DataFrame | None]
+) -> list[CheckResult]:
+    """Every document and question is written in its rendering's families (in-family, or only
+    held-out), by the seeded rule the manifest records: a held-out form in a training dataset
+    would let the held-out-phrasing test read phrasing the model trained on."""
+    phrasing = manifest.get("phrasing")
+    if phrasing is None:  # a dataset from before surface forms: one family, nothing to check
+        return []
+    families = held_out(int(manifest["seed"]))
+    heldout = phrasing.get("rendering") == HELD_OUT
+    renderer = get_domain(domain).renderer
+    out = []
+    if phrasing.get("held_out") != families.as_dict():
+        out.append(
+            CheckResult(
+                domain,
+                "files",
+                "phrasing_rule",
+                "structural",
+                (),
+                False,
+                error="the manifest's held-out families are not the seeded rule's",
+            )
+        )
+    docs, qa = tables.get("documents"), tables.get("qa")
+    if docs is not None:
+        bad = [
+            int(rid)
+            for rid, plan in zip(docs["record_id"], docs["plan"], strict=True)
+            if not _plan_in_family(renderer, str(plan), families, heldout)
+        ]
+        out.append(_phrasing_result(domain, "documents", ("plan",), bad))
+    if qa is not None:
+        asked = {q.key: set(q.phrasings(families, heldout)) for q in renderer.questions}
+        bad = [
+            int(rid)
+            for rid, key, question in zip(qa["record_id"], qa["key"], qa["question"], strict=True)
+            if question not in asked.get(key, ())
+        ]
+        out.append(_phrasing_result(domain, "qa", ("key", "question"), bad))
+    return out
+
+
+def _plan_in_family(renderer: Renderer, plan: str, families: Families, heldout: bool) -> bool:
+    try:
+        entries = decode_plan(plan)
+        return all(
+            (JOIN not in entry and form in renderer.fact(entry).choices(families, heldout))
+            or (JOIN in entry and not heldout)  # shared sentences are in-family
+            for entry, form in entries
+        )
+    except (KeyError, ValueError):
+        return False
+
+
+def _phrasing_result(
+    domain: str, table: str, columns: tuple[str, ...], bad: list[int]
+) -> CheckResult:
+    records = sorted(set(bad))
+    named = ", ".join(map(str, records[:SHOWN])) + (" ..." if len(records) > SHOWN else "")
+    return CheckResult(
+        domain,
+        table,
+        "phrasing_family",
+        "structural",
+        columns,
+        not records,
+        len(bad),
+        tuple(records[:SHOWN]),
+        error=f"{len(records)} records written outside their rendering's families: {named}"
+        if records
+        else "",
+    )

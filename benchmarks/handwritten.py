@@ -1,0 +1,152 @@
+"""Documents a person wrote, not the generator: does the model read them? writes results/handwritten.json.
+
+    .venv/bin/python benchmarks/handwritten.py [MODEL] [--out benchmarks/results/handwritten.json]
+
+MODEL is a model folder or an MLflow URI (default: the main job's champion). The documents below
+were written by hand in the styles clinics, courts and filings use (shorthand, run-on notes,
+thousands separators, scaled and parenthesised figures, spelled-out dates), with the world
+model's own questions; each answer was worked out by hand and checked with ``worldgen.calc``.
+Reported: correct, wrong, abstained (``unknown`` where an answer was due), and confident wrong
+(wrong at confidence >= 0.9, the outcome this product must not have), each answer listed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from infra.errors import UserError
+from models.answer import UNKNOWN, Answerer
+from models.evaluate import resolve_model
+from models.tokenizer import normalize
+
+CONFIDENT = 0.9
+# (domain, document, [(question, the answer the world model gives)])
+CASES: list[tuple[str, str, list[tuple[str, str]]]] = [
+    (
+        "medical",
+        "63-year-old man, current smoker, type 2 diabetes. BP 150/88. eGFR 42. HbA1c 7.9%. "
+        "Cr 1.7 mg/dL. On metformin.",
+        [
+            ("What is the patient's systolic pressure?", "150"),
+            ("What is the patient's diastolic pressure?", "88"),
+            ("What is the patient's eGFR?", "42"),
+            ("What CKD stage does the eGFR indicate?", "stage 3b"),
+            ("Is the blood pressure in the hypertensive range?", "yes"),
+            ("What is the patient's hba1c?", "7.9"),
+            ("How old was the patient at the encounter?", "63"),
+            ("What is the patient's bmi?", UNKNOWN),
+        ],
+    ),
+    (
+        "medical",
+        "Clinic note, 14 March 2022. Patient: female, born June 2, 1958. Assessment: "
+        "hypertension. Blood pressure today 162/95 mmHg. Serum creatinine 0.9 mg/dL. "
+        "Non-smoker. Body-mass index 31.2. No current medication.",
+        [
+            ("How old was the patient at the encounter?", "63"),
+            ("What is the patient's date of birth?", "1958-06-02"),
+            ("What is the patient's sex?", "female"),
+            ("What is the patient's serum creatinine?", "0.9"),
+            ("What is the patient's eGFR?", "72"),
+            ("What is the patient's hba1c?", UNKNOWN),
+        ],
+    ),
+    (
+        "legal",
+        "Roe v. Acme Corp. The plaintiff brought a negligence claim under Texas law, seeking "
+        "damages of $250,000. The accident happened on March 3, 2019; the complaint was filed "
+        "on 04/15/2021. The court found duty, breach, causation and damages established, "
+        "rejected the defence of contributory negligence and held the defendant liable, "
+        "awarding $180,000.00.",
+        [
+            ("How many days passed between the incident and the filing?", "774"),
+            ("What is the case's governing law?", "Texas"),
+            ("What is the case's amount claimed in dollars?", "250000.00"),
+            ("How much of the claim, in dollars, was not awarded?", "70000.00"),
+            ("Was the defendant found liable or not liable?", "liable"),
+            ("What is the case's cause of action?", "negligence"),
+        ],
+    ),
+    (
+        "financial",
+        "Q3 results. Revenue was $1,200,000.00. Cost of goods sold was $700,000.00. Operating "
+        "expenses came to $350,000. Interest expense: $40,000.00. The company is in the retail "
+        "sector and its main debt facility is a term loan.",
+        [
+            ("What was gross profit, in dollars?", "500000.00"),
+            ("What was operating income (EBIT), in dollars?", "150000.00"),
+            ("What was the interest coverage ratio (EBIT / interest)?", "3.75"),
+            ("What was the company's revenue in dollars?", "1200000.00"),
+            ("What was the company's sector?", "retail"),
+        ],
+    ),
+    (
+        "financial",
+        "FY summary. Revenue $2.4M, cost of goods sold $1.5M, operating expenses $600K.",
+        [
+            ("What was gross profit, in dollars?", "900000.00"),
+            ("What was operating income (EBIT), in dollars?", "300000.00"),
+            ("What was the company's interest expense in dollars?", UNKNOWN),
+        ],
+    ),
+]
+
+
+def outcome(answer: str, truth: str) -> str:
+    if normalize(answer) == normalize(truth):
+        return "correct"
+    return "abstained" if answer == UNKNOWN else "wrong"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("model", nargs="?", default="models:/veracity-apr@champion")
+    parser.add_argument("--out", default="benchmarks/results/handwritten.json")
+    args = parser.parse_args()
+    try:
+        answerer = Answerer.load(resolve_model(args.model))
+    except UserError as exc:
+        print(f"skipped: {exc} (run `make run` first, or name a model)")
+        return
+    rows = []
+    for domain, document, questions in CASES:
+        for question, truth in questions:
+            a = answerer(document, question)
+            confidence = round(1.0 - a.uncertainty, 4)
+            rows.append(
+                {
+                    "domain": domain,
+                    "question": question,
+                    "truth": truth,
+                    "answer": a.text,
+                    "derivation": a.derivation,
+                    "confidence": confidence,
+                    "outcome": outcome(a.text, truth),
+                    "reason": a.error,
+                }
+            )
+    counts = {k: sum(r["outcome"] == k for r in rows) for k in ("correct", "wrong", "abstained")}
+    confident_wrong = [r for r in rows if r["outcome"] == "wrong" and r["confidence"] >= CONFIDENT]
+    result = {
+        "model": args.model,
+        "questions": len(rows),
+        **counts,
+        "confident_wrong": len(confident_wrong),
+        "target_confident_wrong": 0,
+        "answers": rows,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    for r in rows:
+        print(
+            f"{r['outcome']:9s} {r['confidence']:.2f} {r['question']} -> {r['answer']} ({r['truth']})"
+        )
+    print(json.dumps({k: v for k, v in result.items() if k != "answers"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
