@@ -74,11 +74,14 @@ def test_the_floors_apply_to_held_out_phrasing() -> None:
     phrased = make_report(range(600), range(600, 750))
     report["heldout"] = {k: phrased[k] for k in ("accuracy", "hallucination_rate")}
     report["heldout"] |= {"coverage": 0.75, "confident_hallucination": 0.1}
-    verdict = judge(report, None, PromotionPolicy())
+    verdict = judge(report, None, PromotionPolicy(min_heldout_accuracy=0.8))
     assert not verdict.promoted
     assert "held-out phrasing accuracy 0.6000 < floor 0.8000" in verdict.reason
     assert "held-out phrasing hallucination 0.1500 > ceiling" in verdict.reason
     assert "accuracy 0.9000" not in verdict.reason  # in-family clears its floors
-    report["heldout"] |= {"accuracy": 0.85, "hallucination_rate": 0.02}
-    assert judge(report, None, PromotionPolicy()).promoted
     assert verdict.metrics["challenger"]["heldout"]["coverage"] == 0.75
+    # by default the ceiling holds there, the accuracy floor is reported and not yet gated
+    default = judge(report, None, PromotionPolicy())
+    assert not default.promoted and "accuracy" not in default.reason
+    report["heldout"] |= {"accuracy": 0.85, "hallucination_rate": 0.02}
+    assert judge(report, None, PromotionPolicy(min_heldout_accuracy=0.8)).promoted
