@@ -37,8 +37,10 @@ from models.precision import base_precision
 
 @dataclass
 class APROutput:
-    base_logits: Tensor  # (B, T, V) bf16, from the base stack
-    logits: Tensor  # (B, T, V) fp32: refined where routed, base elsewhere
+    # (B, T, V); with targets, (N, V) at the N positions the loss reads: the output head is
+    # most of a step for a small model, and a loss over answer tokens reads ~6% of positions
+    base_logits: Tensor  # bf16, from the base stack
+    logits: Tensor  # fp32: refined where routed, base elsewhere
     est_scores: Tensor  # (B, T) fp32 in [0, 1]: estimated P(base prediction is wrong)
     routed: Tensor  # (B, T) bool
     loss: Tensor | None = None
@@ -263,10 +265,12 @@ class APRTransformer(nn.Module):
         caches: list[KVCache] | None = None,
         pcache: PointerCache | None = None,
         pad: Tensor | None = None,
+        keep: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor, Tensor] | None]:
         """Base stack in bf16 autocast (fp32 where bf16 is emulated: `models.precision`) ->
         (probe state, final residual state, base logits, the pointer's keys and slots of every
-        position so far). ``pad``: (B,) left-padding columns of each row (batched answers)."""
+        position so far). ``pad``: (B,) left-padding columns of each row (batched answers).
+        ``keep``: (B, T) positions whose logits are wanted, packed (N, V); None: all."""
         cols = torch.arange(pos0, pos0 + idx.size(1), device=idx.device)
         pos = self.positions(cols, pad)
         mask = None if pad is None else self.key_mask(cols, pad)
@@ -285,13 +289,15 @@ class APRTransformer(nn.Module):
                 x = blk(x, None if caches is None else caches[i], mask)
                 if i == self.cfg.probe_layer:
                     h_probe = x
-            logits = self.lm_head(self.ln_f(x))
+            logits = self.lm_head(self.ln_f(x if keep is None else x[keep]))
             pointed = None
             if self.pointer is not None:
                 keys, slots = self.pointer.keys(x, idx)
                 pointed = (keys, slots) if pcache is None else pcache.append(keys, slots)
                 qpos = cols.unsqueeze(0).expand(idx.size(0), -1)
-                logits = self.pointer.merge(logits, self.pointer.logits(x, qpos, *pointed))
+                slot_logits = self.pointer.logits(x, qpos, *pointed)
+                slot_logits = slot_logits if keep is None else slot_logits[keep]
+                logits = self.pointer.merge(logits, slot_logits)
         return h_probe, x, logits, pointed
 
     def refined(
@@ -338,8 +344,9 @@ class APRTransformer(nn.Module):
         rcaches: list[KVCache] | None = None,
         pcache: PointerCache | None = None,
         pad: Tensor | None = None,
+        keep: Tensor | None = None,
     ) -> _Pass:
-        h_probe, h, base_logits, pointed = self.base(idx, pos0, caches, pcache, pad)
+        h_probe, h, base_logits, pointed = self.base(idx, pos0, caches, pcache, pad, keep)
         est, est_scores = self.scores(h_probe)
         cols = torch.arange(pos0, pos0 + idx.size(1), device=idx.device)
         routed = self.route(est_scores, idx, self.positions(cols, pad).expand_as(idx))
@@ -348,7 +355,13 @@ class APRTransformer(nn.Module):
             out = self.refined(h, routed, pos0, rcaches, pointed, pad)
             if out is not None:
                 b_idx, t_idx, ref_logits = out
-                logits[b_idx, t_idx] = ref_logits  # in place: `logits` is a fresh fp32 copy
+                if keep is None:
+                    logits[b_idx, t_idx] = ref_logits  # in place: a fresh fp32 copy
+                else:  # packed: a routed position the loss does not read has no row
+                    row = torch.full_like(idx, -1)
+                    row[keep] = torch.arange(logits.size(0), device=idx.device)
+                    at = row[b_idx, t_idx]
+                    logits[at[at >= 0]] = ref_logits[at >= 0]
         return _Pass(base_logits, logits, est, est_scores, routed, h_probe)
 
     def forward(
@@ -358,15 +371,17 @@ class APRTransformer(nn.Module):
         train_apr = self.training and self.mode.learns_threshold and targets is not None
         if train_apr:
             self._refresh_threshold()
-        p = self._run(idx)
+        valid = None
+        if targets is not None:
+            valid = targets >= 0
+            if loss_mask is not None:
+                valid = valid & loss_mask.bool()
+        p = self._run(idx, keep=valid)
         out = APROutput(p.base_logits, p.logits, p.est_scores, p.routed)
         routed, est = p.routed, p.est
-        if targets is None:
+        if targets is None or valid is None:
             out.metrics = {"routed_fraction": routed.float().mean()}
             return out
-        valid = targets >= 0
-        if loss_mask is not None:
-            valid = valid & loss_mask.bool()
         if train_apr:
             self._remember(p.h_probe, valid, p.routed)
         if self.training:
@@ -378,12 +393,13 @@ class APRTransformer(nn.Module):
         self, out: APROutput, est: Tensor, targets: Tensor, valid: Tensor
     ) -> tuple[Tensor, dict[str, Tensor]]:
         n = valid.sum().clamp(min=1)
-        t = targets.masked_fill(~valid, -100).flatten()
-        ce_base = F.cross_entropy(out.base_logits.flatten(0, 1).float(), t, reduction="sum") / n
-        ce_final = F.cross_entropy(out.logits.flatten(0, 1), t, reduction="sum") / n
+        t = targets[valid]  # the logits are packed at the valid positions, in order
+        ce_base = F.cross_entropy(out.base_logits.float(), t, reduction="sum") / n
+        ce_final = F.cross_entropy(out.logits, t, reduction="sum") / n
         with torch.no_grad():  # the estimator's target: is the base argmax wrong here?
-            base_ok = out.base_logits.argmax(-1) == targets
-            final_ok = out.logits.argmax(-1) == targets
+            base_ok, final_ok = torch.zeros_like(valid), torch.zeros_like(valid)
+            base_ok[valid] = out.base_logits.argmax(-1) == t
+            final_ok[valid] = out.logits.argmax(-1) == t
         bce = F.binary_cross_entropy_with_logits(est, (~base_ok).float(), reduction="none")
         bce = (bce * valid).sum() / n
         loss = self.cfg.lambda_base * ce_base + ce_final + self.cfg.lambda_est * bce

@@ -234,9 +234,9 @@ class APRModule(L.LightningModule):
         for name, value in (("loss", out.loss), *out.metrics.items()):
             self.log(f"val/{name}", value, sync_dist=True)
         valid = batch["loss_mask"] & (batch["targets"] >= 0)
-        wrong = out.base_logits.argmax(-1) != batch["targets"]
+        wrong = out.base_logits.argmax(-1) != batch["targets"][valid]  # packed at `valid`
         self._val_scores.append(out.est_scores[valid].float().cpu())
-        self._val_wrong.append(wrong[valid].cpu())
+        self._val_wrong.append(wrong.cpu())
 
     def on_validation_epoch_end(self) -> None:
         if self._val_scores:

@@ -41,12 +41,12 @@ import re
 import string
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from itertools import pairwise
 from typing import NamedTuple
 
 from tokenizers import Tokenizer as HFTokenizer
 from tokenizers.models import BPE
 from tokenizers.pre_tokenizers import WhitespaceSplit
-from tokenizers.trainers import BpeTrainer
 
 from worldgen.values import read_values
 
@@ -341,29 +341,40 @@ def _is_word(piece: str) -> bool:
 
 def fit_subwords(counts: Counter[str], size: int = SUBWORD_VOCAB) -> str:
     """A BPE over the corpus's words (ASCII letters; any other character is read as its
-    bytes), with ``##`` marking a piece inside a word, as Hugging Face ``tokenizers`` saves it.
-    Every training word of enough use ends up whole; a new word splits into pieces seen in
-    training ("amounted" -> amount ##ed)."""
+    bytes), with ``##`` marking a piece inside a word, saved as Hugging Face ``tokenizers``
+    saves one and applied by it. Every training word of enough use ends up whole; a new word
+    splits into pieces seen in training ("amounted" -> amount ##ed).
+
+    The merges are learned here rather than by ``tokenizers``' trainer, whose ties between
+    equally frequent pairs fall differently in every process: two DDP ranks (or two runs of one
+    config) must build the same vocabulary. Ties go to the alphabetically first pair."""
     words: Counter[str] = Counter()
     for piece, n in counts.items():
         for run in _ASCII_RUN.findall(piece.removeprefix(CONT)):
             if run.isascii() and run.isalpha():
                 words[run] += n
-    bpe = HFTokenizer(BPE(continuing_subword_prefix=CONT))
+    splits = {w: [w[0], *(CONT + c for c in w[1:])] for w in words}
+    letters = (p for c in string.ascii_lowercase for p in (c, CONT + c))
+    vocab = {p: i for i, p in enumerate(letters)}
+    merges: list[tuple[str, str]] = []
+    while len(vocab) < size:
+        pairs: Counter[tuple[str, str]] = Counter()
+        for word, n in words.items():
+            parts = splits[word]
+            for pair in pairwise(parts):
+                pairs[pair] += n
+        if not pairs:
+            break
+        a, b = min(pairs, key=lambda pair: (-pairs[pair], pair))
+        joined = a + b.removeprefix(CONT)
+        merges.append((a, b))
+        vocab.setdefault(joined, len(vocab))
+        for parts in splits.values():
+            i = 0
+            while i < len(parts) - 1:
+                if parts[i] == a and parts[i + 1] == b:
+                    parts[i : i + 2] = [joined]
+                i += 1
+    bpe = HFTokenizer(BPE(vocab=vocab, merges=merges, continuing_subword_prefix=CONT))
     bpe.pre_tokenizer = WhitespaceSplit()
-    trainer = BpeTrainer(
-        vocab_size=size,
-        continuing_subword_prefix=CONT,
-        initial_alphabet=list(string.ascii_lowercase),
-        show_progress=False,
-    )
-    # a word's weight, capped: merges follow use, without feeding millions of copies
-    bpe.train_from_iterator(
-        (" ".join([w] * min(n, 200)) for w, n in sorted(words.items())), trainer
-    )
-    # every letter in both places, or a letter training never saw inside a word is dropped
-    data = json.loads(bpe.to_str())
-    vocab = data["model"]["vocab"]
-    for piece in (p for c in string.ascii_lowercase for p in (c, CONT + c)):
-        vocab.setdefault(piece, len(vocab))
-    return json.dumps(data)
+    return str(bpe.to_str())

@@ -68,6 +68,9 @@ def test_changing_future_tokens_changes_no_earlier_output(
     twin = copy.deepcopy(model)
     a = model(x, y)
     b = twin(x2, y)
+    assert bool((y >= 0).all())  # every position's logits come back, packed in order
+    for out in (a, b):
+        out.base_logits, out.logits = (t.view(*y.shape, -1) for t in (out.base_logits, out.logits))
     for name in ("base_logits", "logits", "est_scores", "routed"):
         before, after = getattr(a, name)[:, :cut], getattr(b, name)[:, :cut]
         assert torch.equal(before, after), f"{name} before position {cut} saw the future"
@@ -264,3 +267,22 @@ def test_the_mode_is_read_from_the_config_at_each_call() -> None:
     assert 0 < routed["apr"].float().mean() < 1
     model.cfg.mode = "dense"
     assert model.flops_per_token(0.25) == model.flops_per_token(0.0)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_loss_reads_logits_only_where_it_counts(mode: str) -> None:
+    """With targets the head runs only at the loss's positions (packed in order); the loss is
+    the cross-entropy of the full forward's logits at those positions."""
+    model = prepared(mode, False, **POINTER)
+    x, y = data(batch=3, seed=5)
+    mask = torch.zeros_like(y, dtype=torch.bool)
+    mask[:, 7::3] = True
+    with torch.no_grad():
+        packed, full = model(x, y, loss_mask=mask), model(x)
+    n = int(mask.sum())
+    assert packed.logits.shape == (n, full.logits.size(-1))
+    torch.testing.assert_close(packed.logits, full.logits[mask])
+    torch.testing.assert_close(packed.base_logits, full.base_logits[mask])
+    ce = torch.nn.functional.cross_entropy(full.logits[mask], y[mask])
+    torch.testing.assert_close(packed.metrics["ce_final"], ce)
+    assert torch.equal(packed.routed, full.routed)

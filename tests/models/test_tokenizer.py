@@ -144,3 +144,25 @@ def test_pointed_values_keep_the_documents_spelling() -> None:
     assert tok.decode(ex.ids[ex.answer_start :], slots=ex.spelled) == "New York"
     # where lower-casing changes the text's length, the values stay as the model sees them
     assert spellings("İ New York", ("new york",)) == ("new york",)
+
+
+def test_subwords_are_the_same_in_every_process() -> None:
+    """DDP ranks each fit the tokenizer: the BPE must not depend on the process (hash seeds)."""
+    import subprocess
+    import sys
+
+    code = (
+        "from collections import Counter; from models.tokenizer import fit_subwords, pieces;"
+        "c = Counter(); [c.update(pieces(t)) for t in "
+        "['the amount amounted to reporting', 'reported amounts recorded noted', 'a b ab ba']];"
+        "print(fit_subwords(c))"
+    )
+    runs = {
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout
+        for _ in range(3)
+    }
+    assert len(runs) == 1
+    tok = Tokenizer.fit(["the amount amounted to reporting"], subwords=True)
+    assert tok.pieces("amounts") == ["amount", "##s"] and tok.unknown_pieces("Größe 😀") == []
