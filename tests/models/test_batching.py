@@ -68,7 +68,7 @@ def test_batched_answers_are_the_answers_one_at_a_time(
         for one, many in zip(alone, together, strict=True):
             same = ("text", "raw", "derivation", "finished", "answer_tokens", "routed_fraction")
             assert {k: getattr(many, k) for k in same} == {k: getattr(one, k) for k in same}
-            assert many.uncertainty == pytest.approx(one.uncertainty, abs=1e-4)
+            assert many.uncertainty == pytest.approx(one.uncertainty, abs=5e-4)  # float sums
             assert many.error == one.error
     assert alone[7].text == UNKNOWN and "not one the model was trained to answer" in alone[7].error
     assert alone[-1].text == UNKNOWN and "document is missing" in alone[-1].error
