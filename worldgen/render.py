@@ -114,7 +114,6 @@ class Fact:
         return write(self.forms[form], self.value(row), self.unit)
 
 
-@lru_cache(maxsize=1024)
 def _choices(fact: Fact, families: Families, heldout: bool) -> tuple[int, ...]:
     """In-family forms, or held-out ones that write no sentence an in-family form writes (a
     held-out frame can meet a hand-written sentence: "{Label} {v}." and "SBP {v} mmHg.")."""
