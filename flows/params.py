@@ -71,6 +71,8 @@ class TrainParams(BaseModel):
     val_check_interval: int = _from_config("val_check_interval")
     checkpoint_every: int = _from_config("checkpoint_every")
     model: dict[str, Any] = _from_config("model")
+    base: str | None = _from_config("base")
+    base_tuning: str = _from_config("base_tuning")
 
     @model_validator(mode="after")
     def _checked_as_training_checks(self) -> TrainParams:
@@ -85,6 +87,8 @@ class TrainParams(BaseModel):
         """The training cache key: this config, and the base's precision where it is not bf16
         (a model trained in fp32 is not the one a bf16 run asks for; bf16 runs keep their keys)."""
         data = self.model_dump()
+        if data["base"] is None:  # runs without a base keep the keys they had
+            del data["base"], data["base_tuning"]
         base = base_precision(training_device_type())
         if base != "bf16":
             data["base_precision"] = base

@@ -110,13 +110,7 @@ class APRTransformer(nn.Module):
         super().__init__()
         self.cfg = cfg
         d = cfg.d_model
-        self.wte = nn.Embedding(cfg.vocab_size, d)
-        self.wpe = nn.Embedding(cfg.max_seq_len, d)
-        self.drop = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
-        self.ln_f = nn.LayerNorm(d)
-        # not tied to wte, so the state_dict has no shared tensors (safetensors-friendly)
-        self.lm_head = nn.Linear(d, cfg.vocab_size, bias=False)
+        self.build_base()
         h = cfg.estimator_hidden
         hidden: list[nn.Module] = [nn.Linear(d, h), nn.GELU()] if h else []
         self.est_features = nn.Sequential(nn.LayerNorm(d), *hidden)
@@ -136,13 +130,35 @@ class APRTransformer(nn.Module):
         self.register_buffer("q_last", torch.tensor(float("nan")))
         self.register_buffer("q_trend", torch.tensor(0.0))
         self._window: list[Tensor] = []  # fp32 probe states of recent batches' counted tokens
+        self.init_weights()
+
+    def build_base(self) -> None:
+        """The base stack: embeddings, blocks, final norm and the vocabulary head
+        (``models.hf`` puts a Hugging Face causal LM here instead)."""
+        cfg, d = self.cfg, self.cfg.d_model
+        self.wte = nn.Embedding(cfg.vocab_size, d)
+        self.wpe = nn.Embedding(cfg.max_seq_len, d)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.ln_f = nn.LayerNorm(d)
+        # not tied to wte, so the state_dict has no shared tensors (safetensors-friendly)
+        self.lm_head = nn.Linear(d, cfg.vocab_size, bias=False)
+
+    def init_weights(self) -> None:
         self.apply(self._init_weights)
         for name, p in self.named_parameters():
             if name.endswith("proj.weight"):  # GPT-2 scaled init of residual projections
-                nn.init.normal_(p, std=0.02 / math.sqrt(2 * cfg.n_layer))
+                nn.init.normal_(p, std=0.02 / math.sqrt(2 * self.cfg.n_layer))
         for name, p in self.refine.named_parameters():
             if name.endswith("proj.weight"):  # zero-init: a fresh refinement path = the base
                 nn.init.zeros_(p)
+
+    def merge_adapters(self) -> None:
+        """Nothing to fold in: adapters are a Hugging Face base's (``models.hf``)."""
+
+    def new_caches(self) -> list[KVCache]:
+        """One key/value cache per base block, for ``generate``."""
+        return [KVCache() for _ in self.blocks]
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
@@ -289,16 +305,33 @@ class APRTransformer(nn.Module):
                 x = blk(x, None if caches is None else caches[i], mask)
                 if i == self.cfg.probe_layer:
                     h_probe = x
-            logits = self.lm_head(self.ln_f(x if keep is None else x[keep]))
-            pointed = None
-            if self.pointer is not None:
-                keys, slots = self.pointer.keys(x, idx)
-                pointed = (keys, slots) if pcache is None else pcache.append(keys, slots)
-                qpos = cols.unsqueeze(0).expand(idx.size(0), -1)
-                slot_logits = self.pointer.logits(x, qpos, *pointed)
-                slot_logits = slot_logits if keep is None else slot_logits[keep]
-                logits = self.pointer.merge(logits, slot_logits)
+            logits = self.vocab_head(self.ln_f(x if keep is None else x[keep]))
+            logits, pointed = self.point(x, idx, cols, logits, pcache, keep)
         return h_probe, x, logits, pointed
+
+    def vocab_head(self, x: Tensor) -> Tensor:
+        """Vocabulary logits of (normed) states: the base's head, also the refined tokens'."""
+        return cast(Tensor, self.lm_head(x))
+
+    def point(
+        self,
+        x: Tensor,
+        idx: Tensor,
+        cols: Tensor,
+        logits: Tensor,
+        pcache: PointerCache | None,
+        keep: Tensor | None,
+    ) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
+        """The slot tokens' logits from the pointer head (unchanged without one), and the
+        pointer's keys and slots of every position so far."""
+        if self.pointer is None:
+            return logits, None
+        keys, slots = self.pointer.keys(x, idx)
+        pointed = (keys, slots) if pcache is None else pcache.append(keys, slots)
+        qpos = cols.unsqueeze(0).expand(idx.size(0), -1)
+        slot_logits = self.pointer.logits(x, qpos, *pointed)
+        slot_logits = slot_logits if keep is None else slot_logits[keep]
+        return self.pointer.merge(logits, slot_logits), pointed
 
     def refined(
         self,
@@ -328,7 +361,7 @@ class APRTransformer(nn.Module):
             x = hf[b_idx, t_idx]
             for blk, (k, v) in zip(blocks, kvs, strict=True):
                 x = blk(x, (b_idx, slot), qpos, k, v, pad)
-            logits = self.lm_head(self.ln_r(x))
+            logits = self.vocab_head(self.ln_r(x))
             if self.pointer is not None and pointed is not None:
                 # routed tokens point again from their refined state, in the padded layout
                 xq = x.new_zeros(B, qpos.size(1), x.size(-1)).index_put((b_idx, slot), x)
@@ -436,7 +469,7 @@ class APRTransformer(nn.Module):
         is done when it writes ``stop_token`` or spends its budget, and leaves the batch then
         (its caches dropped), so a long answer does not keep the finished rows computing. Each
         row is decoded as it would be alone; after it is done it reads ``stop_token``."""
-        caches = [KVCache() for _ in self.blocks]
+        caches = self.new_caches()
         rcaches = [KVCache() for _ in self.refine]
         pcache = PointerCache()
         B, T0 = idx.shape

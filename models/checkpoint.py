@@ -15,6 +15,7 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 
 from models.apr import APRConfig, APRTransformer
+from models.base_tokenizer import load_tokenizer
 from models.config import TrainConfig
 from models.guide import Guide
 from models.tokenizer import Tokenizer
@@ -33,7 +34,9 @@ def export(
     model_dir.mkdir(parents=True, exist_ok=True)
     if guide is not None:
         guide.save(model_dir)
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    model.merge_adapters()
+    # a copy each: a base's tied embeddings and head would share memory, which safetensors refuses
+    state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(model_dir / "model.safetensors"))
     (model_dir / "config.json").write_text(json.dumps(model.cfg.to_dict(), indent=2))
     (model_dir / "tokenizer.json").write_text(tok.to_json())
@@ -50,9 +53,19 @@ def export(
     return model_dir
 
 
+def build(cfg: APRConfig, tuning: str | None = None) -> APRTransformer:
+    """The model a config describes: the built-in stack, or APR over a Hugging Face base
+    (with ``tuning``, for training: the base's weights read and its tuning applied)."""
+    if cfg.base is None:
+        return APRTransformer(cfg)
+    from models import hf  # the [hf] extra (transformers, peft): only a base's model needs it
+
+    return hf.HFAPRTransformer(cfg) if tuning is None else hf.from_base(cfg, tuning)
+
+
 def load_model(model_dir: str | Path) -> tuple[APRTransformer, Tokenizer]:
     """Weights from safetensors and JSON only; nothing is unpickled."""
     path = Path(model_dir)
-    model = APRTransformer(APRConfig(**json.loads((path / "config.json").read_text())))
+    model = build(APRConfig(**json.loads((path / "config.json").read_text())))
     model.load_state_dict(load_file(str(path / "model.safetensors")))
-    return model.eval(), Tokenizer.from_json((path / "tokenizer.json").read_text())
+    return model.eval(), load_tokenizer((path / "tokenizer.json").read_text())

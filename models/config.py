@@ -10,6 +10,7 @@ Plain data, no torch, so the command line reads it without loading the model.
 from __future__ import annotations
 
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 
 from infra.errors import UserError
@@ -19,6 +20,7 @@ from models.sizes import MODEL_SIZES
 
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
 STRATEGIES = ("auto", "ddp")
+TUNINGS = ("frozen", "lora", "full")  # what of a Hugging Face base trains (models.hf)
 
 
 @dataclass
@@ -51,6 +53,8 @@ class APRConfig:
     # > 0: each embedding also mixes in the previous window - 1 tokens' (a causal conv)
     local_window: int = 0
     slot_offset: int = 0  # id of the first slot token
+    # a Hugging Face base under APR (``models.hf``): its path, architecture and tuning
+    base: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         get_mode(self.mode)
@@ -105,6 +109,10 @@ class TrainConfig:
     model: dict[str, Any] = field(
         default_factory=dict, metadata={"help": "APRConfig fields over the size's"}
     )
+    base: str | None = _opt(
+        None, "a local Hugging Face causal LM folder to fit APR on (nothing is downloaded)"
+    )
+    base_tuning: str = _opt("lora", f"what of --base trains: {', '.join(TUNINGS)}")
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> TrainConfig:
@@ -137,6 +145,7 @@ class TrainConfig:
             "size": tuple(MODEL_SIZES),
             "precision": PRECISIONS,
             "strategy": STRATEGIES,
+            "base_tuning": TUNINGS,
         }
         for name, allowed in choices.items():
             value = getattr(self, name)
@@ -151,6 +160,11 @@ class TrainConfig:
                 raise TrainingInputError(f"--{name.replace('_', '-')} must be >= 1")
         if not 0 < self.lr < 1:
             raise TrainingInputError(f"--lr must be in (0, 1), got {self.lr}")
+        if self.base is not None and not (Path(self.base) / "config.json").is_file():
+            raise TrainingInputError(
+                f"--base {self.base}: not a model folder (no config.json); give a folder "
+                "written by save_pretrained, with its weights and tokenizer"
+            )
         requested_precision()  # VERACITY_BASE_PRECISION is a choice, or one line now
 
 

@@ -12,7 +12,9 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from models.answer import target_text
-from models.apr import APRConfig, APRTransformer
+from models.apr import APRConfig
+from models.base_tokenizer import BaseTokenizer
+from models.checkpoint import build
 from models.config import TrainingInputError
 from models.tokenizer import Tokenizer, UnknownTokenError
 from worldgen.dataset import load_qa, read_manifest
@@ -150,15 +152,21 @@ class QADataModule(L.LightningDataModule):
         answer_only: bool = True,
         tokenizer: Tokenizer | None = None,
         pack: bool = True,
+        base: str | None = None,
     ) -> None:
         super().__init__()
         self.uri, self.max_seq_len, self.batch_size = uri, max_seq_len, batch_size
         self.answer_only, self.pack = answer_only, pack
         self.tokenizer = tokenizer
+        self.base = base  # a Hugging Face base's folder: read with its own tokenizer
         self.train_set: QADataset | None = None
         self.val_set: QADataset | None = None
 
     def prepare_tokenizer(self) -> Tokenizer:
+        if self.tokenizer is None and self.base is not None:
+            domains = read_manifest(self.uri)["domains"]
+            phrases = [p for domain in domains for p in value_phrases(domain)]
+            self.tokenizer = BaseTokenizer.from_folder(self.base, phrases)
         if self.tokenizer is None:
             train = load_qa(self.uri, "train")
             texts = [*train["document"], *train["question"], *train["answer"]]
@@ -212,11 +220,16 @@ def binary_auroc(scores: Tensor, labels: Tensor) -> float:
 
 class APRModule(L.LightningModule):
     def __init__(
-        self, config: dict[str, Any], lr: float = 1e-3, warmup: int = 50, max_steps: int = 1000
+        self,
+        config: dict[str, Any],
+        lr: float = 1e-3,
+        warmup: int = 50,
+        max_steps: int = 1000,
+        base_tuning: str = "lora",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.model = APRTransformer(APRConfig(**config))
+        self.model = build(APRConfig(**config), base_tuning)
         self._val_scores: list[Tensor] = []
         self._val_wrong: list[Tensor] = []
 

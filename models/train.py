@@ -26,6 +26,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from infra.settings import get_settings
 from infra.storage import check_writable
 from models.apr import APRTransformer
+from models.base_tokenizer import load_tokenizer
 from models.checkpoint import export
 from models.config import TrainConfig, TrainingInputError
 from models.guide import Guide, domain_marks
@@ -37,16 +38,20 @@ from worldgen.domains import document_texts, domain_names, question_forms
 from worldgen.surface import Families, held_out
 
 
-def model_config(config: TrainConfig, tok: Tokenizer) -> dict[str, Any]:
-    """The run's size and overrides, the pointer over the tokenizer's slots, vocabulary, mode."""
+def model_fields(config: TrainConfig) -> dict[str, Any]:
+    """The run's APRConfig fields: its size and overrides, a base's widths over them."""
+    fields = config.model_fields()
+    if config.base is None:
+        return fields
+    from models.hf import base_fields  # the [hf] extra: only a run with --base needs it
+
+    return {**fields, **base_fields(config.base, config.base_tuning, fields["max_seq_len"])}
+
+
+def model_config(config: TrainConfig, tok: Tokenizer, fields: dict[str, Any]) -> dict[str, Any]:
+    """The run's fields, the pointer over the tokenizer's slots, vocabulary, mode."""
     pointer = {"n_slots": len(SLOTS), "slot_offset": tok.index[SLOTS[0]]} if tok.has_slots else {}
-    return {
-        **config.model_fields(),
-        **pointer,
-        **config.model,
-        "vocab_size": tok.vocab_size,
-        "mode": config.mode,
-    }
+    return {**fields, **pointer, **config.model, "vocab_size": tok.vocab_size, "mode": config.mode}
 
 
 @dataclass
@@ -68,6 +73,8 @@ _NOT_TRAINED = ("resume", "out", "checkpoint_every", "val_check_interval")
 def trained_config(config: TrainConfig) -> dict[str, Any]:
     """What a run trains: its config, the model fields in force and the base's precision."""
     data = {k: v for k, v in asdict(config).items() if k not in _NOT_TRAINED}
+    if config.base is None:  # runs without a base keep the folders they had
+        del data["base"], data["base_tuning"]
     data["model"] = config.model_fields()
     data["base_precision"] = base_precision(training_device_type())
     return cast(dict[str, Any], json.loads(json.dumps(data, sort_keys=True, default=str)))
@@ -142,21 +149,28 @@ def _fit(uri: str, digest: str, config: TrainConfig, run_dir: Path) -> TrainResu
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // config.devices))
     tokenizer_file = run_dir / "tokenizer.json"
     tok = (
-        Tokenizer.from_json(tokenizer_file.read_text(), strict=True)
+        load_tokenizer(tokenizer_file.read_text(), strict=True)
         if config.resume and tokenizer_file.exists()
         else None
     )
+    fields = model_fields(config)
     data = QADataModule(
         uri,
-        config.model_fields()["max_seq_len"],
+        fields["max_seq_len"],
         config.batch_size,
         config.answer_only,
         tok,
         pack=config.pack,
+        base=config.base,
     )
     tok = data.prepare_tokenizer()
     tokenizer_file.write_text(tok.to_json())
-    module = APRModule(model_config(config, tok), lr=config.lr, max_steps=config.max_steps)
+    module = APRModule(
+        model_config(config, tok, fields),
+        lr=config.lr,
+        max_steps=config.max_steps,
+        base_tuning=config.base_tuning,
+    )
     ckpt_dir = run_dir / "checkpoints"
     checkpoints = ModelCheckpoint(
         dirpath=ckpt_dir, save_last=True, save_top_k=0, every_n_train_steps=config.checkpoint_every

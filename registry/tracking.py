@@ -200,7 +200,18 @@ def log_training(
         )
         mlflow.set_tag("run_dir", str(result["run_dir"]))
         mlflow.set_tag("base_precision", str(result.get("base_precision", "bf16")))
+        if result.get("model_dir"):
+            log_base_model(Path(str(result["model_dir"])))
     return run_id
+
+
+def log_base_model(model_dir: Path) -> None:
+    """Lineage of a model fine-tuned from a Hugging Face base (``--base``): where the base
+    came from, what it is (its config's hash, its parameter count) and how it was tuned."""
+    base = json.loads((model_dir / "config.json").read_text()).get("base")
+    if base:
+        keys = ("path", "model_type", "config_sha256", "parameters", "tuning")
+        mlflow.set_tags({f"base.{k}": str(base.get(k, "")) for k in keys})
 
 
 def log_served_model(run_id: str, model_dir: str) -> str:

@@ -49,6 +49,8 @@ def train(
     out: Annotated[str | None, _option("out")] = None,
     resume: Annotated[bool, typer.Option(help=TrainConfig.help("resume"))] = False,
     tiny: Annotated[bool, typer.Option(help="the tiny model size (--size tiny)")] = False,
+    base: Annotated[str | None, _option("base")] = None,
+    base_tuning: Annotated[str | None, _option("base_tuning")] = None,
 ) -> None:
     """Fine-tune the APR transformer on an accepted dataset's QA pairs."""
     from models.train import train as run_training

@@ -68,6 +68,7 @@ class Champion:
     dataset_uri: str
     model_dir: str
     tracking_uri: str
+    run_id: str = ""
 
 
 @dataclass
@@ -83,20 +84,27 @@ class Server:
 @pytest.fixture
 def champion(registry: Registry, veracity_home: Path) -> Champion:
     """A real tiny model, logged, evaluated, registered and promoted through the gate."""
-    from models.certify import certify
     from models.config import TrainConfig
-    from models.evaluate import evaluate
-    from models.train import train
-    from validation import validate
     from worldgen import dataset as ds
 
     ref = ds.generate(["medical"], 120, 4, str(veracity_home / "datasets" / "serve"))
-    report = validate(ref, docs=False)
-    assert report.success, report.summary()
-    validation = {**report.to_json(), "status": "accepted", "result_id": ref.digest[:12]}
     config = TrainConfig(
         max_steps=6, batch_size=8, val_check_interval=3, out=str(veracity_home / "run"), model=TINY
     )
+    return gated_champion(ref, config, veracity_home)
+
+
+def gated_champion(ref: Any, config: Any, home: Path) -> Champion:
+    """``ref`` validated, a model trained on it with ``config``, logged as the pipeline logs
+    it, evaluated, registered and made champion by the gate."""
+    from models.certify import certify
+    from models.evaluate import evaluate
+    from models.train import train
+    from validation import validate
+
+    report = validate(ref, docs=False)
+    assert report.success, report.summary()
+    validation = {**report.to_json(), "status": "accepted", "result_id": ref.digest[:12]}
     result = train(ref.uri, config)
     run_id = tracking.log_training(asdict(result), asdict(config), validation)
     # As the pipeline does: evaluate, certify a served folder with the threshold, log it to serve.
@@ -118,9 +126,9 @@ def champion(registry: Registry, veracity_home: Path) -> Champion:
     decision = promote(version, PERMISSIVE, actor="test-serve")
     assert decision.promoted, decision.reason
     # The server must load the registry's copy: move the training run directory out of the way.
-    run_dir = Path(result.run_dir).rename(veracity_home / "run-moved")
+    run_dir = Path(result.run_dir).rename(home / "run-moved")
     model_dir = run_dir / Path(result.model_dir).relative_to(result.run_dir)
-    return Champion(version, ref.uri, str(model_dir), get_settings().tracking_uri)
+    return Champion(version, ref.uri, str(model_dir), get_settings().tracking_uri, run_id)
 
 
 def server_env(tracking_uri: str) -> dict[str, str]:
@@ -284,3 +292,50 @@ def test_veracity_serve_stops_with_its_scoring_server(champion: Champion, tmp_pa
     assert f"serving {MODEL_NAME} v{champion.version}" in log.read_text()
     assert stop(proc, log) == 128 + signal.SIGTERM
     assert not port_open("127.0.0.1", port)
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_a_fine_tuned_base_is_gated_and_served(
+    kind: str, registry: Registry, veracity_home: Path, tmp_path: Path
+) -> None:
+    """A tiny Hugging Face base (``tests.hf_bases``) fine-tuned with LoRA passes the gate, shows
+    in its run's lineage and answers through `veracity serve` as it does in this process."""
+    import mlflow
+
+    from models.answer import Answerer
+    from models.config import TrainConfig
+    from tests.hf_bases import save_base
+    from worldgen import dataset as ds
+
+    ref = ds.generate(["medical"], 120, 4, str(veracity_home / "datasets" / "serve"))
+    train_qa = ds.load_qa(ref.uri, "train")
+    base = save_base(kind, [*train_qa["document"], *train_qa["question"]], tmp_path / kind)
+    config = TrainConfig(
+        size="tiny",
+        max_steps=3,
+        batch_size=8,
+        val_check_interval=3,
+        base=str(base),
+        base_tuning="lora",
+        out=str(veracity_home / "run"),
+    )
+    champion = gated_champion(ref, config, veracity_home)
+    tags = mlflow.get_run(champion.run_id).data.tags
+    assert tags["base.path"] == str(base.resolve()) and tags["base.model_type"] == kind
+    assert tags["base.tuning"] == "lora" and int(tags["base.parameters"]) > 0
+
+    port, log = free_port(), tmp_path / "veracity-serve.log"
+    proc = start(["serve", "--port", str(port)], {**os.environ}, log)
+    try:
+        wait_for(lambda: port_open("127.0.0.1", port), proc, log, STARTUP_TIMEOUT_S)
+        rows = ds.load_qa(ref.uri, "test").head(2)
+        data = rows[["document", "question"]].values.tolist()
+        body = {"dataframe_split": {"columns": ["document", "question"], "data": data}}
+        status, text = _request(f"http://127.0.0.1:{port}/invocations", body)
+        assert status == 200, f"{status} {text}\n{log.read_text()[-3000:]}"
+        local = Answerer.load(champion.model_dir)
+        for (doc, question), pred in zip(data, json.loads(text)["predictions"], strict=True):
+            assert set(pred) == OUTPUT_KEYS and pred["error"] == "", pred
+            assert pred["answer"] == local(doc, question).text, pred
+    finally:
+        stop(proc, log)
