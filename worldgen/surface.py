@@ -65,34 +65,15 @@ TEXT_FRAMES: tuple[str, ...] = (
     "{Label} {v}.",
     "As to {label}: {v}.",
 )
-QUESTION_PREFIXES: tuple[str, ...] = (
+QUESTION_FRAMES: tuple[str, ...] = (
     "{Q}",
     "According to the document, {q}",
     "Based on the text, {q}",
     "Question: {Q}",
     "From the record: {Q}",
     "Please answer from the document. {Q}",
+    "{Q} Answer from the document only.",
     "Reading the document, {q}",
-    "Q: {Q}",
-    "Per the document, {q}",
-    "Quick question: {Q}",
-)
-QUESTION_SUFFIXES: tuple[str, ...] = (
-    "",
-    " Answer from the document only.",
-    " Use only the document.",
-    " Please be exact.",
-    " Answer briefly.",
-    " Thank you.",
-    " Thanks.",
-    " If it is not stated, say so.",
-)
-# every prefix with every suffix (frame p * len(QUESTION_SUFFIXES) + s): what follows a question
-# varies in training as much as what precedes it, so words after the question mark are read as
-# a request's wrapping, not as a new question (with prefixes alone, a held-out suffix read
-# "unknown" four times in five)
-QUESTION_FRAMES: tuple[str, ...] = tuple(
-    p + s for p in QUESTION_PREFIXES for s in QUESTION_SUFFIXES
 )
 HELD_OUT_SHARE = 0.25  # of the grammar's frames, and of each kind's optional formats
 
@@ -126,23 +107,7 @@ class Families:
             "frames": sorted(self.frames),
             "formats": sorted(self.formats),
             "question_frames": sorted(self.questions),
-            "question_prefixes": [
-                p for p in QUESTION_PREFIXES if self._holds(p, QUESTION_PREFIXES)
-            ],
-            "question_suffixes": [
-                s for s in QUESTION_SUFFIXES if self._holds(s, QUESTION_SUFFIXES)
-            ],
         }
-
-    def _holds(self, part: str, parts: tuple[str, ...]) -> bool:
-        """Whether every question frame made with this prefix (or suffix) is held out."""
-        n, k = len(QUESTION_SUFFIXES), parts.index(part)
-        ids = (
-            [k * n + s for s in range(n)]
-            if parts is QUESTION_PREFIXES
-            else [p * n + k for p in range(len(QUESTION_PREFIXES))]
-        )
-        return all(i in self.questions for i in ids)
 
 
 @lru_cache(maxsize=256)
@@ -179,10 +144,7 @@ def held_out(seed: int) -> Families:
     frames += pick([f"text:{i}" for i in range(len(TEXT_FRAMES))])
     kinds: tuple[ValueKind, ...] = ("money", "date", "number")
     formats = [f"{kind}:{name}" for kind in kinds for name in pick(_optional(kind))]
-    prefixes = {int(i) for i in pick([str(i) for i in range(1, len(QUESTION_PREFIXES))])}
-    suffixes = {int(i) for i in pick([str(i) for i in range(1, len(QUESTION_SUFFIXES))])}
-    n = len(QUESTION_SUFFIXES)  # a frame with a held-out prefix or suffix is held out
-    questions = {i for i in range(len(QUESTION_FRAMES)) if i // n in prefixes or i % n in suffixes}
+    questions = [int(q) for q in pick([str(i) for i in range(1, len(QUESTION_FRAMES))])]
     return Families(seed, frozenset(frames), frozenset(formats), frozenset(questions))
 
 

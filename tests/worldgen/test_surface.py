@@ -12,7 +12,7 @@ from worldgen.dataset import HELD_OUT, IN_FAMILY, generate_block
 from worldgen.domains import domain_names, get_domain, question_forms, vocabulary_texts
 from worldgen.frames import to_rows
 from worldgen.plan import decode_plan
-from worldgen.surface import QUESTION_PREFIXES, QUESTION_SUFFIXES, held_out, write
+from worldgen.surface import held_out, write
 from worldgen.values import canonical_of
 
 SEED = 3
@@ -92,26 +92,3 @@ def test_the_manifest_records_the_rendering_and_the_held_out_families(tmp_path: 
     assert a.equals(b)
     with pytest.raises(ds.DatasetError, match="phrasing must be one of"):
         ds.generate(["legal"], 200, SEED, str(tmp_path / "x"), phrasing="sideways")
-
-
-def test_questions_are_wrapped_before_and_after_and_a_held_out_part_is_never_trained() -> None:
-    families = held_out(SEED)
-    held = families.as_dict()
-    assert held["question_prefixes"] and held["question_suffixes"]
-    renderer = get_domain("medical").renderer
-    question = renderer.questions[0]
-    inside = question.phrasings(families, heldout=False)
-    outside = question.phrasings(families, heldout=True)
-    trained_suffixes = {s for s in QUESTION_SUFFIXES[1:] if any(q.endswith(s) for q in inside)}
-    assert len(trained_suffixes) >= 4  # training sees text after the question in many ways
-    for q in inside:
-        assert not any(q.endswith(s) for s in held["question_suffixes"]), q
-        assert not any(q.startswith(p.split("{")[0]) for p in held["question_prefixes"]), q
-    assert all(
-        any(q.endswith(s) for s in held["question_suffixes"])
-        or any(q.startswith(p.split("{")[0]) for p in held["question_prefixes"])
-        for q in outside
-    )
-    assert len(QUESTION_PREFIXES) * len(QUESTION_SUFFIXES) * len(question.templates) == len(
-        set(inside) | set(outside)
-    )
