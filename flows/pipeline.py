@@ -25,7 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_image_artifact,
+    create_markdown_artifact,
+    create_table_artifact,
+)
 
 from flows.params import DEFAULT_N, FAILURE_COLUMNS, PipelineParams, TrainParams, check_params
 from flows.summary import summary_markdown, summary_rows, validation_markdown
@@ -333,6 +337,10 @@ def pipeline(
     stage("evaluate", evaluation, s)
     out_["evaluation"] = evaluation
     out_["model"]["model_uri"] = evaluation["model_uri"]  # logged once its threshold is fixed
+    out_["plots"] = {
+        name: tracking.artifact_url(model["run_id"], tracking.plot_path(p.eval_split, name))
+        for name in tracking.EVAL_PLOTS
+    }
 
     if p.promote:
         s = time.perf_counter()
@@ -348,6 +356,12 @@ def pipeline(
         markdown=summary_markdown(out_),
         description="what this pipeline run produced",
     )
+    for name, url in out_["plots"].items():
+        create_image_artifact(
+            image_url=url,
+            key=f"veracity-{name.replace('_', '-')}",
+            description=f"{name.replace('_', ' ')} of the {p.eval_split} split (from the MLflow run)",
+        )
     create_table_artifact(
         key="veracity-run-metrics",
         table=summary_rows(out_),

@@ -98,6 +98,9 @@ def summary_markdown(result: dict[str, Any]) -> str:
     ]
     lines += ["## Metrics and decision", "", "| metric | value |", "|---|---|"]
     lines += [f"| {r['metric']} | {r['value']} |" for r in summary_rows(result)]
+    if result.get("plots"):  # served by `veracity ui` (the MLflow UI) while it runs
+        lines += ["", "## Pictures", ""]
+        lines += [f"![{name}]({url})" for name, url in result["plots"].items()]
     lines += ["", "## Stages", "", "| stage | seconds | from cache |", "|---|---|---|"]
     lines += [
         f"| {k} | {v['seconds']} | {'yes' if v['cached'] else 'no'} |"

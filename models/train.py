@@ -21,6 +21,11 @@ from typing import Any, cast
 
 import lightning as L
 import torch
+from lightning.fabric.plugins.environments import (
+    LightningEnvironment,
+    SLURMEnvironment,
+    TorchElasticEnvironment,
+)
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from infra.settings import get_settings
@@ -64,6 +69,7 @@ class TrainResult:
     metrics: dict[str, float]
     route_threshold: float
     base_precision: str = "bf16"  # what the base stack ran in here (`models.precision`)
+    node_rank: int = 0  # a worker node's result has no model: node 0 writes it
 
 
 # how a run checkpoints and where it writes, not what it trains
@@ -126,17 +132,57 @@ def train(dataset_uri: str, config: TrainConfig) -> TrainResult:
     digest = dataset_digest(dataset_uri)
     run_dir = run_dir_for(dataset_uri, config)
     check_writable(str(run_dir))
-    claim_run_dir(run_dir, config)
+    node = cluster_node(config)
+    if node == 0:  # the master records what the run trains (a shared folder has one record)
+        claim_run_dir(run_dir, config)
     if config.devices > 1 or config.num_nodes > 1 or config.strategy == "ddp":
-        return _train_in_child(dataset_uri, config, run_dir)
+        return _train_in_child(dataset_uri, config, run_dir, node)
     return _fit(dataset_uri, digest, config, run_dir)
 
 
-def _train_in_child(uri: str, config: TrainConfig, run_dir: Path) -> TrainResult:
-    spec = run_dir / "train_request.json"
+def cluster_node(config: TrainConfig) -> int:
+    """This node's rank among ``config.num_nodes``, as Lightning's cluster environments read
+    it: torchrun's variables, SLURM's, or NODE_RANK with MASTER_ADDR and MASTER_PORT."""
+    if config.num_nodes == 1:
+        return 0
+    n = config.num_nodes
+    if TorchElasticEnvironment.detect():
+        rank = TorchElasticEnvironment().node_rank()
+    elif SLURMEnvironment.detect():
+        rank = SLURMEnvironment().node_rank()
+    elif {"NODE_RANK", "MASTER_ADDR", "MASTER_PORT"} <= os.environ.keys():
+        rank = LightningEnvironment().node_rank()
+    else:
+        raise TrainingInputError(
+            f"--num-nodes {n}: set NODE_RANK (0 on the master), MASTER_ADDR and MASTER_PORT on "
+            "every node, or launch with torchrun or srun (docs/production.md)"
+        )
+    if not 0 <= rank < n:
+        raise TrainingInputError(f"node rank {rank} is not one of the {n} nodes (0 to {n - 1})")
+    return rank
+
+
+def cpu_threads(config: TrainConfig) -> int:
+    """Threads of one training process: OMP_NUM_THREADS where the launcher set it (torchrun
+    does; nodes sharing a machine must), else the cores shared among this node's processes."""
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    return (
+        int(given)
+        if given.isdigit() and int(given) > 0
+        else max(1, (os.cpu_count() or 1) // config.devices)
+    )
+
+
+def _node_file(name: str, node: int) -> str:
+    """A file the run folder holds once per node (the folder may be shared by every node)."""
+    return f"{name}.json" if node == 0 else f"{name}.node{node}.json"
+
+
+def _train_in_child(uri: str, config: TrainConfig, run_dir: Path, node: int = 0) -> TrainResult:
+    spec = run_dir / _node_file("train_request", node)
     spec.write_text(json.dumps({"dataset_uri": uri, "config": asdict(config)}))
     proc = subprocess.run([sys.executable, "-m", "models.train", str(spec)], env=os.environ.copy())
-    result = run_dir / "result.json"
+    result = run_dir / _node_file("result", node)
     if proc.returncode != 0 or not result.exists():
         raise RuntimeError(
             f"distributed training failed (exit {proc.returncode}); logs above, run dir {run_dir}"
@@ -146,7 +192,7 @@ def _train_in_child(uri: str, config: TrainConfig, run_dir: Path) -> TrainResult
 
 def _fit(uri: str, digest: str, config: TrainConfig, run_dir: Path) -> TrainResult:
     L.seed_everything(config.seed, workers=True, verbose=False)
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // config.devices))
+    torch.set_num_threads(cpu_threads(config))
     tokenizer_file = run_dir / "tokenizer.json"
     tok = (
         load_tokenizer(tokenizer_file.read_text(), strict=True)
@@ -198,9 +244,14 @@ def _fit(uri: str, digest: str, config: TrainConfig, run_dir: Path) -> TrainResu
     )
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     if not trainer.is_global_zero:
-        return TrainResult(
+        worker = TrainResult(
             "", str(run_dir), trainer.global_step, uri, digest, metrics, float("nan")
         )
+        worker.node_rank = trainer.node_rank
+        if trainer.local_rank == 0 and trainer.node_rank > 0:  # what this node's caller reads
+            result_file = run_dir / _node_file("result", trainer.node_rank)
+            result_file.write_text(json.dumps(asdict(worker), indent=2))
+        return worker
     model = module.model.cpu().eval()
     threshold = calibrate(model, data)
     manifest = read_manifest(uri)

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import matplotlib.pyplot as plt
 import mlflow
@@ -228,10 +229,25 @@ def log_evaluation(run_id: str, report: Any) -> None:
     with mlflow.start_run(run_id=run_id):
         log_metrics(report.headline(), prefix=f"{split}_")
         log_json(report.to_dict(), f"eval/{split}-{report.dataset_digest[:16]}.json")
-        for name, fig in (
-            ("reliability", plots.reliability_diagram(report)),
-            ("routed_by_kind", plots.routed_by_kind(report)),
-            ("risk_coverage", plots.risk_coverage(report)),
-        ):
-            mlflow.log_figure(fig, f"eval/{split}-{name}.png")
+        for name, draw in EVAL_PLOTS.items():
+            fig = draw(report)
+            mlflow.log_figure(fig, plot_path(split, name))
             plt.close(fig)
+
+
+# the pictures of an evaluation, logged on its run; the pipeline's summary shows them too
+EVAL_PLOTS = {
+    "reliability": plots.reliability_diagram,
+    "routed_by_kind": plots.routed_by_kind,
+    "risk_coverage": plots.risk_coverage,
+}
+
+
+def plot_path(split: str, name: str) -> str:
+    return f"eval/{split}-{name}.png"
+
+
+def artifact_url(run_id: str, path: str, base: str = UI_URL) -> str:
+    """A run's artifact as ``veracity ui`` (the MLflow UI) serves it: what a Prefect image
+    artifact or a markdown image links to."""
+    return f"{base}/get-artifact?{urlencode({'path': path, 'run_uuid': run_id})}"

@@ -63,6 +63,12 @@ def train(
     config.check()
     require_accepted(uri)
     result = run_training(uri, config)
+    if result.node_rank > 0:
+        say(
+            f"node {result.node_rank} of {config.num_nodes}: trained as a worker "
+            f"({result.steps} steps); node 0 writes the model"
+        )
+        return
     val = {k: result.metrics.get(f"val/{k}", float("nan")) for k in METRICS}
     say(
         f"model  {result.model_dir}\nsteps  {result.steps}\n"

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 import mlflow
 import pytest
@@ -20,7 +21,9 @@ from typer.testing import CliRunner
 
 from flows.cli import app as veracity
 from flows.params import TrainParams, check_params, stable_hash
+from flows.summary import summary_markdown
 from flows.tasks import _train_key
+from infra.settings import get_settings
 from models.evaluate import resolve_model
 from models.sizes import TINY_MODEL
 from tests.conftest import pipeline_env
@@ -184,6 +187,16 @@ def test_crash_in_training_resumes_from_cache_and_checkpoint(
     assert result["promotion"]["decision"]["action"] == "promote"
     assert result["model"]["model_uri"].startswith("models:/")
     assert "Cached" in out
+    # The summary's pictures are the plots logged on the training run, as `veracity ui` serves them
+    logged = mlflow.MlflowClient(get_settings().tracking_uri).list_artifacts(
+        result["model"]["run_id"], "eval"
+    )
+    assert set(result["plots"]) == {"reliability", "routed_by_kind", "risk_coverage"}
+    for name, url in result["plots"].items():
+        asked = parse_qs(urlparse(url).query)
+        assert asked["run_uuid"] == [result["model"]["run_id"]], url
+        assert asked["path"][0] in {a.path for a in logged}, (url, logged)
+        assert f"![{name}]({url})" in summary_markdown(result)
     # The registered model abstains at the threshold its evaluation, which the gate read, chose.
     evaluated = json.loads(Path(result["evaluation"]["report_path"]).read_text())
     try:
