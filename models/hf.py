@@ -125,7 +125,13 @@ class HFAPRTransformer(APRTransformer):
             arch = dict(base["architecture"])
             config = AutoConfig.for_model(arch.pop("model_type"), **arch)
             self.hf = AutoModelForCausalLM.from_config(config)
-        self.base_vocab = self.cfg.vocab_size - N_EXTRA
+        self.base_vocab = self.cfg.vocab_size - N_EXTRA  # the base tokenizer's size
+        rows = cast(Tensor, self.hf.get_input_embeddings().weight).size(0)
+        if self.base_vocab > rows:
+            raise TrainingInputError(
+                f"--base {base['path']}: its tokenizer has {self.base_vocab} tokens but the model "
+                f"only {rows} embeddings; give the tokenizer the model was trained with"
+            )
         d = self.cfg.d_model
         self.extra_wte = nn.Embedding(N_EXTRA, d)  # Veracity's tokens, read
         self.extra_head = nn.Linear(d, N_EXTRA, bias=False)  # and written
@@ -147,7 +153,9 @@ class HFAPRTransformer(APRTransformer):
         return [BaseCache(self.hf.config)]
 
     def vocab_head(self, x: Tensor) -> Tensor:
-        base = self.hf.get_output_embeddings()(x)
+        # the tokenizer's ids only: many bases pad their embedding rows past it (to a multiple
+        # of 64 or 128), and Veracity's ids start where the tokenizer ends
+        base = self.hf.get_output_embeddings()(x)[..., : self.base_vocab]
         return torch.cat([base, self.extra_head(x).to(base.dtype)], -1)
 
     def embed(self, idx: Tensor) -> Tensor:

@@ -31,10 +31,11 @@ def byte_bpe(texts: Iterable[str], size: int = 600) -> Tokenizer:
     return tok
 
 
-def tiny_model(kind: str, vocab: int) -> PreTrainedModel:
+def tiny_model(kind: str, vocab: int, eos: int) -> PreTrainedModel:
+    ends = {"bos_token_id": eos, "eos_token_id": eos}
     if kind == "gpt2":  # tied embeddings and head, learned positions
         return GPT2LMHeadModel(
-            GPT2Config(n_layer=2, n_embd=48, n_head=4, vocab_size=vocab, n_positions=512)
+            GPT2Config(n_layer=2, n_embd=48, n_head=4, vocab_size=vocab, n_positions=512, **ends)
         )
     return LlamaForCausalLM(  # rotary positions, grouped-query attention, an untied head
         LlamaConfig(
@@ -46,15 +47,16 @@ def tiny_model(kind: str, vocab: int) -> PreTrainedModel:
             vocab_size=vocab,
             max_position_embeddings=512,
             tie_word_embeddings=False,
+            **ends,
         )
     )
 
 
-def save_base(kind: str, texts: Iterable[str], out: Path) -> Path:
-    """A base of ``kind`` with its tokenizer, in ``out`` (what ``--base`` reads)."""
+def save_base(kind: str, texts: Iterable[str], out: Path, padded_rows: int = 0) -> Path:
+    """A base of ``kind`` with its tokenizer, in ``out`` (what ``--base`` reads);
+    ``padded_rows``: embedding rows past the tokenizer's (as many real bases have)."""
     tok = byte_bpe(t.lower() for t in texts)
-    model = tiny_model(kind, tok.get_vocab_size())
-    model.config.bos_token_id = model.config.eos_token_id = tok.token_to_id(EOS)
+    model = tiny_model(kind, tok.get_vocab_size() + padded_rows, tok.token_to_id(EOS))
     model.save_pretrained(out)
     PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS).save_pretrained(out)
     return out

@@ -117,6 +117,22 @@ def test_a_fine_tuned_base_answers_batched_as_alone(
         assert answer.error == ""
 
 
+@pytest.mark.slow
+def test_a_base_with_embedding_rows_past_its_tokenizer_writes_veracity_s_tokens(
+    small: ds.DatasetRef, tmp_path: Path
+) -> None:
+    qa = ds.load_qa(small.uri, "train")
+    texts = [*qa["document"], *qa["question"], *qa["answer"]]
+    base = save_base("llama", texts, tmp_path / "padded", padded_rows=40)
+    result = _train(small, base, "frozen", tmp_path / "run")
+    model, tok = load_model(result.model_dir)
+    example = tok.encode_example(qa["document"][0], qa["question"][0])
+    logits = model(torch.tensor([example.ids])).logits
+    assert logits.size(-1) == tok.vocab_size  # the padding rows are not ids
+    answer = Answerer.load(result.model_dir)(qa["document"][0], qa["question"][0])
+    assert answer.error == ""
+
+
 def test_a_base_that_is_not_a_model_folder_is_one_line(
     small: ds.DatasetRef, tmp_path: Path
 ) -> None:
