@@ -198,7 +198,10 @@ def serve(
     # --env-manager local: serve from this installation (building a fresh env needs the
     # network); mlflow execs `uvicorn` by name, so this environment's bin comes first on PATH
     path = os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")])
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "PATH": path}
+    # the registry too: an MLFLOW_REGISTRY_URI of the shell (or left by mlflow.set_registry_uri
+    # in this process) would serve that registry's @alias, not the version gated here
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "MLFLOW_REGISTRY_URI": tracking}
+    env["PATH"] = path
     model = f"models:/{MODEL_NAME}@{alias}"
     listen = ["--host", host, "--port", str(port)]
     cmd = [str(bin_dir / "mlflow"), "models", "serve", "-m", model, "--env-manager", "local"]

@@ -325,7 +325,12 @@ def test_a_fine_tuned_base_is_gated_and_served(
     assert tags["base.tuning"] == "lora" and int(tags["base.parameters"]) > 0
 
     port, log = free_port(), tmp_path / "veracity-serve.log"
-    proc = start(["serve", "--port", str(port)], {**os.environ}, log)
+    # a registry URI in the environment (a user's shell; mlflow.set_registry_uri leaves one in
+    # os.environ) must not change which model is served: the gated version of this store is
+    elsewhere = f"sqlite:///{tmp_path / 'another-registry.db'}"
+    proc = start(
+        ["serve", "--port", str(port)], {**os.environ, "MLFLOW_REGISTRY_URI": elsewhere}, log
+    )
     try:
         wait_for(lambda: port_open("127.0.0.1", port), proc, log, STARTUP_TIMEOUT_S)
         rows = ds.load_qa(ref.uri, "test").head(2)
