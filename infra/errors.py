@@ -22,14 +22,20 @@ class ExitCode(IntEnum):
     TAMPERED = 4  # the audit trail or an alias was changed outside the gate
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's first line, or its type's name when it has no text (library messages
+    run to paragraphs; a one-line error quotes their first)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class VeracityError(Exception):
     """An error the person at the keyboard can fix; its message says how, in one line."""
 
     exit_code: ExitCode = ExitCode.USAGE
 
     def one_line(self) -> str:
-        text = str(self).strip()
-        return text.splitlines()[0] if text else type(self).__name__
+        return first_line(self)
 
 
 class UserError(VeracityError):

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer as BackendTokenizer
 
+from infra.errors import first_line
 from models.config import TrainingInputError
 from models.tokenizer import SLOTS, SPECIALS, UNK, Tokenizer, normalize
 
@@ -55,7 +56,7 @@ class BaseTokenizer(Tokenizer):
         try:
             hf = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         except (OSError, ValueError) as exc:
-            why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            why = first_line(exc)
             raise TrainingInputError(f"--base {path}: cannot read its tokenizer ({why})") from None
         backend = getattr(hf, "backend_tokenizer", None)
         if backend is None:

@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from transformers import AutoConfig, AutoModelForCausalLM, DynamicCache, PreTrainedModel
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
+from infra.errors import first_line
 from models.apr import APRTransformer
 from models.config import TUNINGS, APRConfig, TrainingInputError
 from models.layers import KVCache
@@ -48,17 +49,11 @@ def read_base(path: str) -> PreTrainedModel:
         model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError, KeyError) as exc:
         raise TrainingInputError(
-            f"--base {path}: cannot load a causal LM ({_first(exc)})"
+            f"--base {path}: cannot load a causal LM ({first_line(exc)})"
         ) from None
     if getattr(model, model.base_model_prefix, None) is None:
         raise TrainingInputError(f"--base {path}: {type(model).__name__} has no decoder stack")
     return model
-
-
-def _first(exc: BaseException) -> str:
-    """An exception's first line (transformers' messages run to paragraphs)."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def base_fields(path: str, tuning: str, max_seq_len: int) -> dict[str, Any]:
@@ -67,7 +62,9 @@ def base_fields(path: str, tuning: str, max_seq_len: int) -> dict[str, Any]:
     try:
         c = AutoConfig.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError, KeyError) as exc:
-        raise TrainingInputError(f"--base {path}: cannot read its config ({_first(exc)})") from None
+        raise TrainingInputError(
+            f"--base {path}: cannot read its config ({first_line(exc)})"
+        ) from None
     if c.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
         raise TrainingInputError(
             f"--base {path}: a {c.model_type!r} model is not a causal LM; APR fits decoder "
