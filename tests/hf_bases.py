@@ -17,6 +17,8 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from models.config import TrainConfig
+
 KINDS = ("gpt2", "llama")
 EOS = "<|endoftext|>"
 
@@ -60,3 +62,16 @@ def save_base(kind: str, texts: Iterable[str], out: Path, padded_rows: int = 0) 
     model.save_pretrained(out)
     PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS).save_pretrained(out)
     return out
+
+
+def base_run(base: Path, tuning: str, out: Path) -> TrainConfig:
+    """A few steps of fitting APR on ``base``: what the tests train."""
+    return TrainConfig(
+        size="tiny",
+        max_steps=3,
+        batch_size=8,
+        val_check_interval=3,
+        base=str(base),
+        base_tuning=tuning,
+        out=str(out),
+    )

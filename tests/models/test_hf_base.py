@@ -17,11 +17,11 @@ from flows.cli import app
 from models.answer import Answerer
 from models.base_tokenizer import BaseTokenizer, load_tokenizer
 from models.checkpoint import load_model
-from models.config import TUNINGS, TrainConfig
+from models.config import TUNINGS
 from models.hf import HFAPRTransformer
 from models.train import TrainResult, train
 from tests.conftest import accept
-from tests.hf_bases import KINDS, save_base
+from tests.hf_bases import KINDS, base_run, save_base
 from worldgen import dataset as ds
 
 
@@ -42,16 +42,7 @@ def bases(small: ds.DatasetRef, tmp_path_factory: pytest.TempPathFactory) -> dic
 
 
 def _train(small: ds.DatasetRef, base: Path, tuning: str, out: Path) -> TrainResult:
-    config = TrainConfig(
-        size="tiny",
-        max_steps=3,
-        batch_size=8,
-        val_check_interval=3,
-        base=str(base),
-        base_tuning=tuning,
-        out=str(out),
-    )
-    return train(small.uri, config)
+    return train(small.uri, base_run(base, tuning, out))
 
 
 def test_the_base_tokenizer_points_at_values_and_reads_them_back(bases: dict[str, Path]) -> None:

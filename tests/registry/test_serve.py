@@ -303,22 +303,13 @@ def test_a_fine_tuned_base_is_gated_and_served(
     import mlflow
 
     from models.answer import Answerer
-    from models.config import TrainConfig
-    from tests.hf_bases import save_base
+    from tests.hf_bases import base_run, save_base
     from worldgen import dataset as ds
 
     ref = ds.generate(["medical"], 120, 4, str(veracity_home / "datasets" / "serve"))
     train_qa = ds.load_qa(ref.uri, "train")
     base = save_base(kind, [*train_qa["document"], *train_qa["question"]], tmp_path / kind)
-    config = TrainConfig(
-        size="tiny",
-        max_steps=3,
-        batch_size=8,
-        val_check_interval=3,
-        base=str(base),
-        base_tuning="lora",
-        out=str(veracity_home / "run"),
-    )
+    config = base_run(base, "lora", veracity_home / "run")
     champion = gated_champion(ref, config, veracity_home)
     tags = mlflow.get_run(champion.run_id).data.tags
     assert tags["base.path"] == str(base.resolve()) and tags["base.model_type"] == kind
