@@ -13,6 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from safetensors.torch import load_file, save_file
+from torch import Tensor
 
 from models.apr import APRConfig, APRTransformer
 from models.base_tokenizer import load_tokenizer
@@ -35,9 +36,7 @@ def export(
     if guide is not None:
         guide.save(model_dir)
     model.merge_adapters()
-    # a copy each: a base's tied embeddings and head would share memory, which safetensors refuses
-    state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(model_dir / "model.safetensors"))
+    save_file(_unshared(model.state_dict()), str(model_dir / "model.safetensors"))
     (model_dir / "config.json").write_text(json.dumps(model.cfg.to_dict(), indent=2))
     (model_dir / "tokenizer.json").write_text(tok.to_json())
     (model_dir / "routing.json").write_text(
@@ -51,6 +50,18 @@ def export(
         )
     )
     return model_dir
+
+
+def _unshared(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The state with a copy of any tensor whose memory an earlier one holds (a base's tied
+    embeddings and head): safetensors refuses shared tensors; the rest are saved as they are."""
+    seen: set[int] = set()
+    out = {}
+    for name, value in state.items():
+        ptr = value.untyped_storage().data_ptr()
+        out[name] = (value.detach().clone() if ptr in seen else value.detach()).contiguous()
+        seen.add(ptr)
+    return out
 
 
 def build(cfg: APRConfig, tuning: str | None = None) -> APRTransformer:

@@ -245,9 +245,15 @@ def _fit(uri: str, digest: str, config: TrainConfig, run_dir: Path) -> TrainResu
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     if not trainer.is_global_zero:
         worker = TrainResult(
-            "", str(run_dir), trainer.global_step, uri, digest, metrics, float("nan")
+            "",
+            str(run_dir),
+            trainer.global_step,
+            uri,
+            digest,
+            metrics,
+            float("nan"),
+            node_rank=trainer.node_rank,
         )
-        worker.node_rank = trainer.node_rank
         if trainer.local_rank == 0 and trainer.node_rank > 0:  # what this node's caller reads
             result_file = run_dir / _node_file("result", trainer.node_rank)
             result_file.write_text(json.dumps(asdict(worker), indent=2))
