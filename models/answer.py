@@ -14,6 +14,7 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -31,6 +32,7 @@ MAX_ANSWER_TOKENS = 96  # an eGFR derivation from dates is ~70 tokens
 NEVER_ABSTAIN = 1.1  # over any estimator score
 # questions answered in one generation: answers/s at 256 vs 1 in benchmarks/batching.py
 BATCH_SIZE = 256
+DOCUMENTS_KEPT = 1024  # documents whose reading is kept for their next question
 
 
 def target_text(answer: str, derivation: str = "") -> str:
@@ -162,6 +164,8 @@ class Answerer:
         self.abstain_threshold = abstain_threshold
         self.guide = guide
         self.abstain_score = abstain_score
+        # several questions about one document (a batch, or requests in a row) read it once
+        self._document = lru_cache(maxsize=DOCUMENTS_KEPT)(tokenizer.read_document)
 
     @classmethod
     def load(cls, model_dir: str | Path) -> Answerer:
@@ -214,7 +218,7 @@ class Answerer:
         off_guide = self.guide.why_not(document, question) if self.guide else None
         if off_guide:
             return unread(off_guide, 0, start)
-        example = self.tok.encode_example(document, question)
+        example = self.tok.encode_example(document, question, read=self._document(document))
         if len(example.ids) >= self.model.cfg.max_seq_len:
             reason = (
                 f"document and question take {len(example.ids)} tokens, over the model's "

@@ -47,6 +47,15 @@ class APROutput:
     metrics: dict[str, Tensor] = field(default_factory=dict)
 
 
+def packed(mask: Tensor) -> tuple[Tensor, Tensor, Tensor, int]:
+    """(B, T) mask -> its cells' rows and columns in row-major order, each cell's slot among
+    its row's cells, and the most cells a row has: the padded (B, M) layout of a ragged pick."""
+    rows, cols = mask.nonzero(as_tuple=True)
+    counts = mask.sum(1)
+    slot = torch.arange(rows.numel(), device=mask.device) - (counts.cumsum(0) - counts)[rows]
+    return rows, cols, slot, int(counts.max()) if counts.numel() else 0
+
+
 class _Pass(NamedTuple):
     base_logits: Tensor
     logits: Tensor
@@ -289,8 +298,12 @@ class APRTransformer(nn.Module):
         ``keep``: (B, T) positions whose logits are wanted, packed (N, V); None: all."""
         cols = torch.arange(pos0, pos0 + idx.size(1), device=idx.device)
         pos = self.positions(cols, pad)
-        mask = None if pad is None else self.key_mask(cols, pad)
         bf16 = base_precision(idx.device.type) == "bf16"
+        mask = None
+        if pad is not None:  # added to the scores: every layer would turn a bool mask into this
+            dtype = torch.bfloat16 if bf16 else torch.float32
+            seen = self.key_mask(cols, pad)
+            mask = seen.new_zeros(seen.shape, dtype=dtype).masked_fill_(~seen, float("-inf"))
         with torch.autocast(idx.device.type, dtype=torch.bfloat16, enabled=bf16):
             x = self.wte(idx)
             if pad is not None:  # a padding column reads as the nothing before a sequence
@@ -328,9 +341,15 @@ class APRTransformer(nn.Module):
             return logits, None
         keys, slots = self.pointer.keys(x, idx)
         pointed = (keys, slots) if pcache is None else pcache.append(keys, slots)
-        qpos = cols.unsqueeze(0).expand(idx.size(0), -1)
-        slot_logits = self.pointer.logits(x, qpos, *pointed)
-        slot_logits = slot_logits if keep is None else slot_logits[keep]
+        if keep is None:
+            qpos = cols.unsqueeze(0).expand(idx.size(0), -1)
+            return self.pointer.merge(logits, self.pointer.logits(x, qpos, *pointed)), pointed
+        # only the positions whose logits are wanted ask (answer tokens in training, the last
+        # column of a prompt): the pointer compares each query with every position
+        b, t, slot, m = packed(keep)
+        hq = x.new_zeros(x.size(0), m, x.size(-1)).index_put((b, slot), x[b, t])
+        qpos = cols.new_zeros(x.size(0), m).index_put((b, slot), cols[t])
+        slot_logits = self.pointer.logits(hq, qpos, *pointed)[b, slot]
         return self.pointer.merge(logits, slot_logits), pointed
 
     def refined(
@@ -350,13 +369,11 @@ class APRTransformer(nn.Module):
             kvs = [blk.keys_values(hf) for blk in blocks]
             if caches is not None:  # every position's K/V is kept: later tokens may need it
                 kvs = [c.append(k, v) for c, (k, v) in zip(caches, kvs, strict=True)]
-            b_idx, t_idx = routed.nonzero(as_tuple=True)  # row-major: grouped by row
+            b_idx, t_idx, slot, m = packed(routed)
             if b_idx.numel() == 0:
                 return None
-            counts = routed.sum(1)
-            slot = torch.arange(b_idx.numel(), device=h.device) - (counts.cumsum(0) - counts)[b_idx]
             # padded slots keep position 0: they attend to one key (no NaN) and are never read
-            qpos = routed.new_zeros((B, int(counts.max())), dtype=torch.long)
+            qpos = routed.new_zeros((B, m), dtype=torch.long)
             qpos = qpos.index_put((b_idx, slot), t_idx + pos0)
             x = hf[b_idx, t_idx]
             for blk, (k, v) in zip(blocks, kvs, strict=True):
@@ -385,16 +402,19 @@ class APRTransformer(nn.Module):
         routed = self.route(est_scores, idx, self.positions(cols, pad).expand_as(idx))
         logits = base_logits.float()
         if self.mode.refines:
-            out = self.refined(h, routed, pos0, rcaches, pointed, pad)
+            # a routed position whose logits nobody reads is not refined: its refined state
+            # feeds nothing else (every refinement block reads keys and values of base states)
+            out = self.refined(
+                h, routed if keep is None else routed & keep, pos0, rcaches, pointed, pad
+            )
             if out is not None:
                 b_idx, t_idx, ref_logits = out
                 if keep is None:
                     logits[b_idx, t_idx] = ref_logits  # in place: a fresh fp32 copy
-                else:  # packed: a routed position the loss does not read has no row
+                else:  # packed: the row of each kept position
                     row = torch.full_like(idx, -1)
                     row[keep] = torch.arange(logits.size(0), device=idx.device)
-                    at = row[b_idx, t_idx]
-                    logits[at[at >= 0]] = ref_logits[at >= 0]
+                    logits[row[b_idx, t_idx]] = ref_logits
         return _Pass(base_logits, logits, est, est_scores, routed, h_probe)
 
     def forward(
@@ -475,9 +495,13 @@ class APRTransformer(nn.Module):
         B, T0 = idx.shape
         out = _Outputs(B, max_new_tokens, idx.device, stop_token)
         alive = torch.arange(B, device=idx.device)  # the original row of each row still going
-        p = self._run(idx, 0, caches, rcaches, pcache, pad)
+        # a prompt's logits are wanted at its last column only: the vocabulary head, the
+        # pointer and refinement skip every other column
+        last = torch.zeros_like(idx, dtype=torch.bool)
+        last[:, -1] = True
+        p = self._run(idx, 0, caches, rcaches, pcache, pad, keep=last)
         for i in range(max_new_tokens):
-            logp = torch.log_softmax(p.logits[:, -1].float(), -1)
+            logp = torch.log_softmax(p.logits.float(), -1)
             nxt = logp.argmax(-1)
             out.write(alive, i, nxt, p.est_scores[:, -1], p.routed[:, -1], logp)
             done = torch.zeros_like(nxt, dtype=torch.bool)
@@ -498,7 +522,16 @@ class APRTransformer(nn.Module):
                 for cache in (*caches, *rcaches):
                     cache.select(keep)
                 pcache.select(keep)
-            p = self._run(nxt.unsqueeze(1), T0 + i, caches, rcaches, pcache, pad)
+            step = nxt.unsqueeze(1)
+            p = self._run(
+                step,
+                T0 + i,
+                caches,
+                rcaches,
+                pcache,
+                pad,
+                keep=torch.ones_like(step, dtype=torch.bool),
+            )
         return out.generation()
 
     # ---- cost model ------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 GUIDE = "guide.json"
@@ -42,15 +43,22 @@ class Guide:
         data = {"questions": self.questions, "marks": self.marks}
         (model_dir / GUIDE).write_text(json.dumps(data, indent=2, sort_keys=True))
 
+    @cached_property
+    def _forms(self) -> dict[str, list[frozenset[str]]]:  # each form's words, once
+        return {d: [words(form) for form in forms] for d, forms in self.questions.items()}
+
+    @cached_property
+    def _marks(self) -> dict[str, frozenset[str]]:
+        return {d: frozenset(marks) for d, marks in self.marks.items()}
+
     def why_not(self, document: str, question: str) -> str | None:
         """Why ``question`` about ``document`` is not one the model was trained to answer."""
         doc, asked = words(document), words(question)
-        kinds = [d for d, marks in self.marks.items() if doc & set(marks)]
+        kinds = [d for d, marks in self._marks.items() if doc & marks]
         if not kinds:
             return "the document is none of the kinds the model was trained on"
         for domain in kinds:
-            for form in self.questions[domain]:
-                known = words(form)
+            for known in self._forms[domain]:
                 if len(asked & known) >= CLOSE * len(asked | known):
                     return None
         return (

@@ -104,7 +104,7 @@ def encode_group(
     out: list[Encoded] = []
     ids, spans = list(head), list[tuple[int, int]]()
     for _, _, question, answer, derivation in group:
-        qa = [tokenizer.q_id, *tokenizer.encode(question), tokenizer.a_id]
+        qa = tokenizer.encode_question(question)
         written = [
             *tokenizer.encode_answer(target_text(answer, derivation), slots),
             tokenizer.end_id,

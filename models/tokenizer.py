@@ -89,6 +89,17 @@ def normalize(text: str) -> str:
     return " ".join(text.lower().split())
 
 
+def question_last(question: str) -> str:
+    """The question with what follows its last question mark moved in front of it: "What was
+    revenue? Answer from the document only." reads as "Answer from the document only. What was
+    revenue?". The answer is cued right after the question; words a person adds after it (an
+    instruction, a reminder) would stand where no training example puts any, and a model read
+    such questions as unanswerable (issue 29). Moved, they are one more lead-in, as training has."""
+    at = question.rfind("?")
+    tail = question[at + 1 :].strip() if at >= 0 else ""
+    return f"{tail} {question[: at + 1].strip()}" if tail else question
+
+
 def spellings(document: str, values: Sequence[str]) -> tuple[str, ...]:
     """Each (lower-case) value as the document first writes it, so an answer that points at
     "New York" says "New York"; the value itself where lower-casing changed the text's length."""
@@ -313,14 +324,26 @@ class Tokenizer:
             out[-1:] = [(out[-1] if out else "") + pending.decode("utf-8", errors="replace")]
         return " ".join(out)
 
-    def encode_example(self, document: str, question: str, answer: str | None = None) -> Example:
-        """``<doc> document <q> question <a> answer <end>``; without an answer, ends at <a>."""
+    def encode_question(self, question: str) -> list[int]:
+        """``<q> question <a>``, the question read last (``question_last``)."""
+        return [self.q_id, *self.encode(question_last(question)), self.a_id]
+
+    def read_document(self, document: str) -> Example:
+        """``<doc> document`` with its values: what every question about it starts with."""
         doc, slots = self.encode_document(document)
-        ids = [self.doc_id, *doc, self.q_id, *self.encode(question), self.a_id]
+        return Example([self.doc_id, *doc], 0, slots, spellings(document, slots))
+
+    def encode_example(
+        self, document: str, question: str, answer: str | None = None, read: Example | None = None
+    ) -> Example:
+        """``<doc> document <q> question <a> answer <end>``; without an answer, ends at <a>.
+        ``read``: the document's ``read_document``, when several questions share it."""
+        head = self.read_document(document) if read is None else read
+        ids = [*head.ids, *self.encode_question(question)]
         start = len(ids)
         if answer is not None:
-            ids += [*self.encode_answer(answer, slots), self.end_id]
-        return Example(ids, start, slots, spellings(document, slots))
+            ids += [*self.encode_answer(answer, head.slots), self.end_id]
+        return Example(ids, start, head.slots, head.spelled)
 
     def to_json(self) -> str:
         data = {"format": FORMAT, "vocab": self.vocab, "phrases": list(self.phrases)}

@@ -6,6 +6,7 @@ from models.tokenizer import (
     Tokenizer,
     UnknownTokenError,
     normalize,
+    question_last,
     spellings,
 )
 
@@ -59,6 +60,29 @@ def test_encode_example(tok: Tokenizer) -> None:
     assert tok.decode(ids) == "stage 3a. stage? stage 3a"
     prompt, pstart, *_ = tok.encode_example("Stage 3a.", "Stage?")
     assert prompt == ids[:start] and pstart == len(prompt)
+
+
+@pytest.mark.parametrize(
+    ("asked", "read"),
+    [
+        (
+            "What stage is it? Answer from the document only.",
+            "Answer from the document only. What stage is it?",
+        ),
+        ("Question: What stage is it?  Be brief ", "Be brief Question: What stage is it?"),
+        (
+            "Is it stage 3a? Or 3b? Say unknown if unsure.",
+            "Say unknown if unsure. Is it stage 3a? Or 3b?",
+        ),
+        ("What stage is it?", "What stage is it?"),
+        ("Stage of the tumour", "Stage of the tumour"),
+    ],
+)
+def test_words_after_the_question_are_read_before_it(tok: Tokenizer, asked: str, read: str) -> None:
+    """The answer is cued right after the question: an instruction written after it is read as
+    a lead-in, the same prompt as if it had been written first."""
+    assert question_last(asked) == read
+    assert tok.encode_example("Stage 3a.", asked).ids == tok.encode_example("Stage 3a.", read).ids
 
 
 def test_unknown_tokens(tok: Tokenizer) -> None:
