@@ -202,8 +202,20 @@ class Answerer:
             written = self._generate([example for _, example in chunk])
             share = (time.perf_counter() - t0) / len(chunk)
             for (i, _), answer in zip(chunk, written, strict=True):
-                answers[i] = replace(answer, latency_s=share)
+                answers[i] = self._checked(*pairs[i], replace(answer, latency_s=share))
         return [a for a in answers if a is not None]
+
+    def _checked(self, document: object, question: object, answer: Answer) -> Answer:
+        """``answer``, or ``unknown`` where the guide knows it cannot answer the question."""
+        if self.guide is None or answer.text == UNKNOWN:
+            return answer
+        assert isinstance(document, str) and isinstance(question, str)  # _read let it through
+        reason = self.guide.why_not_answer(document, question, answer.text)
+        return (
+            answer
+            if reason is None
+            else replace(answer, text=UNKNOWN, abstained=True, error=reason)
+        )
 
     def _read(self, document: object, question: object, start: float) -> Answer | Example:
         """The prompt of a question the model can read, or why it cannot (an ``unknown``)."""

@@ -6,6 +6,10 @@ clinic note read ``no`` at 0.96). The guide, written beside the weights at train
 domain's question forms and the words that mark its documents (words of its fact sentences no
 other domain writes). A question is answered only when it is close to a form of a domain whose
 marks the document carries; anything else reads ``unknown`` with the reason.
+
+It also holds, for each question whose answers are labels (a cause of action, a sector, yes or
+no), every answer training gave. A label outside them is another question's answer read by
+mistake ("Texas", the governing law, as the cause of action, at 0.999) and reads ``unknown``.
 """
 
 from __future__ import annotations
@@ -13,12 +17,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 GUIDE = "guide.json"
 CLOSE = 0.75  # word-set overlap (Jaccard) with a trained question form that counts as asking it
+LABELS_AT_MOST = 64  # a question with more distinct answers than this is not asked for a label
 _WORD = re.compile(r"[^\W\d_]+")
 
 
@@ -30,17 +35,24 @@ def words(text: str) -> frozenset[str]:
 class Guide:
     questions: dict[str, list[str]]  # domain -> question forms
     marks: dict[str, list[str]]  # domain -> words only its documents write
+    keys: dict[str, list[str]] = field(default_factory=dict)  # domain -> each form's question key
+    labels: dict[str, list[str]] = field(default_factory=dict)  # key -> the labels it answers
 
     @classmethod
     def load(cls, model_dir: str | Path) -> Guide | None:
         path = Path(model_dir) / GUIDE
         if not path.exists():  # a model trained before guides: answered as before
             return None
-        data = json.loads(path.read_text())
-        return cls(data["questions"], data["marks"])
+        data = json.loads(path.read_text())  # guides before labels have neither keys nor labels
+        return cls(data["questions"], data["marks"], data.get("keys", {}), data.get("labels", {}))
 
     def save(self, model_dir: Path) -> None:
-        data = {"questions": self.questions, "marks": self.marks}
+        data = {
+            "questions": self.questions,
+            "marks": self.marks,
+            "keys": self.keys,
+            "labels": self.labels,
+        }
         (model_dir / GUIDE).write_text(json.dumps(data, indent=2, sort_keys=True))
 
     @cached_property
@@ -51,12 +63,17 @@ class Guide:
     def _marks(self) -> dict[str, frozenset[str]]:
         return {d: frozenset(marks) for d, marks in self.marks.items()}
 
+    def kinds(self, document: str) -> list[str]:
+        """The domains whose marks ``document`` carries."""
+        doc = words(document)
+        return [d for d, marks in self._marks.items() if doc & marks]
+
     def why_not(self, document: str, question: str) -> str | None:
         """Why ``question`` about ``document`` is not one the model was trained to answer."""
-        doc, asked = words(document), words(question)
-        kinds = [d for d, marks in self._marks.items() if doc & marks]
+        kinds = self.kinds(document)
         if not kinds:
             return "the document is none of the kinds the model was trained on"
+        asked = words(question)
         for domain in kinds:
             for known in self._forms[domain]:
                 if len(asked & known) >= CLOSE * len(asked | known):
@@ -64,6 +81,29 @@ class Guide:
         return (
             "the question is not one the model was trained to answer about a "
             f"{' or '.join(kinds)} document; it answers only what it was trained to ask"
+        )
+
+    def asked_key(self, document: str, question: str) -> str | None:
+        """The key of the trained form closest to ``question`` among the document's domains
+        (None: no form is close, or the guide has no keys)."""
+        asked, best, key = words(question), CLOSE, None
+        for domain in self.kinds(document):
+            for known, k in zip(self._forms[domain], self.keys.get(domain, ()), strict=False):
+                overlap = len(asked & known) / len(asked | known)
+                if overlap >= best and (key is None or overlap > best):
+                    best, key = overlap, k
+        return key
+
+    def why_not_answer(self, document: str, question: str, answer: str) -> str | None:
+        """Why ``answer`` cannot answer ``question``: a label the question never had."""
+        key = self.asked_key(document, question)
+        allowed = self.labels.get(key) if key is not None else None
+        if allowed is None or answer.lower() in allowed:
+            return None
+        shown = ", ".join(allowed[:6]) + (", ..." if len(allowed) > 6 else "")
+        return (
+            f"{answer!r} is not an answer this question was trained to have "
+            f"({key}: {shown}); it reads another fact, so the model does not give it"
         )
 
 
@@ -76,4 +116,17 @@ def domain_marks(vocabularies: dict[str, Iterable[str]]) -> dict[str, list[str]]
     return {
         d: sorted(own - set().union(*(s for o, s in sets.items() if o != d)))
         for d, own in sets.items()
+    }
+
+
+def answer_labels(keys: Iterable[str], answers: Iterable[str]) -> dict[str, list[str]]:
+    """Per question key, the labels its answers are (lower case), for keys whose every answer
+    is a label: no digit in it, and few distinct ones (a figure or a name is not a label)."""
+    seen: dict[str, set[str]] = {}
+    for key, answer in zip(keys, answers, strict=True):
+        seen.setdefault(key, set()).add(str(answer).lower())
+    return {
+        key: sorted(labels)
+        for key, labels in sorted(seen.items())
+        if len(labels) <= LABELS_AT_MOST and not any(c.isdigit() for v in labels for c in v)
     }

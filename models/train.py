@@ -34,12 +34,12 @@ from models.apr import APRTransformer
 from models.base_tokenizer import load_tokenizer
 from models.checkpoint import export
 from models.config import TrainConfig, TrainingInputError
-from models.guide import Guide, domain_marks
+from models.guide import Guide, answer_labels, domain_marks
 from models.lit import APRModule, QADataModule
 from models.precision import base_precision, training_device_type, training_precision
 from models.tokenizer import SLOTS, Tokenizer
-from worldgen.dataset import read_manifest
-from worldgen.domains import document_texts, domain_names, question_forms
+from worldgen.dataset import load_qa, read_manifest
+from worldgen.domains import document_texts, domain_names, question_forms, question_keys
 from worldgen.surface import Families, held_out
 
 
@@ -112,13 +112,20 @@ def claim_run_dir(run_dir: Path, config: TrainConfig) -> None:
     record.write_text(json.dumps(wanted, indent=2, sort_keys=True))
 
 
-def trained_guide(domains: list[str], families: Families | None = None) -> Guide:
-    """The question forms of the trained domains (the in-family phrasings of ``families``),
-    and the words marking each one's documents (distinct against every domain the world model
-    knows)."""
+def trained_guide(
+    domains: list[str], families: Families | None = None, uri: str | None = None
+) -> Guide:
+    """The question forms of the trained domains (the in-family phrasings of ``families``)
+    with their keys, the words marking each one's documents (distinct against every domain the
+    world model knows) and, from the training split of ``uri``, each label question's labels."""
     marks = domain_marks({d: document_texts(d) for d in domain_names()})
     forms = {d: question_forms(d, families) for d in domains}
-    return Guide(forms, {d: marks[d] for d in domains})
+    keys = {d: question_keys(d, families) for d in domains}
+    labels = {}
+    if uri is not None:
+        train = load_qa(uri, "train", domains)
+        labels = answer_labels(train["key"], train["answer"])
+    return Guide(forms, {d: marks[d] for d in domains}, keys, labels)
 
 
 def dataset_digest(uri: str) -> str:
@@ -262,7 +269,7 @@ def _fit(uri: str, digest: str, config: TrainConfig, run_dir: Path) -> TrainResu
     threshold = calibrate(model, data)
     manifest = read_manifest(uri)
     families = held_out(manifest["seed"]) if "phrasing" in manifest else None
-    guide = trained_guide(list(manifest["domains"]), families)
+    guide = trained_guide(list(manifest["domains"]), families, uri)
     model_dir = export(model, tok, run_dir / "model", threshold, uri, digest, config, guide)
     base = base_precision(device_type)
     result = TrainResult(

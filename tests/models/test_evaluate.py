@@ -19,6 +19,7 @@ from flows.cli import app
 from models import answer, plots
 from models.answer import (
     UNKNOWN,
+    Answer,
     Answerer,
     stored_abstain_threshold,
 )
@@ -275,6 +276,27 @@ def test_words_the_model_never_read_are_read_and_the_guide_judges(
     answer = answerer(document, question)
     assert answer.text == UNKNOWN and answer.abstained and answer.uncertainty == 1.0
     assert "not one the model was trained to answer" in answer.error
+
+
+def test_a_label_of_another_question_is_not_given(
+    trained: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guide keeps each label question's labels from the training split: a model that
+    says "Texas" (a governing law) for the cause of action reads unknown, with the reason;
+    one of the question's own labels is given."""
+    uri, model_dir = trained
+    qa = ds.load_qa(uri, "test")
+    row = qa[qa["key"] == "lookup_claim_type"].iloc[0]
+    answerer = Answerer.load(model_dir)
+    assert answerer.guide is not None and "negligence" in answerer.guide.labels["lookup_claim_type"]
+    said: list[Answer] = []
+    for text in ("Texas", "negligence"):
+        wrote = Answer(text, text, "", 0.0, False, 0.0, 1, 1, 0.0)
+        monkeypatch.setattr(answerer, "_generate", lambda examples, a=wrote: [a for _ in examples])
+        said.append(answerer(row["document"], row["question"]))
+    assert said[0].text == UNKNOWN and said[0].abstained and said[0].raw == "Texas"
+    assert "'Texas' is not an answer" in said[0].error and "lookup_claim_type" in said[0].error
+    assert said[1].text == "negligence" and said[1].error == ""
 
 
 def test_a_document_full_of_unseen_words_is_answered(trained: tuple[str, str]) -> None:

@@ -128,6 +128,12 @@ def question_forms(name: str, families: Families | None = None) -> list[str]:
     return [t for q in questions for t in q.phrasings(families, heldout=False)]
 
 
+def question_keys(name: str, families: Families | None = None) -> list[str]:
+    """The key of each of ``question_forms(name, families)``, in the same order."""
+    questions = get_domain(name).renderer.questions
+    return [q.key for q in questions for _ in q.phrasings(families, heldout=False)]
+
+
 def document_texts(name: str) -> list[str]:
     """The words a document of the domain is written in: its fact sentences and labels."""
     dom = get_domain(name)

@@ -1,0 +1,47 @@
+"""The guide's second net: a label question answered with another question's label."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from models.guide import GUIDE, Guide, answer_labels
+
+DOC = "Roe v. Acme. The plaintiff sued for negligence under Texas law."
+GUIDE_ = Guide(
+    questions={"legal": ["What is the cause of action?", "Which law governs the case?"]},
+    marks={"legal": ["plaintiff"]},
+    keys={"legal": ["claim_type", "jurisdiction"]},
+    labels={"claim_type": ["fraud", "negligence", "unknown"], "jurisdiction": ["texas"]},
+)
+
+
+def test_labels_are_kept_only_for_questions_whose_answers_are_labels() -> None:
+    keys = ["claim_type", "claim_type", "amount", "amount", "sex", "sex"]
+    answers = ["negligence", "Fraud", "250000.00", "unknown", "female", "male"]
+    assert answer_labels(keys, answers) == {
+        "claim_type": ["fraud", "negligence"],
+        "sex": ["female", "male"],
+    }
+
+
+def test_another_question_s_label_is_refused_with_the_reason() -> None:
+    asked = "What is the cause of action?"
+    assert GUIDE_.asked_key(DOC, asked) == "claim_type"
+    reason = GUIDE_.why_not_answer(DOC, asked, "Texas")
+    assert reason is not None and "'Texas'" in reason and "claim_type: fraud, negligence" in reason
+    assert GUIDE_.why_not_answer(DOC, asked, "Negligence") is None
+    assert GUIDE_.why_not_answer(DOC, "Which law governs the case?", "Texas") is None
+    # a question no form is close to, or a document of no trained kind: nothing to compare with
+    assert GUIDE_.why_not_answer(DOC, "How much was claimed?", "Texas") is None
+    assert GUIDE_.why_not_answer("A clinic note.", "What is the cause of action?", "x") is None
+
+
+def test_a_guide_written_before_labels_refuses_no_answer(tmp_path: Path) -> None:
+    GUIDE_.save(tmp_path)
+    assert Guide.load(tmp_path) == GUIDE_
+    data = json.loads((tmp_path / GUIDE).read_text())
+    del data["keys"], data["labels"]
+    (tmp_path / GUIDE).write_text(json.dumps(data))
+    old = Guide.load(tmp_path)
+    assert old is not None and old.why_not_answer(DOC, "What is the cause of action?", "x") is None
