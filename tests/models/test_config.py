@@ -45,13 +45,13 @@ def test_presets_and_sizes_are_named() -> None:
 def test_changing_a_default_in_one_place_changes_the_cli_the_flow_and_the_benchmark() -> None:
     """A fresh process whose models/config.py says 1234 steps: every reader says 1234."""
     code = """
-import sys, types, pathlib, importlib.util
+import re, sys, types, pathlib, importlib.util
 import models
 src = pathlib.Path("models/config.py").read_text()
-assert src.count("_opt(1750,") == 1
+default = re.search(r"max_steps: int = _opt\((\d+),", src).group(0)
 mod = types.ModuleType("models.config")
 sys.modules["models.config"] = mod
-exec(compile(src.replace("_opt(1750,", "_opt(1234,"), "models/config.py", "exec"), mod.__dict__)
+exec(compile(src.replace(default, "max_steps: int = _opt(1234,"), "models/config.py", "exec"), mod.__dict__)
 from typer.testing import CliRunner
 from flows.cli import app
 from flows.params import TrainParams
