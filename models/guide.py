@@ -7,9 +7,13 @@ domain's question forms and the words that mark its documents (words of its fact
 other domain writes). A question is answered only when it is close to a form of a domain whose
 marks the document carries; anything else reads ``unknown`` with the reason.
 
-It also holds, for each question whose answers are labels (a cause of action, a sector, yes or
-no), every answer training gave. A label outside them is another question's answer read by
-mistake ("Texas", the governing law, as the cause of action, at 0.999) and reads ``unknown``.
+It also holds what each question's answers look like in training. A question answered with
+labels (a cause of action, a sector, yes or no) keeps every label training gave: a label
+outside them is another question's answer read by mistake ("Texas", the governing law, as the
+cause of action, at 0.999). A question answered with figures (an amount, a date, a count)
+answers a figure, and a negative one only if training had one: "type 2 diabetes" as the BMI and
+-70000.00 as the unawarded part of a claim were both given at 0.97 or more. Each reads
+``unknown`` with the reason.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from pathlib import Path
 GUIDE = "guide.json"
 CLOSE = 0.75  # word-set overlap (Jaccard) with a trained question form that counts as asking it
 LABELS_AT_MOST = 64  # a question with more distinct answers than this is not asked for a label
+FIGURE = re.compile(r"-?\d+(\.\d+)?|\d{4}-\d{2}-\d{2}")  # a canonical number, amount or date
+UNKNOWN = "unknown"
 _WORD = re.compile(r"[^\W\d_]+")
 
 
@@ -37,6 +43,8 @@ class Guide:
     marks: dict[str, list[str]]  # domain -> words only its documents write
     keys: dict[str, list[str]] = field(default_factory=dict)  # domain -> each form's question key
     labels: dict[str, list[str]] = field(default_factory=dict)  # key -> the labels it answers
+    # key -> whether training answered it with a negative figure, for keys answered in figures
+    figures: dict[str, bool] = field(default_factory=dict)
 
     @classmethod
     def load(cls, model_dir: str | Path) -> Guide | None:
@@ -44,7 +52,8 @@ class Guide:
         if not path.exists():  # a model trained before guides: answered as before
             return None
         data = json.loads(path.read_text())  # guides before labels have neither keys nor labels
-        return cls(data["questions"], data["marks"], data.get("keys", {}), data.get("labels", {}))
+        shapes = (data.get(k, {}) for k in ("keys", "labels", "figures"))
+        return cls(data["questions"], data["marks"], *shapes)
 
     def save(self, model_dir: Path) -> None:
         data = {
@@ -52,6 +61,7 @@ class Guide:
             "marks": self.marks,
             "keys": self.keys,
             "labels": self.labels,
+            "figures": self.figures,
         }
         (model_dir / GUIDE).write_text(json.dumps(data, indent=2, sort_keys=True))
 
@@ -95,16 +105,27 @@ class Guide:
         return key
 
     def why_not_answer(self, document: str, question: str, answer: str) -> str | None:
-        """Why ``answer`` cannot answer ``question``: a label the question never had."""
+        """Why ``answer`` cannot answer ``question``: a label the question never had, a word
+        where it asks a figure, a negative figure where training had none."""
         key = self.asked_key(document, question)
-        allowed = self.labels.get(key) if key is not None else None
-        if allowed is None or answer.lower() in allowed:
+        if key is None or answer == UNKNOWN:
             return None
-        shown = ", ".join(allowed[:6]) + (", ..." if len(allowed) > 6 else "")
-        return (
-            f"{answer!r} is not an answer this question was trained to have "
-            f"({key}: {shown}); it reads another fact, so the model does not give it"
-        )
+        if key in self.labels:
+            allowed = self.labels[key]
+            if answer.lower() in allowed:
+                return None
+            shown = ", ".join(allowed[:6]) + (", ..." if len(allowed) > 6 else "")
+            return (
+                f"{answer!r} is not an answer this question was trained to have "
+                f"({key}: {shown}); it reads another fact, so the model does not give it"
+            )
+        if key not in self.figures:
+            return None
+        if not FIGURE.fullmatch(answer):
+            return f"{answer!r} is not a figure, and {key} is answered with one"
+        if answer.startswith("-") and not self.figures[key]:
+            return f"{answer!r} is negative, and {key} never is in training"
+        return None
 
 
 def domain_marks(vocabularies: dict[str, Iterable[str]]) -> dict[str, list[str]]:
@@ -130,3 +151,17 @@ def answer_labels(keys: Iterable[str], answers: Iterable[str]) -> dict[str, list
         for key, labels in sorted(seen.items())
         if len(labels) <= LABELS_AT_MOST and not any(c.isdigit() for v in labels for c in v)
     }
+
+
+def answer_figures(keys: Iterable[str], answers: Iterable[str]) -> dict[str, bool]:
+    """Per question key whose every answer but ``unknown`` is a figure (a number, an amount in
+    dollars and cents, a date), whether one of them is negative."""
+    seen: dict[str, list[str]] = {}
+    for key, answer in zip(keys, answers, strict=True):
+        seen.setdefault(key, []).append(str(answer))
+    figures = {}
+    for key, said in sorted(seen.items()):
+        stated = [a for a in said if a != UNKNOWN]
+        if stated and all(FIGURE.fullmatch(a) for a in stated):
+            figures[key] = any(a.startswith("-") for a in stated)
+    return figures

@@ -5,14 +5,22 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from models.guide import GUIDE, Guide, answer_labels
+from models.guide import GUIDE, Guide, answer_figures, answer_labels
 
 DOC = "Roe v. Acme. The plaintiff sued for negligence under Texas law."
 GUIDE_ = Guide(
-    questions={"legal": ["What is the cause of action?", "Which law governs the case?"]},
+    questions={
+        "legal": [
+            "What is the cause of action?",
+            "Which law governs the case?",
+            "How much of the claim was not awarded?",
+            "What was the balance owed?",
+        ]
+    },
     marks={"legal": ["plaintiff"]},
-    keys={"legal": ["claim_type", "jurisdiction"]},
+    keys={"legal": ["claim_type", "jurisdiction", "unawarded", "balance"]},
     labels={"claim_type": ["fraud", "negligence", "unknown"], "jurisdiction": ["texas"]},
+    figures={"unawarded": False, "balance": True},
 )
 
 
@@ -41,7 +49,19 @@ def test_a_guide_written_before_labels_refuses_no_answer(tmp_path: Path) -> None
     GUIDE_.save(tmp_path)
     assert Guide.load(tmp_path) == GUIDE_
     data = json.loads((tmp_path / GUIDE).read_text())
-    del data["keys"], data["labels"]
+    del data["keys"], data["labels"], data["figures"]
     (tmp_path / GUIDE).write_text(json.dumps(data))
     old = Guide.load(tmp_path)
     assert old is not None and old.why_not_answer(DOC, "What is the cause of action?", "x") is None
+
+
+def test_a_figure_question_answers_a_figure_and_a_negative_one_only_if_training_had_one() -> None:
+    keys = ["unawarded", "unawarded", "balance", "balance", "filed", "stage", "stage"]
+    answers = ["70000.00", "unknown", "-350.00", "12.5", "2021-04-15", "stage 3b", "unknown"]
+    assert answer_figures(keys, answers) == {"unawarded": False, "balance": True, "filed": False}
+    unawarded, balance = "How much of the claim was not awarded?", "What was the balance owed?"
+    assert GUIDE_.why_not_answer(DOC, unawarded, "70000.00") is None
+    assert "is negative" in (GUIDE_.why_not_answer(DOC, unawarded, "-70000.00") or "")
+    assert GUIDE_.why_not_answer(DOC, balance, "-350.00") is None
+    assert "is not a figure" in (GUIDE_.why_not_answer(DOC, balance, "type 2 diabetes") or "")
+    assert GUIDE_.why_not_answer(DOC, balance, "unknown") is None
