@@ -44,7 +44,7 @@ def test_presets_and_sizes_are_named() -> None:
 
 def test_changing_a_default_in_one_place_changes_the_cli_the_flow_and_the_benchmark() -> None:
     """A fresh process whose models/config.py says 1234 steps: every reader says 1234."""
-    code = """
+    code = r"""
 import re, sys, types, pathlib, importlib.util
 import models
 src = pathlib.Path("models/config.py").read_text()
