@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,6 +86,12 @@ def pipeline_env(veracity_home: Path, prefect_home: Path) -> dict[str, str]:
     env.pop("PREFECT_API_URL", None)
     env.pop("VERACITY_CONFIG", None)
     return env
+
+
+def was_read(answer: Any) -> bool:
+    """The model read the question and answered: no error, or the guide's refusal of what it
+    wrote (a tiny test model's answer may be another question's label), which keeps ``raw``."""
+    return bool(answer.error == "" or answer.raw != "unknown")
 
 
 def accept(uri: str, home: Path) -> str:

@@ -38,7 +38,7 @@ from models.pyfunc import VeracityAPR
 from models.risk import ANSWER_NOTHING
 from models.sizes import TINY_MODEL
 from models.train import train
-from tests.conftest import accept
+from tests.conftest import accept, was_read
 from worldgen import dataset as ds
 
 TINY = dict(TINY_MODEL)
@@ -176,10 +176,9 @@ def test_a_served_row_the_model_cannot_read_is_unknown_and_the_rest_answered(
         dtype=object,
     )
     out = model.predict(None, batch)
-    assert (
-        out.loc[0, "error"] == ""
-        and out.loc[0, "answer"] == Answerer.load(model_dir)(doc, question).text
-    )
+    alone = Answerer.load(model_dir)(doc, question)  # read and answered (or its answer refused)
+    assert "send it as text" not in alone.error and "max_seq_len" not in alone.error
+    assert (out.loc[0, "answer"], out.loc[0, "error"]) == (alone.text, alone.error)
     assert "over the model's max_seq_len" in out.loc[1, "error"]
     assert out.loc[2, "error"] == "question is missing or empty; send it as text"
     assert out.loc[3, "error"] == "document is missing or empty; send it as text"
@@ -306,7 +305,7 @@ def test_a_document_full_of_unseen_words_is_answered(trained: tuple[str, str]) -
     noise = "Zyxwv qwerty blorptastic überweisung naïve café 😀 — the clinician’s scribbles."
     document = f"{noise} {row['document']} {noise}"
     answer = Answerer.load(model_dir)(document, row["question"])
-    assert answer.error == "" and "<unk>" not in answer.raw
+    assert was_read(answer) and "<unk>" not in answer.raw
 
 
 @pytest.mark.parametrize(

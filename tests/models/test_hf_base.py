@@ -20,7 +20,7 @@ from models.checkpoint import load_model
 from models.config import TUNINGS
 from models.hf import HFAPRTransformer
 from models.train import TrainResult, train
-from tests.conftest import accept
+from tests.conftest import accept, was_read
 from tests.hf_bases import KINDS, base_run, save_base
 from worldgen import dataset as ds
 
@@ -105,7 +105,7 @@ def test_a_fine_tuned_base_answers_batched_as_alone(
             answer.derivation,
         )
         assert alone.uncertainty == pytest.approx(answer.uncertainty, abs=5e-4)
-        assert answer.error == ""
+        assert answer.error == alone.error and was_read(answer)
 
 
 @pytest.mark.slow
@@ -121,7 +121,7 @@ def test_a_base_with_embedding_rows_past_its_tokenizer_writes_veracity_s_tokens(
     logits = model(torch.tensor([example.ids])).logits
     assert logits.size(-1) == tok.vocab_size  # the padding rows are not ids
     answer = Answerer.load(result.model_dir)(qa["document"][0], qa["question"][0])
-    assert answer.error == ""
+    assert was_read(answer)
 
 
 def test_a_base_that_is_not_a_model_folder_is_one_line(

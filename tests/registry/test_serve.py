@@ -37,6 +37,7 @@ from registry import (
     register_challenger,
     tracking,
 )
+from tests.conftest import was_read
 from tests.registry.conftest import Registry
 from tests.stopping import start, stop, wait_for
 
@@ -265,7 +266,7 @@ def test_champion_served_by_mlflow_cli(champion: Champion, server: Server) -> No
         assert pred["answer"] == expected.text, (pred, expected)
         assert pred["derivation"] == expected.derivation, (pred, expected)
         assert pred["confidence"] == pytest.approx(1.0 - expected.uncertainty, abs=1e-4)
-        assert pred["error"] == "", pred
+        assert pred["error"] == expected.error and was_read(expected), pred
 
     status, body = _request(
         f"{server.url}/invocations",
@@ -331,7 +332,8 @@ def test_a_fine_tuned_base_is_gated_and_served(
         assert status == 200, f"{status} {text}\n{log.read_text()[-3000:]}"
         local = Answerer.load(champion.model_dir)
         for (doc, question), pred in zip(data, json.loads(text)["predictions"], strict=True):
-            assert set(pred) == OUTPUT_KEYS and pred["error"] == "", pred
-            assert pred["answer"] == local(doc, question).text, pred
+            expected = local(doc, question)
+            assert set(pred) == OUTPUT_KEYS and pred["error"] == expected.error, pred
+            assert pred["answer"] == expected.text and was_read(expected), pred
     finally:
         stop(proc, log)
