@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from worldgen.render import UNKNOWN
+
 GUIDE = "guide.json"
 CLOSE = 0.75  # word-set overlap (Jaccard) with a trained question form that counts as asking it
 LABELS_AT_MOST = 64  # a question with more distinct answers than this is not asked for a label
 FIGURE = re.compile(r"-?\d+(\.\d+)?|\d{4}-\d{2}-\d{2}")  # a canonical number, amount or date
-UNKNOWN = "unknown"
 _WORD = re.compile(r"[^\W\d_]+")
 
 
@@ -140,15 +141,20 @@ def domain_marks(vocabularies: dict[str, Iterable[str]]) -> dict[str, list[str]]
     }
 
 
+def _by_key(keys: Iterable[str], answers: Iterable[str]) -> dict[str, list[str]]:
+    said: dict[str, list[str]] = {}
+    for key, answer in zip(keys, answers, strict=True):
+        said.setdefault(key, []).append(str(answer))
+    return dict(sorted(said.items()))
+
+
 def answer_labels(keys: Iterable[str], answers: Iterable[str]) -> dict[str, list[str]]:
     """Per question key, the labels its answers are (lower case), for keys whose every answer
     is a label: no digit in it, and few distinct ones (a figure or a name is not a label)."""
-    seen: dict[str, set[str]] = {}
-    for key, answer in zip(keys, answers, strict=True):
-        seen.setdefault(key, set()).add(str(answer).lower())
+    seen = {key: {a.lower() for a in said} for key, said in _by_key(keys, answers).items()}
     return {
         key: sorted(labels)
-        for key, labels in sorted(seen.items())
+        for key, labels in seen.items()
         if len(labels) <= LABELS_AT_MOST and not any(c.isdigit() for v in labels for c in v)
     }
 
@@ -156,11 +162,8 @@ def answer_labels(keys: Iterable[str], answers: Iterable[str]) -> dict[str, list
 def answer_figures(keys: Iterable[str], answers: Iterable[str]) -> dict[str, bool]:
     """Per question key whose every answer but ``unknown`` is a figure (a number, an amount in
     dollars and cents, a date), whether one of them is negative."""
-    seen: dict[str, list[str]] = {}
-    for key, answer in zip(keys, answers, strict=True):
-        seen.setdefault(key, []).append(str(answer))
     figures = {}
-    for key, said in sorted(seen.items()):
+    for key, said in _by_key(keys, answers).items():
         stated = [a for a in said if a != UNKNOWN]
         if stated and all(FIGURE.fullmatch(a) for a in stated):
             figures[key] = any(a.startswith("-") for a in stated)
