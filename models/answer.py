@@ -195,7 +195,8 @@ class Answerer:
             answers.append(read if isinstance(read, Answer) else None)
             if isinstance(read, Example):
                 todo.append((i, read))
-        todo.sort(key=lambda item: len(item[1].ids))
+        # a document's questions side by side (it is read once for them), documents by length
+        todo.sort(key=lambda item: (item[1].document_len, str(pairs[item[0]][0])))
         for k in range(0, len(todo), batch_size):
             chunk = todo[k : k + batch_size]
             t0 = time.perf_counter()
@@ -239,26 +240,73 @@ class Answerer:
             return unread(reason, len(example.ids), start)
         return example
 
-    def _generate(self, examples: list[Example]) -> list[Answer]:
-        lengths = [len(e.ids) for e in examples]
-        longest = max(lengths)
-        pad = torch.tensor([longest - n for n in lengths])
-        idx = torch.tensor([[self.tok.pad_id] * (longest - len(e.ids)) + e.ids for e in examples])
+    @torch.no_grad()
+    def answer_scores(
+        self, pairs: Sequence[tuple[object, object]], batch_size: int = BATCH_SIZE
+    ) -> torch.Tensor:
+        """The estimator's score at every answer token the model writes for these questions:
+        the tokens inference routes, so the ones its routing threshold is calibrated on."""
+        examples = [r for d, q in pairs if isinstance(r := self._read(d, q, 0.0), Example)]
+        examples.sort(key=lambda e: len(e.ids))
+        scores = [torch.zeros(0)]
+        for k in range(0, len(examples), batch_size):
+            chunk = examples[k : k + batch_size]
+            gen, budget = self._generation(chunk)
+            for row in range(len(chunk)):
+                n = self._written(gen, row, int(budget[row]))[1]
+                scores.append(gen.scores[row, :n].float())
+        return torch.cat(scores)
+
+    def _generation(self, examples: list[Example]) -> tuple[Generation, torch.Tensor]:
+        """One generation of these prompts, and each row's token budget. A document that
+        several rows ask about is read once for them all (``APRTransformer.generate``'s
+        ``shared``); then each row reads its question."""
         # each row's budget: the answer limit, or what is left of the model's positions
         budget = torch.tensor(
-            [min(MAX_ANSWER_TOKENS, self.model.cfg.max_seq_len - n) for n in lengths]
+            [min(MAX_ANSWER_TOKENS, self.model.cfg.max_seq_len - len(e.ids)) for e in examples]
         )
+        documents = [tuple(e.ids[: e.document_len]) for e in examples]
+        distinct = list(dict.fromkeys(documents))
+        if len(distinct) == len(documents):  # nothing shared: one left-padded prompt a row
+            idx, pad = self._padded([e.ids for e in examples])
+            gen = self.model.generate(
+                idx, int(budget.max()), stop_token=self.tok.end_id, pad=pad, budget=budget
+            )
+            return gen, budget
+        which = {d: i for i, d in enumerate(distinct)}
+        prefixes, prefix_pad = self._padded([list(d) for d in distinct])
+        of = torch.tensor([which[d] for d in documents])
+        idx, pad = self._padded([e.ids[e.document_len :] for e in examples])
         gen = self.model.generate(
-            idx, int(budget.max()), stop_token=self.tok.end_id, pad=pad, budget=budget
+            idx,
+            int(budget.max()),
+            stop_token=self.tok.end_id,
+            pad=pad,
+            budget=budget,
+            shared=(prefixes, prefix_pad, of),
         )
+        return gen, budget
+
+    def _padded(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows of ids left-padded to the longest -> (ids, each row's padding)."""
+        longest = max(map(len, rows))
+        idx = torch.tensor([[self.tok.pad_id] * (longest - len(r)) + r for r in rows])
+        return idx, torch.tensor([longest - len(r) for r in rows])
+
+    def _generate(self, examples: list[Example]) -> list[Answer]:
+        gen, budget = self._generation(examples)
         assert gen.probs is not None and gen.entropy is not None  # generate() fills both
         return [self._answer(e, gen, b, int(budget[b])) for b, e in enumerate(examples)]
 
+    def _written(self, gen: Generation, row: int, budget: int) -> tuple[list[int], int]:
+        """A row's tokens and how many of them the answer is (up to its end token, if any)."""
+        ids = gen.tokens[row, :budget].tolist()
+        return ids, ids.index(self.tok.end_id) + 1 if self.tok.end_id in ids else len(ids)
+
     def _answer(self, example: Example, gen: Generation, row: int, budget: int) -> Answer:
         assert gen.probs is not None and gen.entropy is not None
-        ids = gen.tokens[row, :budget].tolist()
-        finished = self.tok.end_id in ids
-        n = ids.index(self.tok.end_id) + 1 if finished else len(ids)
+        ids, n = self._written(gen, row, budget)
+        finished = self.tok.end_id in ids[:n]
         # pointed values read as the document spells them; the rest is the model's lower case
         written = " ".join(self.tok.decode(ids[:n], slots=example.spelled).split())
         raw, derivation = resolve(written, finished)

@@ -264,23 +264,25 @@ class APRTransformer(nn.Module):
             del self._window[: -self.cfg.threshold_window]
 
     # ---- the network -----------------------------------------------------------------------
-    def positions(self, cols: Tensor, pad: Tensor | None) -> Tensor:
-        """Each token's position in its own row: its column less the row's left padding."""
-        if pad is None:
+    def positions(self, cols: Tensor, real: Tensor | None) -> Tensor:
+        """Each token's position in its own row: how many of the row's real tokens (``real``:
+        (B, S) columns that are not padding) stand before its column."""
+        if real is None:
             if int(cols[-1]) >= self.cfg.max_seq_len:
                 raise ValueError(f"sequence longer than max_seq_len={self.cfg.max_seq_len}")
             return cols.unsqueeze(0)
         # a row past its own budget keeps being fed until the batch ends; its tokens are
         # never read, so its positions stop at the last one instead of overflowing
-        return (cols.unsqueeze(0) - pad.unsqueeze(1)).clamp(0, self.cfg.max_seq_len - 1)
+        pos = real.long().cumsum(1)[:, cols] - 1
+        return pos.clamp(0, self.cfg.max_seq_len - 1)
 
     @staticmethod
-    def key_mask(cols: Tensor, pad: Tensor) -> Tensor:
-        """(B, 1, T, S): the keys each query column may see, causal and past the row's padding
-        (a padding column sees itself alone: no empty row)."""
+    def key_mask(cols: Tensor, real: Tensor) -> Tensor:
+        """(B, 1, T, S): the keys each query column may see, causal and real (a padding column
+        sees itself alone: no empty row)."""
         keys = torch.arange(int(cols[-1]) + 1, device=cols.device)
         causal = keys <= cols.unsqueeze(1)
-        seen = causal.unsqueeze(0) & (keys >= pad.view(-1, 1, 1))
+        seen = causal.unsqueeze(0) & real[:, : keys.numel()].unsqueeze(1)
         return (seen | (keys == cols.unsqueeze(1))).unsqueeze(1)
 
     def base(
@@ -289,27 +291,29 @@ class APRTransformer(nn.Module):
         pos0: int = 0,
         caches: list[KVCache] | None = None,
         pcache: PointerCache | None = None,
-        pad: Tensor | None = None,
+        real: Tensor | None = None,
         keep: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor, Tensor] | None]:
         """Base stack in bf16 autocast (fp32 where bf16 is emulated: `models.precision`) ->
         (probe state, final residual state, base logits, the pointer's keys and slots of every
-        position so far). ``pad``: (B,) left-padding columns of each row (batched answers).
-        ``keep``: (B, T) positions whose logits are wanted, packed (N, V); None: all."""
+        position so far). ``real``: (B, S) which columns so far are tokens, not padding
+        (batched answers). ``keep``: (B, T) positions whose logits are wanted, packed (N, V);
+        None: all."""
         cols = torch.arange(pos0, pos0 + idx.size(1), device=idx.device)
-        pos = self.positions(cols, pad)
+        pos = self.positions(cols, real)
         bf16 = base_precision(idx.device.type) == "bf16"
-        mask = None
-        if pad is not None:  # added to the scores: every layer would turn a bool mask into this
+        mask, lead = None, None
+        if real is not None:  # added to the scores: every layer would turn a bool mask into this
             dtype = torch.bfloat16 if bf16 else torch.float32
-            seen = self.key_mask(cols, pad)
+            seen = self.key_mask(cols, real)
             mask = seen.new_zeros(seen.shape, dtype=dtype).masked_fill_(~seen, float("-inf"))
+            lead = (real[:, cols].long().cumsum(1) == 0).sum(1)  # padding before each row's tokens
         with torch.autocast(idx.device.type, dtype=torch.bfloat16, enabled=bf16):
             x = self.wte(idx)
-            if pad is not None:  # a padding column reads as the nothing before a sequence
-                x = x.masked_fill((cols < pad.unsqueeze(1)).unsqueeze(-1), 0.0)
+            if real is not None:  # a padding column reads as the nothing before a sequence
+                x = x.masked_fill(~real[:, cols].unsqueeze(-1), 0.0)
             if self.local is not None:
-                x, recent = self.local(x, None if pcache is None else pcache.recent)
+                x, recent = self.local(x, None if pcache is None else pcache.recent, lead)
                 if pcache is not None:
                     pcache.recent = recent
             x = self.drop(x + self.wpe(pos))
@@ -359,7 +363,7 @@ class APRTransformer(nn.Module):
         pos0: int = 0,
         caches: list[KVCache] | None = None,
         pointed: tuple[Tensor, Tensor] | None = None,
-        pad: Tensor | None = None,
+        real: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor] | None:
         """fp32 refinement of the routed tokens -> (batch idx, position idx, logits) or None."""
         B = h.size(0)
@@ -377,7 +381,7 @@ class APRTransformer(nn.Module):
             qpos = qpos.index_put((b_idx, slot), t_idx + pos0)
             x = hf[b_idx, t_idx]
             for blk, (k, v) in zip(blocks, kvs, strict=True):
-                x = blk(x, (b_idx, slot), qpos, k, v, pad)
+                x = blk(x, (b_idx, slot), qpos, k, v, real)
             logits = self.vocab_head(self.ln_r(x))
             if self.pointer is not None and pointed is not None:
                 # routed tokens point again from their refined state, in the padded layout
@@ -393,19 +397,19 @@ class APRTransformer(nn.Module):
         caches: list[KVCache] | None = None,
         rcaches: list[KVCache] | None = None,
         pcache: PointerCache | None = None,
-        pad: Tensor | None = None,
+        real: Tensor | None = None,
         keep: Tensor | None = None,
     ) -> _Pass:
-        h_probe, h, base_logits, pointed = self.base(idx, pos0, caches, pcache, pad, keep)
+        h_probe, h, base_logits, pointed = self.base(idx, pos0, caches, pcache, real, keep)
         est, est_scores = self.scores(h_probe)
         cols = torch.arange(pos0, pos0 + idx.size(1), device=idx.device)
-        routed = self.route(est_scores, idx, self.positions(cols, pad).expand_as(idx))
+        routed = self.route(est_scores, idx, self.positions(cols, real).expand_as(idx))
         logits = base_logits.float()
         if self.mode.refines:
             # a routed position whose logits nobody reads is not refined: its refined state
             # feeds nothing else (every refinement block reads keys and values of base states)
             out = self.refined(
-                h, routed if keep is None else routed & keep, pos0, rcaches, pointed, pad
+                h, routed if keep is None else routed & keep, pos0, rcaches, pointed, real
             )
             if out is not None:
                 b_idx, t_idx, ref_logits = out
@@ -480,6 +484,7 @@ class APRTransformer(nn.Module):
         stop_token: int | None = None,
         pad: Tensor | None = None,
         budget: Tensor | None = None,
+        shared: tuple[Tensor, Tensor, Tensor] | None = None,
     ) -> Generation:
         """Greedy decoding with a KV cache; each new token is routed like in forward().
 
@@ -488,18 +493,29 @@ class APRTransformer(nn.Module):
         from each row's first token), ``budget`` (B,) how many tokens each row may write. A row
         is done when it writes ``stop_token`` or spends its budget, and leaves the batch then
         (its caches dropped), so a long answer does not keep the finished rows computing. Each
-        row is decoded as it would be alone; after it is done it reads ``stop_token``."""
+        row is decoded as it would be alone; after it is done it reads ``stop_token``.
+
+        ``shared``: (prefixes (P, L) left-padded, their padding (P,), each row's prefix (B,)):
+        row b's prompt is its prefix's tokens, then ``idx[b]``. A prefix several rows share (a
+        document asked several questions) goes through the model once, in a batch of prefixes;
+        its caches are then copied to each of its rows, which read only their own tokens."""
         caches = self.new_caches()
         rcaches = [KVCache() for _ in self.refine]
         pcache = PointerCache()
         B, T0 = idx.shape
+        cols = torch.arange(T0, device=idx.device)
+        real = None if pad is None else cols >= pad.unsqueeze(1)
+        pos0 = 0
+        if shared is not None:
+            mine = torch.ones_like(idx, dtype=torch.bool) if real is None else real
+            pos0, real = self._read_prefixes(shared, caches, rcaches, pcache, mine)
         out = _Outputs(B, max_new_tokens, idx.device, stop_token)
         alive = torch.arange(B, device=idx.device)  # the original row of each row still going
         # a prompt's logits are wanted at its last column only: the vocabulary head, the
         # pointer and refinement skip every other column
         last = torch.zeros_like(idx, dtype=torch.bool)
         last[:, -1] = True
-        p = self._run(idx, 0, caches, rcaches, pcache, pad, keep=last)
+        p = self._run(idx, pos0, caches, rcaches, pcache, real, keep=last)
         for i in range(max_new_tokens):
             logp = torch.log_softmax(p.logits.float(), -1)
             nxt = logp.argmax(-1)
@@ -510,29 +526,51 @@ class APRTransformer(nn.Module):
             if budget is not None:
                 done = done | (budget <= i + 1)
             # without budgets, the longest row ends the batch at the model's last position
-            longest = T0 + i - (0 if pad is None else int(pad.min()))
+            longest = pos0 + T0 + i if real is None else int(real.sum(1).max())
             full = budget is None and longest >= self.cfg.max_seq_len
             if bool(done.all()) or i == max_new_tokens - 1 or full:
                 break
             if bool(done.any()):
                 keep = (~done).nonzero().squeeze(1)
                 alive, nxt = alive[keep], nxt[keep]
-                pad = None if pad is None else pad[keep]
+                real = None if real is None else real[keep]
                 budget = None if budget is None else budget[keep]
                 for cache in (*caches, *rcaches):
                     cache.select(keep)
                 pcache.select(keep)
             step = nxt.unsqueeze(1)
+            if real is not None:
+                real = torch.cat([real, torch.ones_like(step, dtype=torch.bool)], 1)
             p = self._run(
                 step,
-                T0 + i,
+                pos0 + T0 + i,
                 caches,
                 rcaches,
                 pcache,
-                pad,
+                real,
                 keep=torch.ones_like(step, dtype=torch.bool),
             )
         return out.generation()
+
+    def _read_prefixes(
+        self,
+        shared: tuple[Tensor, Tensor, Tensor],
+        caches: list[KVCache],
+        rcaches: list[KVCache],
+        pcache: PointerCache,
+        real: Tensor,
+    ) -> tuple[int, Tensor]:
+        """Run the shared prefixes once and copy their caches to the rows that read each ->
+        (the columns they take, which columns of each row are real so far)."""
+        prefixes, ppad, of = shared
+        L = prefixes.size(1)
+        preal = torch.arange(L, device=prefixes.device) >= ppad.unsqueeze(1)
+        nothing = torch.zeros_like(prefixes, dtype=torch.bool)  # no logits wanted in a prefix
+        self._run(prefixes, 0, caches, rcaches, pcache, preal, keep=nothing)
+        for cache in (*caches, *rcaches):
+            cache.select(of)
+        pcache.select(of)
+        return L, torch.cat([preal[of], real], 1)
 
     # ---- cost model ------------------------------------------------------------------------
     def flops_per_token(self, routed_fraction: float, seq_len: int | None = None) -> float:

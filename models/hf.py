@@ -167,15 +167,13 @@ class HFAPRTransformer(APRTransformer):
         pos0: int = 0,
         caches: list[KVCache] | None = None,
         pcache: PointerCache | None = None,
-        pad: Tensor | None = None,
+        real: Tensor | None = None,
         keep: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor, Tensor] | None]:
         cols = torch.arange(pos0, pos0 + idx.size(1), device=idx.device)
-        pos = self.positions(cols, pad).expand_as(idx)
-        seen = None
-        if pad is not None:  # every column so far, the row's padding masked
-            every = torch.arange(pos0 + idx.size(1), device=idx.device)
-            seen = (every.unsqueeze(0) >= pad.unsqueeze(1)).long()
+        pos = self.positions(cols, real).expand_as(idx)
+        # every column so far, the row's padding masked
+        seen = None if real is None else real[:, : pos0 + idx.size(1)].long()
         past = None if caches is None else caches[0]
         bf16 = base_precision(idx.device.type) == "bf16"
         with torch.autocast(idx.device.type, dtype=torch.bfloat16, enabled=bf16):

@@ -56,8 +56,8 @@ class CausalSelfAttention(nn.Module):
         q, k, v = (t.view(B, T, self.n_head, -1).transpose(1, 2) for t in self.qkv(x).split(C, 2))
         if cache is not None:
             k, v = cache.append(k, v)
-        if k.size(2) != T and T != 1:  # prefill must start from an empty cache
-            raise ValueError("multi-token steps are only supported on an empty cache")
+        if k.size(2) != T and T != 1 and mask is None:  # causal alone cannot say which keys
+            raise ValueError("multi-token steps on a filled cache need a mask")
         p = self.dropout if self.training else 0.0
         if mask is not None:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
@@ -112,11 +112,11 @@ class RefineBlock(nn.Module):
         qpos: Tensor,
         k: Tensor,
         v: Tensor,
-        pad: Tensor | None = None,
+        real: Tensor | None = None,
     ) -> Tensor:
         """x: (N, d) packed routed tokens; where: their (row, slot) in the padded (B, M)
-        layout that attention needs; qpos: (B, M) original positions of the slots; pad: (B,)
-        left-padding columns of each row, never attended to."""
+        layout that attention needs; qpos: (B, M) columns of the slots; real: (B, S) which
+        columns are tokens, not padding (padding is never attended to)."""
         (B, M), C = qpos.shape, x.size(-1)
         # only attention sees the padded layout: per-token work runs on the N real tokens
         q = x.new_zeros(B, M, C).index_put(where, self.q(self.ln_q(x)))
@@ -124,8 +124,8 @@ class RefineBlock(nn.Module):
         # a routed token at original position t sees positions <= t
         cols = torch.arange(k.size(2), device=x.device)
         mask = cols <= qpos.unsqueeze(-1)
-        if pad is not None:  # a slot always sees its own column: no empty row, no NaN
-            mask = (mask & (cols >= pad.view(-1, 1, 1))) | (cols == qpos.unsqueeze(-1))
+        if real is not None:  # a slot always sees its own column: no empty row, no NaN
+            mask = (mask & real[:, : k.size(2)].unsqueeze(1)) | (cols == qpos.unsqueeze(-1))
         # each key/value head serves n_head / n_kv query heads (grouped-query attention)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.unsqueeze(1), enable_gqa=True)
         x = x + self.proj(y.transpose(1, 2)[where].reshape(-1, C))

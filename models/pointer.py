@@ -52,12 +52,22 @@ class LocalMix(nn.Module):
         self.window = cfg.local_window
         self.conv = nn.Conv1d(cfg.d_model, cfg.d_model, self.window, groups=cfg.d_model, bias=False)
 
-    def forward(self, x: Tensor, past: Tensor | None) -> tuple[Tensor, Tensor]:
-        """x: (B, T, d) embeddings; past: the previous window-1 embeddings (None: none).
+    def forward(
+        self, x: Tensor, past: Tensor | None, lead: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """x: (B, T, d) embeddings; past: the previous window-1 embeddings (None: none);
+        lead: (B,) padding columns before each row's first token in x (zero embeddings): the
+        past goes right before that token, as if there were no padding between.
         -> mixed embeddings, and the window-1 embeddings to carry to the next step."""
         w = self.window - 1
         pad = x.new_zeros(x.size(0), w, x.size(2)) if past is None else past.to(x.dtype)
         full = torch.cat([pad, x], 1)
+        if past is not None and lead is not None and bool(lead.any()):
+            j = torch.arange(full.size(1), device=x.device)
+            n = lead.unsqueeze(1)
+            # [past, padding, tokens] -> [padding, past, tokens]
+            src = torch.where(j < n, j + w, torch.where(j < n + w, j - n, j))
+            full = full.gather(1, src.unsqueeze(-1).expand(-1, -1, full.size(2)))
         mixed = self.conv(full.transpose(1, 2)).transpose(1, 2)
         return x + mixed, full[:, full.size(1) - w :]
 

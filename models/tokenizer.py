@@ -82,6 +82,8 @@ class Example(NamedTuple):
     answer_start: int  # index of the first answer token (== len(ids) when no answer given)
     slots: tuple[str, ...] = ()  # the document's stated values, by slot number
     spelled: tuple[str, ...] = ()  # the same values as the document spells them ("New York")
+    # how many leading ids are the document's: a prefix every question about it shares
+    document_len: int = 0
 
 
 def normalize(text: str) -> str:
@@ -331,7 +333,8 @@ class Tokenizer:
     def read_document(self, document: str) -> Example:
         """``<doc> document`` with its values: what every question about it starts with."""
         doc, slots = self.encode_document(document)
-        return Example([self.doc_id, *doc], 0, slots, spellings(document, slots))
+        ids = [self.doc_id, *doc]
+        return Example(ids, 0, slots, spellings(document, slots), len(ids))
 
     def encode_example(
         self, document: str, question: str, answer: str | None = None, read: Example | None = None
@@ -343,7 +346,7 @@ class Tokenizer:
         start = len(ids)
         if answer is not None:
             ids += [*self.encode_answer(answer, head.slots), self.end_id]
-        return Example(ids, start, head.slots, head.spelled)
+        return Example(ids, start, head.slots, head.spelled, len(head.ids))
 
     def to_json(self) -> str:
         data = {"format": FORMAT, "vocab": self.vocab, "phrases": list(self.phrases)}

@@ -44,6 +44,41 @@ def test_each_row_of_a_padded_batch_decodes_as_it_would_alone(
         assert set(batch.tokens[row, n:].tolist()) <= {STOP}
 
 
+@EXTRAS
+@pytest.mark.parametrize("mode", ["apr", "dense", "all", "random"])
+def test_rows_that_share_a_prefix_read_it_once_and_decode_as_they_would_alone(
+    mode: str, extra: dict[str, object]
+) -> None:
+    model = prepared(mode, train=False, **extra).eval()
+    g = torch.Generator().manual_seed(4)
+    prefixes = [torch.randint(6, 40, (n,), generator=g).tolist() for n in (8, 13, 4)]
+    tails = [torch.randint(6, 40, (n,), generator=g).tolist() for n in (1, 5, 2, 7, 3, 5)]
+    of = [0, 1, 0, 2, 1, 0]  # prefix 0 read by three rows, 1 by two, 2 by one
+    prompts = [prefixes[p] + t for p, t in zip(of, tails, strict=True)]
+    budgets = [min(8, 32 - len(p)) for p in prompts]
+    alone = [
+        model.generate(torch.tensor([p]), b, stop_token=STOP)
+        for p, b in zip(prompts, budgets, strict=True)
+    ]
+
+    def padded(rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        longest = max(map(len, rows))
+        idx = torch.tensor([[0] * (longest - len(r)) + r for r in rows])
+        return idx, torch.tensor([longest - len(r) for r in rows])
+
+    idx, pad = padded(tails)
+    shared = (*padded(prefixes), torch.tensor(of))
+    batch = model.generate(
+        idx, max(budgets), stop_token=STOP, pad=pad, budget=torch.tensor(budgets), shared=shared
+    )
+    for row, one in enumerate(alone):
+        n = one.tokens.size(1)
+        assert batch.tokens[row, :n].tolist() == one.tokens[0].tolist(), (mode, row)
+        assert batch.routed[row, :n].tolist() == one.routed[0].tolist(), (mode, row)
+        assert torch.allclose(batch.scores[row, :n], one.scores[0], atol=1e-4)
+        assert torch.allclose(batch.probs[row, :n], one.probs[0], atol=1e-4)  # type: ignore[index]
+
+
 @pytest.fixture(scope="module")
 def answerer(tmp_path_factory: pytest.TempPathFactory) -> tuple[Answerer, list[tuple[str, str]]]:
     root = tmp_path_factory.mktemp("batching")

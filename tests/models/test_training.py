@@ -14,10 +14,11 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
+from models.answer import Answerer
 from models.checkpoint import load_model
 from models.config import TrainConfig
 from models.sizes import TINY_MODEL
-from models.train import train
+from models.train import ROUTING_QUESTIONS, calibrate_on_written, train
 from tests.conftest import accept
 from worldgen import dataset as ds
 
@@ -47,6 +48,14 @@ def test_trains_and_exports_weights_only_model(small: ds.DatasetRef, tmp_path: P
     assert float(model.route_threshold) == pytest.approx(result.route_threshold)
     assert 0.0 <= result.metrics["val/estimator_auroc"] <= 1.0
     assert tok.vocab_size == model.cfg.vocab_size
+    # the threshold routes the target share of what the model writes, not of the references
+    calibrate_on_written(model, tok, small.uri)
+    qa = ds.load_qa(small.uri, "validation")
+    pairs = list(zip(qa["document"], qa["question"], strict=True))
+    written = Answerer(model, tok).answer_scores(pairs)
+    assert len(qa) <= ROUTING_QUESTIONS and written.numel() > 100
+    routed = float((written >= model.route_threshold).float().mean())
+    assert routed == pytest.approx(model.cfg.route_fraction, abs=0.01)
 
 
 def test_bad_mode_is_one_line_error(small: ds.DatasetRef) -> None:
