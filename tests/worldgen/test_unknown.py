@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import numpy as np
 import pytest
 
 from worldgen.calc import compute
 from worldgen.domains import domain_names, get_domain
+from worldgen.frames import to_frame, to_rows
 from worldgen.plan import decode_plan, stated_keys
 from worldgen.render import Resolution
 from worldgen.render_checks import answer_mismatches
@@ -28,13 +30,17 @@ def coarse(value: str) -> str:
 
 @pytest.mark.parametrize("domain", domain_names())
 def test_no_unknown_answer_is_fixed_by_one_stated_value(domain: str) -> None:
-    """Independently of the declared routes: over the sample, a stated value that always goes
-    with one answer (at least 30 records) must not sit beside an ``unknown`` for it."""
+    """Independently of the declared routes: a stated value that always goes with one answer
+    (at least 30 of 8000 records) must not sit beside an ``unknown`` for it. The association is
+    read over more records than are rendered: on 1500, a rule's 4% exception (lisinopril without
+    a hypertensive reading, in kidney disease) can be missing by chance."""
     b = rendered_block(domain, 1500)
     rows, renderer = b.rows, b.domain.renderer
     answers: dict[tuple[str, str, str], set[str]] = defaultdict(set)
     counts: dict[tuple[str, str, str], int] = defaultdict(int)
-    for row in rows.values():
+    spec = b.domain.spec
+    more = to_rows(to_frame(spec, spec.sample(8000, np.random.default_rng(11))), spec)
+    for row in more:
         for fact in renderer.facts:
             value = coarse(fact.value(row))
             for q in renderer.questions:
