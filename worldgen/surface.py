@@ -77,56 +77,6 @@ QUESTION_FRAMES: tuple[str, ...] = (
 )
 HELD_OUT_SHARE = 0.25  # of the grammar's frames, and of each kind's optional formats
 
-# Free prose: lead-ins, verbs and closings that no frame above uses, composed into frames that
-# are never held out. Training reads each fact in many more ways than the lists above give, so
-# that an unseen frame (a held-out one, or a hand-written note's) is one more of many, not the
-# first that differs from a dozen. Word for word apart from the lists above: nothing of a
-# held-out frame reaches training through them.
-LEADS = ("", "Also, ", "Here, ", "", "Per notes, ", "On file, ")
-CLOSINGS = (".", ".", " on review.")
-VALUE_VERBS = (
-    "totalled",
-    "was put at",
-    "was given as",
-    "ran to",
-    "was entered as",
-    "registered",
-    "was logged as",
-    "reached",
-    "showed",
-    "was listed at",
-    "was measured at",
-    "read",
-)
-TEXT_VERBS = ("was given as", "was entered as", "was logged as", "showed", "read", "was listed as")
-VALUE_FIRST = ("{v} was the {label}.", "{v}, the {label}.", "{v} for {label}.")
-# a category leads no sentence: "insulin was the medication" would start lower case
-TEXT_AFTER = ("{Label} -> {v}.", "{Label} (per notes): {v}.")
-QUESTION_FREE: tuple[str, ...] = (
-    "Tell me: {Q}",
-    "Quick check: {Q}",
-    "Looking at the file, {q}",
-    "I need to know: {Q}",
-    "{Q} Be brief.",
-    "{Q} Keep it short.",
-    "From the notes, {q}",
-    "Kindly check: {Q}",
-)
-
-
-def composed_frames(verbs: tuple[str, ...], value_first: tuple[str, ...]) -> tuple[str, ...]:
-    """A frame a verb, each with its own lead-in and closing, then the value-first ones."""
-    out = []
-    for j, verb in enumerate(verbs):
-        lead, closing = LEADS[j % len(LEADS)], CLOSINGS[j % len(CLOSINGS)]
-        label = "{label}" if lead else "{Label}"
-        out.append(f"{lead}{label} {verb} {{v}}{closing}")
-    return (*out, *value_first)
-
-
-FREE_VALUE_FRAMES = composed_frames(VALUE_VERBS, VALUE_FIRST)
-FREE_TEXT_FRAMES = composed_frames(TEXT_VERBS, TEXT_AFTER)
-
 
 @dataclass(frozen=True)
 class Form:
@@ -207,14 +157,11 @@ def fact_forms(
     hand_formats = [PLAIN] + [f for f in formats if f != PLAIN and kind in ("money", "date")]
     out = [Form(t, PLAIN, f"hand:{i}", kind) for i, t in enumerate(hand)]
     out += [Form(t, fmt, f"hand:{i}", kind) for fmt in hand_formats[1:] for i, t in enumerate(hand)]
-    text = kind == "text"
-    listed = (TEXT_FRAMES, "text") if text else (VALUE_FRAMES, "value")
-    free = (FREE_TEXT_FRAMES if text else FREE_VALUE_FRAMES, "free")
-    for frames, family in (listed, free):
-        for i, frame in enumerate(frames):
-            for label in labels:
-                sentence = frame.format(Label=label[:1].upper() + label[1:], label=label, v="{v}")
-                out += [Form(sentence, fmt, f"{family}:{i}", kind) for fmt in formats]
+    frames, family = (TEXT_FRAMES, "text") if kind == "text" else (VALUE_FRAMES, "value")
+    for i, frame in enumerate(frames):
+        for label in labels:
+            sentence = frame.format(Label=label[:1].upper() + label[1:], label=label, v="{v}")
+            out += [Form(sentence, fmt, f"{family}:{i}", kind) for fmt in formats]
     return tuple(out)
 
 
@@ -249,7 +196,7 @@ def probe_sentences(form: Form, unit: str) -> set[str]:
 def question_forms(templates: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
     """A question's phrasings with their frame: each hand-written question in each frame."""
     out = []
-    for i, frame in enumerate(QUESTION_FRAMES + QUESTION_FREE):  # the free ones: never held out
+    for i, frame in enumerate(QUESTION_FRAMES):
         for q in templates:
             out.append((frame.format(Q=q, q=q[:1].lower() + q[1:]), i))
     return tuple(out)
