@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -195,10 +195,7 @@ class Answerer:
             answers.append(read if isinstance(read, Answer) else None)
             if isinstance(read, Example):
                 todo.append((i, read))
-        # a document's questions side by side (it is read once for them), documents by length
-        todo.sort(key=lambda item: (item[1].document_len, str(pairs[item[0]][0])))
-        for k in range(0, len(todo), batch_size):
-            chunk = todo[k : k + batch_size]
+        for chunk in self._batches(todo, batch_size):
             t0 = time.perf_counter()
             written = self._generate([example for _, example in chunk])
             share = (time.perf_counter() - t0) / len(chunk)
@@ -246,16 +243,30 @@ class Answerer:
     ) -> torch.Tensor:
         """The estimator's score at every answer token the model writes for these questions:
         the tokens inference routes, so the ones its routing threshold is calibrated on."""
-        examples = [r for d, q in pairs if isinstance(r := self._read(d, q, 0.0), Example)]
-        examples.sort(key=lambda e: len(e.ids))
+        todo = [
+            (i, r)
+            for i, (d, q) in enumerate(pairs)
+            if isinstance(r := self._read(d, q, 0.0), Example)
+        ]
         scores = [torch.zeros(0)]
-        for k in range(0, len(examples), batch_size):
-            chunk = examples[k : k + batch_size]
-            gen, budget = self._generation(chunk)
+        for chunk in self._batches(todo, batch_size):
+            gen, budget = self._generation([example for _, example in chunk])
             for row in range(len(chunk)):
                 n = self._written(gen, row, int(budget[row]))[1]
                 scores.append(gen.scores[row, :n].float())
         return torch.cat(scores)
+
+    @staticmethod
+    def _batches(
+        todo: list[tuple[int, Example]], batch_size: int
+    ) -> Iterator[list[tuple[int, Example]]]:
+        """(place, prompt) pairs in batches: a document's questions side by side (it is read
+        once for them), documents by length (little padding)."""
+        todo = sorted(
+            todo, key=lambda item: (item[1].document_len, item[1].ids[: item[1].document_len])
+        )
+        for k in range(0, len(todo), batch_size):
+            yield todo[k : k + batch_size]
 
     def _generation(self, examples: list[Example]) -> tuple[Generation, torch.Tensor]:
         """One generation of these prompts, and each row's token budget. A document that

@@ -302,17 +302,18 @@ class APRTransformer(nn.Module):
         cols = torch.arange(pos0, pos0 + idx.size(1), device=idx.device)
         pos = self.positions(cols, real)
         bf16 = base_precision(idx.device.type) == "bf16"
-        mask, lead = None, None
+        mask = None
         if real is not None:  # added to the scores: every layer would turn a bool mask into this
             dtype = torch.bfloat16 if bf16 else torch.float32
             seen = self.key_mask(cols, real)
             mask = seen.new_zeros(seen.shape, dtype=dtype).masked_fill_(~seen, float("-inf"))
-            lead = (real[:, cols].long().cumsum(1) == 0).sum(1)  # padding before each row's tokens
         with torch.autocast(idx.device.type, dtype=torch.bfloat16, enabled=bf16):
             x = self.wte(idx)
             if real is not None:  # a padding column reads as the nothing before a sequence
                 x = x.masked_fill(~real[:, cols].unsqueeze(-1), 0.0)
             if self.local is not None:
+                # the padding before each row's first token in this pass
+                lead = None if real is None else (real[:, cols].long().cumsum(1) == 0).sum(1)
                 x, recent = self.local(x, None if pcache is None else pcache.recent, lead)
                 if pcache is not None:
                     pcache.recent = recent
@@ -526,8 +527,11 @@ class APRTransformer(nn.Module):
             if budget is not None:
                 done = done | (budget <= i + 1)
             # without budgets, the longest row ends the batch at the model's last position
-            longest = pos0 + T0 + i if real is None else int(real.sum(1).max())
-            full = budget is None and longest >= self.cfg.max_seq_len
+            # (the tokens in the longest row: every column of it without padding)
+            full = (
+                budget is None
+                and (T0 + i if real is None else int(real.sum(1).max())) >= self.cfg.max_seq_len
+            )
             if bool(done.all()) or i == max_new_tokens - 1 or full:
                 break
             if bool(done.any()):

@@ -310,8 +310,9 @@ def calibrate_on_written(model: APRTransformer, tok: Tokenizer, uri: str) -> flo
     qa = load_qa(uri, "validation")
     qa = qa.sample(n=min(ROUTING_QUESTIONS, len(qa)), random_state=0)
     pairs = list(zip(qa["document"], qa["question"], strict=True))
+    answerer = Answerer(model, tok)  # reads each document once for both rounds
     for _ in range(2):
-        threshold = model.calibrate_threshold(Answerer(model, tok).answer_scores(pairs))
+        threshold = model.calibrate_threshold(answerer.answer_scores(pairs))
     return threshold
 
 
