@@ -65,6 +65,9 @@ class _Pass(NamedTuple):
     h_probe: Tensor  # the probe state the estimator read (B, T, d)
 
 
+REST_SHARE = 0.25  # of a batch's rows done before they leave it while generating
+
+
 class _Outputs:
     """What ``generate`` wrote for every original row, while rows leave the batch."""
 
@@ -304,7 +307,7 @@ class APRTransformer(nn.Module):
         bf16 = base_precision(idx.device.type) == "bf16"
         mask = None
         if real is not None:  # added to the scores: every layer would turn a bool mask into this
-            dtype = torch.bfloat16 if bf16 else torch.float32
+            dtype = torch.bfloat16 if bf16 and caches is None else torch.float32  # see layers
             seen = self.key_mask(cols, real)
             mask = seen.new_zeros(seen.shape, dtype=dtype).masked_fill_(~seen, float("-inf"))
         with torch.autocast(idx.device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -517,15 +520,21 @@ class APRTransformer(nn.Module):
         last = torch.zeros_like(idx, dtype=torch.bool)
         last[:, -1] = True
         p = self._run(idx, pos0, caches, rcaches, pcache, real, keep=last)
+        # rows that are done but still in the batch: they leave it only when enough are done
+        # (moving every cache for each row that finishes cost more than carrying a few)
+        resting = torch.zeros(B, dtype=torch.bool, device=idx.device)
         for i in range(max_new_tokens):
-            logp = torch.log_softmax(p.logits.float(), -1)
-            nxt = logp.argmax(-1)
-            out.write(alive, i, nxt, p.est_scores[:, -1], p.routed[:, -1], logp)
-            done = torch.zeros_like(nxt, dtype=torch.bool)
+            logp = torch.log_softmax(p.logits.float(), -1)  # the rows still writing, packed
+            going = ~resting
+            nxt = torch.full_like(going, stop_token or 0, dtype=torch.long)
+            nxt[going] = logp.argmax(-1)
+            est, routed = p.est_scores[going, -1], p.routed[going, -1]
+            out.write(alive[going], i, nxt[going], est, routed, logp)
+            done = resting.clone()
             if stop_token is not None:
-                done = nxt == stop_token
+                done |= nxt == stop_token
             if budget is not None:
-                done = done | (budget <= i + 1)
+                done |= budget <= i + 1
             # without budgets, the longest row ends the batch at the model's last position
             # (the tokens in the longest row: every column of it without padding)
             full = (
@@ -534,25 +543,22 @@ class APRTransformer(nn.Module):
             )
             if bool(done.all()) or i == max_new_tokens - 1 or full:
                 break
-            if bool(done.any()):
+            n_done = int(done.sum())
+            # without a padding mask a resting row's positions would go on: it leaves at once
+            if n_done and (real is None or REST_SHARE * done.numel() <= n_done):
                 keep = (~done).nonzero().squeeze(1)
-                alive, nxt = alive[keep], nxt[keep]
+                alive, nxt, done = alive[keep], nxt[keep], done[keep]
                 real = None if real is None else real[keep]
                 budget = None if budget is None else budget[keep]
                 for cache in (*caches, *rcaches):
                     cache.select(keep)
                 pcache.select(keep)
+            resting = done
             step = nxt.unsqueeze(1)
-            if real is not None:
-                real = torch.cat([real, torch.ones_like(step, dtype=torch.bool)], 1)
+            if real is not None:  # a resting row's new column is padding: nobody reads it
+                real = torch.cat([real, ~resting.unsqueeze(1)], 1)
             p = self._run(
-                step,
-                pos0 + T0 + i,
-                caches,
-                rcaches,
-                pcache,
-                real,
-                keep=torch.ones_like(step, dtype=torch.bool),
+                step, pos0 + T0 + i, caches, rcaches, pcache, real, keep=~resting.unsqueeze(1)
             )
         return out.generation()
 

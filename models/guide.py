@@ -20,15 +20,17 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from worldgen.render import UNKNOWN
 
 GUIDE = "guide.json"
 CLOSE = 0.75  # word-set overlap (Jaccard) with a trained question form that counts as asking it
+MEMO_SIZE = 4096  # documents, and (domains, question) pairs, the guide remembers
 LABELS_AT_MOST = 64  # a question with more distinct answers than this is not asked for a label
 FIGURE = re.compile(r"-?\d+(\.\d+)?|\d{4}-\d{2}-\d{2}")  # a canonical number, amount or date
 _WORD = re.compile(r"[^\W\d_]+")
@@ -46,6 +48,9 @@ class Guide:
     labels: dict[str, list[str]] = field(default_factory=dict)  # key -> the labels it answers
     # key -> whether training answered it with a negative figure, for keys answered in figures
     figures: dict[str, bool] = field(default_factory=dict)
+    _memo: dict[str, dict[Any, Any]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def load(cls, model_dir: str | Path) -> Guide | None:
@@ -76,19 +81,15 @@ class Guide:
 
     def kinds(self, document: str) -> list[str]:
         """The domains whose marks ``document`` carries."""
-        doc = words(document)
-        return [d for d, marks in self._marks.items() if doc & marks]
+        return list(self._remembered("kinds", document, self._kinds))
 
     def why_not(self, document: str, question: str) -> str | None:
         """Why ``question`` about ``document`` is not one the model was trained to answer."""
         kinds = self.kinds(document)
         if not kinds:
             return "the document is none of the kinds the model was trained on"
-        asked = words(question)
-        for domain in kinds:
-            for known in self._forms[domain]:
-                if len(asked & known) >= CLOSE * len(asked | known):
-                    return None
+        if self._match(tuple(kinds), question)[0]:
+            return None
         return (
             "the question is not one the model was trained to answer about a "
             f"{' or '.join(kinds)} document; it answers only what it was trained to ask"
@@ -97,13 +98,40 @@ class Guide:
     def asked_key(self, document: str, question: str) -> str | None:
         """The key of the trained form closest to ``question`` among the document's domains
         (None: no form is close, or the guide has no keys)."""
-        asked, best, key = words(question), CLOSE, None
-        for domain in self.kinds(document):
-            for known, k in zip(self._forms[domain], self.keys.get(domain, ()), strict=False):
-                overlap = len(asked & known) / len(asked | known)
-                if overlap >= best and (key is None or overlap > best):
-                    best, key = overlap, k
-        return key
+        return self._match(tuple(self.kinds(document)), question)[1]
+
+    def _kinds(self, document: str) -> tuple[str, ...]:
+        doc = words(document)
+        return tuple(d for d, marks in self._marks.items() if doc & marks)
+
+    def _match(self, kinds: tuple[str, ...], question: str) -> tuple[bool, str | None]:
+        return self._remembered("match", (kinds, question), lambda k: self._walk(*k))
+
+    def _walk(self, kinds: tuple[str, ...], question: str) -> tuple[bool, str | None]:
+        """One walk over the domains' forms -> (is a form close to ``question``, the key of
+        the closest keyed form: the first of the highest overlap at or above CLOSE)."""
+        asked, best, key, close = words(question), CLOSE, None, False
+        for domain in kinds:
+            keys = self.keys.get(domain, [])
+            for i, known in enumerate(self._forms[domain]):
+                shared, either = len(asked & known), len(asked | known)
+                close = close or shared >= CLOSE * either
+                overlap = shared / either
+                if i < len(keys) and overlap >= best and (key is None or overlap > best):
+                    best, key = overlap, keys[i]
+        return close, key
+
+    def _remembered(self, table: str, arg: Any, compute: Callable[[Any], Any]) -> Any:
+        """``compute(arg)``, kept: a batch asks several questions of one document, and the
+        same question forms of many documents (the memo is emptied when it grows large)."""
+        memo = self._memo.setdefault(table, {})
+        value = memo.get(arg, memo)  # the memo itself marks "not there" (never a value)
+        if value is memo:  # read once, so another thread emptying it cannot lose the value
+            value = compute(arg)
+            if len(memo) >= MEMO_SIZE:
+                memo.clear()
+            memo[arg] = value
+        return value
 
     def why_not_answer(self, document: str, question: str, answer: str) -> str | None:
         """Why ``answer`` cannot answer ``question``: a label the question never had, a word

@@ -5,6 +5,8 @@ Kept apart from ``models.apr`` (the model and its routing) so each file reads in
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -13,16 +15,33 @@ from models.config import APRConfig
 
 
 class KVCache:
-    """Keys/values of one attention layer, grown one step at a time while generating."""
+    """Keys/values of one attention layer, grown one step at a time while generating.
+
+    Kept in a buffer with room for ``SPARE`` more columns: appending a step's column then
+    writes it in place, where concatenating copied the whole cache at every step."""
+
+    SPARE = 64
 
     def __init__(self) -> None:
         self.k: Tensor | None = None
         self.v: Tensor | None = None
+        self.n = 0  # columns in use
 
     def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        self.k = k if self.k is None else torch.cat([self.k, k], dim=2)
-        self.v = v if self.v is None else torch.cat([self.v, v], dim=2)
-        return self.k, self.v
+        new = k.size(2)
+        if self.k is None or self.v is None or self.n + new > self.k.size(2):
+            self.k, self.v = (self._grown(old, new, k) for old in (self.k, self.v))
+        self.k[:, :, self.n : self.n + new] = k
+        self.v[:, :, self.n : self.n + new] = v
+        self.n += new
+        return self.k[:, :, : self.n], self.v[:, :, : self.n]
+
+    def _grown(self, old: Tensor | None, new: int, like: Tensor) -> Tensor:
+        B, H, _, D = like.shape
+        buf = like.new_empty(B, H, self.n + new + self.SPARE, D)
+        if old is not None:
+            buf[:, :, : self.n] = old[:, :, : self.n]
+        return buf
 
     def select(self, rows: Tensor) -> None:
         """Keep only these batch rows (the others finished generating)."""
@@ -54,15 +73,20 @@ class CausalSelfAttention(nn.Module):
         """mask: (B, 1, T, S) keys each query may see (left-padded rows); None: causal."""
         B, T, C = x.shape
         q, k, v = (t.view(B, T, self.n_head, -1).transpose(1, 2) for t in self.qkv(x).split(C, 2))
-        if cache is not None:
-            k, v = cache.append(k, v)
+        if cache is not None:  # generating: attention in fp32 (below)
+            q = q.float()
+            k, v = cache.append(k.float(), v.float())
         if k.size(2) != T and T != 1 and mask is None:  # causal alone cannot say which keys
             raise ValueError("multi-token steps on a filled cache need a mask")
         p = self.dropout if self.training else 0.0
-        if mask is not None:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
-        else:  # one new token attends to every cached position, so no mask is needed then
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=k.size(2) == T > 1)
+        # a cache's keys and values are kept in fp32: a step's one query against a long cache
+        # ran ~3x slower in bf16 on the CPU (benchmarks/batching.py), and fp32 is no less exact
+        with torch.autocast(x.device.type, enabled=False) if cache is not None else nullcontext():
+            if mask is not None:
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+            else:  # one new token attends to every cached position: no mask needed then
+                causal = k.size(2) == T > 1
+                y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=causal)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
 
 

@@ -95,7 +95,11 @@ def test_kv_cache_generation_equals_full_forward_greedy(mode: str, extra: dict[s
             nxt = out.logits[:, -1].argmax(-1)
             assert torch.equal(nxt, gen.tokens[:, i])
             assert torch.equal(out.routed[:, -1], gen.routed[:, i])
-            torch.testing.assert_close(out.est_scores[:, -1], gen.scores[:, i])
+            # the cache is read through a view of a growing buffer, in fp32: the same sums in
+            # another order, so scores agree to float rounding, not bit for bit
+            torch.testing.assert_close(
+                out.est_scores[:, -1], gen.scores[:, i], rtol=1e-4, atol=1e-4
+            )
             ids = torch.cat([ids, nxt[:, None]], 1)
     if mode == "apr":
         assert gen.routed.any() and not gen.routed.all()

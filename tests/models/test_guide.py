@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from models.guide import GUIDE, Guide, answer_figures, answer_labels
 
 DOC = "Roe v. Acme. The plaintiff sued for negligence under Texas law."
@@ -65,3 +67,21 @@ def test_a_figure_question_answers_a_figure_and_a_negative_one_only_if_training_
     assert GUIDE_.why_not_answer(DOC, balance, "-350.00") is None
     assert "is not a figure" in (GUIDE_.why_not_answer(DOC, balance, "type 2 diabetes") or "")
     assert GUIDE_.why_not_answer(DOC, balance, "unknown") is None
+
+
+def test_a_guide_answers_the_same_after_its_memo_is_emptied(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import models.guide as guide_module
+
+    guide = Guide(GUIDE_.questions, GUIDE_.marks, GUIDE_.keys, GUIDE_.labels, GUIDE_.figures)
+    monkeypatch.setattr(guide_module, "MEMO_SIZE", 2)
+    asked = ["What is the cause of action?", "Which law governs the case?", "How much was claimed?"]
+    first = [(guide.why_not(DOC, q), guide.asked_key(DOC, q)) for q in asked * 2]
+    assert all(len(memo) <= 2 for memo in guide._memo.values())
+    assert first[:3] == first[3:]
+    assert [key for _, key in first[:3]] == ["claim_type", "jurisdiction", None]
+    assert first[0][0] is None and first[2][0] is not None
+    assert guide.why_not("A clinic note.", asked[0]) == (
+        "the document is none of the kinds the model was trained on"
+    )
