@@ -293,3 +293,22 @@ def test_the_loss_reads_logits_only_where_it_counts(mode: str) -> None:
     ce = torch.nn.functional.cross_entropy(full.logits[mask], y[mask])
     torch.testing.assert_close(packed.metrics["ce_final"], ce)
     assert torch.equal(packed.routed, full.routed)
+
+
+def test_kv_cache_grows_past_its_spare_room_and_keeps_rows_as_concatenation_would() -> None:
+    from models.layers import KVCache
+
+    g = torch.Generator().manual_seed(3)
+    cache, ks, vs, B = KVCache(), [], [], 3
+    for step in range(2 * KVCache.SPARE + 5):  # a prompt of five, then one column a step
+        k, v = (torch.randn(B, 2, 5 if step == 0 else 1, 4, generator=g) for _ in range(2))
+        ks.append(k)
+        vs.append(v)
+        got_k, got_v = cache.append(k, v)
+        if step == KVCache.SPARE:  # a row leaves the batch halfway
+            rows, B = torch.tensor([0, 2]), 2
+            cache.select(rows)
+            got_k, got_v = cache.k[:, :, : cache.n], cache.v[:, :, : cache.n]  # type: ignore[index]
+            ks, vs = [x[rows] for x in ks], [x[rows] for x in vs]
+        assert torch.equal(got_k, torch.cat(ks, 2)) and torch.equal(got_v, torch.cat(vs, 2))
+    assert cache.n == 2 * KVCache.SPARE + 9
