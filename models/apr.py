@@ -495,9 +495,11 @@ class APRTransformer(nn.Module):
         A batch of prompts of different lengths is left-padded: ``pad`` (B,) says how many
         columns of each row are padding (never attended to, never copied from; positions count
         from each row's first token), ``budget`` (B,) how many tokens each row may write. A row
-        is done when it writes ``stop_token`` or spends its budget, and leaves the batch then
-        (its caches dropped), so a long answer does not keep the finished rows computing. Each
-        row is decoded as it would be alone; after it is done it reads ``stop_token``.
+        is done when it writes ``stop_token`` or spends its budget; done rows rest (their new
+        columns padding, no logits) until ``REST_SHARE`` of the batch is done, then leave it
+        together (their caches dropped), so a long answer does not keep the finished rows
+        computing. Each row is decoded as it would be alone; after it is done it reads
+        ``stop_token``.
 
         ``shared``: (prefixes (P, L) left-padded, their padding (P,), each row's prefix (B,)):
         row b's prompt is its prefix's tokens, then ``idx[b]``. A prefix several rows share (a

@@ -79,16 +79,17 @@ class Guide:
     def _marks(self) -> dict[str, frozenset[str]]:
         return {d: frozenset(marks) for d, marks in self.marks.items()}
 
-    def kinds(self, document: str) -> list[str]:
+    def kinds(self, document: str) -> tuple[str, ...]:
         """The domains whose marks ``document`` carries."""
-        return list(self._remembered("kinds", document, self._kinds))
+        kinds: tuple[str, ...] = self._remembered("kinds", document, self._kinds)
+        return kinds
 
     def why_not(self, document: str, question: str) -> str | None:
         """Why ``question`` about ``document`` is not one the model was trained to answer."""
         kinds = self.kinds(document)
         if not kinds:
             return "the document is none of the kinds the model was trained on"
-        if self._match(tuple(kinds), question)[0]:
+        if self._match(kinds, question)[0]:
             return None
         return (
             "the question is not one the model was trained to answer about a "
@@ -98,7 +99,7 @@ class Guide:
     def asked_key(self, document: str, question: str) -> str | None:
         """The key of the trained form closest to ``question`` among the document's domains
         (None: no form is close, or the guide has no keys)."""
-        return self._match(tuple(self.kinds(document)), question)[1]
+        return self._match(self.kinds(document), question)[1]
 
     def _kinds(self, document: str) -> tuple[str, ...]:
         doc = words(document)
