@@ -4,7 +4,8 @@
 next to the document (the ``plan`` column, ``key:template;key:template``) so that
 ``worldgen.render_checks`` can re-render the document from its record, and tell which facts it
 states, without the random draws that made it. An entry's key is one fact key, or several joined
-by ``JOIN`` when a ``Joint`` states them in one sentence. The renderer and the checks both need
+by ``JOIN`` when a ``Joint`` states them in one sentence, or ``DISTRACT`` and a distractor's
+name. The renderer and the checks both need
 this format and it needs neither of them, so it lives here, where both import it without
 importing each other.
 """
@@ -15,11 +16,15 @@ from collections.abc import Iterable
 from typing import Final
 
 JOIN: Final = "+"
+DISTRACT: Final = "~"  # leads a distractor's entry (``worldgen.distract``): it states no fact
 
 
 def stated_keys(plan: Iterable[tuple[str, int]]) -> frozenset[str]:
-    """The fact keys a plan states (a shared sentence states each of its keys)."""
-    return frozenset(key for entry, _ in plan for key in entry.split(JOIN))
+    """The fact keys a plan states (a shared sentence states each of its keys; a distractor,
+    none)."""
+    return frozenset(
+        key for entry, _ in plan if not entry.startswith(DISTRACT) for key in entry.split(JOIN)
+    )
 
 
 def encode_plan(plan: list[tuple[str, int]]) -> str:

@@ -46,7 +46,8 @@ from typing import Any, Final, Literal, cast
 import numpy as np
 
 from worldgen.calc import UNSTATED, CalcError, compute, may_decide_despite_gaps
-from worldgen.plan import JOIN, encode_plan, stated_keys
+from worldgen.distract import Distractor, place
+from worldgen.plan import DISTRACT, JOIN, encode_plan, stated_keys
 from worldgen.surface import (
     PLAIN,
     Families,
@@ -325,15 +326,24 @@ class Renderer:
         default_factory=lambda: {"lookup": 1, "derived": 1, "multistep": 2, "unknown": 1}
     )
     joints: tuple[Joint, ...] = ()
+    distractors: tuple[Distractor, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_facts", {f.key: f for f in self.facts})
         object.__setattr__(self, "_questions", {q.key: q for q in self.questions})
         joint_of = {key: j for j in self.joints for key in j.roles}
         object.__setattr__(self, "_joint_of", joint_of)
+        object.__setattr__(self, "_distractors", {d.entry: d for d in self.distractors})
+        for d in self.distractors:
+            if d.of not in self._facts or self.fact(d.of).kind != d.kind:  # type: ignore[attr-defined]
+                raise ValueError(f"distractor {d.name!r} must resemble a fact of kind {d.kind}")
 
     def fact(self, key: str) -> Fact:
         return self._facts[key]  # type: ignore[attr-defined]
+
+    def distractor(self, entry: str) -> Distractor:
+        """The distractor a plan entry (``~name``) names."""
+        return self._distractors[entry]  # type: ignore[attr-defined]
 
     def question(self, key: str) -> Question:
         return self._questions[key]  # type: ignore[attr-defined]
@@ -345,8 +355,9 @@ class Renderer:
         families: Families | None = None,
         heldout: bool = False,
     ) -> list[tuple[str, int]]:
-        """Which facts to state, in which form, in which order; ``heldout``: only forms of the
-        held-out families (and no shared sentences, which are in-family)."""
+        """Which facts to state, in which form, in which order, and perhaps a distractor;
+        ``heldout``: only forms of the held-out families (and no shared sentences, which are
+        in-family)."""
         stated = []
         for f in self.facts:
             if rng.random() >= f.withhold_p:
@@ -356,9 +367,12 @@ class Renderer:
         if not heldout:
             for joint in self.joints:
                 joint.group_up(plan, rng)
+        place(plan, self.distractors, row, rng, families, heldout)
         return plan
 
     def sentence(self, row: Row, entry: str, template: int) -> str:
+        if entry.startswith(DISTRACT):
+            return self.distractor(entry).sentence(row, template)
         if JOIN not in entry:
             return self.fact(entry).sentence(row, template)
         joint: Joint = self._joint_of[entry.split(JOIN)[0]]  # type: ignore[attr-defined]

@@ -113,6 +113,11 @@ def vocabulary_texts(name: str, families: Families | None = None) -> list[str]:
     for joint in dom.renderer.joints:
         texts += [t.format(roles=" ", Roles=" ", values=" ") for t in joint.templates]
         texts += list(joint.roles.values())
+    texts += [
+        d.forms[i].template.replace("{v}", " ")
+        for d in dom.renderer.distractors
+        for i in d.choices(families, heldout=False)
+    ]
     texts += question_forms(name, families)
     return texts + value_phrases(name)
 
@@ -139,6 +144,7 @@ def document_texts(name: str) -> list[str]:
     dom = get_domain(name)
     # every form: the grammar's frames are every domain's, so their words mark none
     texts = [f.template.replace("{v}", " ") for fact in dom.renderer.facts for f in fact.forms]
+    texts += [t.replace("{v}", " ") for d in dom.renderer.distractors for t in d.templates]
     for joint in dom.renderer.joints:
         texts += [t.format(roles=" ", Roles=" ", values=" ") for t in joint.templates]
         texts += list(joint.roles.values())

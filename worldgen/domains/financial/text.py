@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from worldgen.distract import Distractor, moved_money
 from worldgen.domains.financial.world import MIN_COVERAGE_TENTHS, TAX_RATE_PCT
 from worldgen.render import (
     Fact,
@@ -160,6 +161,32 @@ FIGURES = Joint(
         "The company reported {roles} of {values}, respectively.",
     ),
     value="${v}",
+)
+
+
+def _other(name: str, of: str, *templates: str) -> Distractor:
+    return Distractor(name, of, templates, moved_money(of), kind="money")
+
+
+# other periods' and plans' figures a filing gives beside this quarter's
+DISTRACTORS = (
+    _other("prior_revenue", REV, "Revenue in the prior year was {v}.", "Prior-year revenue: {v}."),
+    _other(
+        "prior_net_income",
+        NI,
+        "Net income in the same quarter last year was {v}.",
+        "Prior-year net income: {v}.",
+    ),
+    _other("budgeted_cogs", COGS, "Budgeted cost of goods sold was {v}.", "Budgeted COGS: {v}."),
+    _other(
+        "prior_opex",
+        OPEX,
+        "Operating expenses in the previous quarter were {v}.",
+        "Last quarter's operating expenses: {v}.",
+    ),
+    _other(
+        "prior_assets", ASSETS, "Total assets a year earlier were {v}.", "Prior-year assets: {v}."
+    ),
 )
 
 
@@ -355,4 +382,4 @@ def renderer() -> Renderer:
         ),
     )
     # Two derived and two multi-step questions per record keep reasoning the majority.
-    return Renderer(facts, lookups_ + reasoned, PER_KIND, (FIGURES,))
+    return Renderer(facts, lookups_ + reasoned, PER_KIND, (FIGURES,), DISTRACTORS)

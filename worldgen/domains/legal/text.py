@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from worldgen.calc import FLAGS, GAP, elements, limitation
+from worldgen.distract import Distractor, earlier_date, moved_money
 from worldgen.domains.legal.calendar import deadline_iso
 from worldgen.domains.legal.world import (
     ALLOWED_DEFENCE,
@@ -48,6 +49,37 @@ def _days_to_file(row: Row) -> str:
 
 
 DATES = ("incident_date", "filing_date")
+# other parties' figures and other events' dates a judgment mentions in passing
+DISTRACTORS = (
+    Distractor(
+        "codefendant_claim",
+        "claimed_cents",
+        ("A co-defendant claimed {v} in a separate action.", "The co-defendant's claim: {v}."),
+        moved_money("claimed_cents"),
+        kind="money",
+    ),
+    Distractor(
+        "settlement_offer",
+        "awarded_cents",
+        ("Before trial the defendant offered {v} to settle.", "Settlement offer refused: {v}."),
+        moved_money("awarded_cents"),
+        kind="money",
+    ),
+    Distractor(
+        "related_filing",
+        "filing_date",
+        ("A related action was filed on {v}.", "Related action filed: {v}."),
+        earlier_date("filing_date"),
+        kind="date",
+    ),
+    Distractor(
+        "earlier_incident",
+        "incident_date",
+        ("An earlier, unrelated incident occurred on {v}.", "Earlier incident: {v}."),
+        earlier_date("incident_date"),
+        kind="date",
+    ),
+)
 STATUTE = ("jurisdiction", "claim_type")
 DEADLINE = "add_years({incident_date}, {limitation_years})"
 # the period from the statute table when the text does not state it
@@ -414,4 +446,4 @@ def renderer() -> Renderer:
         ),
     )
     # Two derived and two multi-step questions per record keep reasoning the majority.
-    return Renderer(facts, lookups_ + reasoned, PER_KIND, (EVENTS,))
+    return Renderer(facts, lookups_ + reasoned, PER_KIND, (EVENTS,), DISTRACTORS)

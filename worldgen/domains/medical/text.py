@@ -7,6 +7,7 @@ from collections.abc import Callable
 import numpy as np
 
 from worldgen.calc import indicated
+from worldgen.distract import Distractor, earlier_date, moved_number
 from worldgen.domains.medical.world import (
     ALLOWED_COMPLICATION,
     ALLOWED_MEDICATION,
@@ -48,6 +49,40 @@ def _eligible(drug: str) -> Callable[[Row], str]:
 
 
 AGE_FROM_DATES = "age({birth_date}, {encounter_date})"
+# earlier readings a note gives beside today's: a careless reader copies them
+DISTRACTORS = (
+    Distractor(
+        "previous_egfr",
+        "egfr",
+        ("eGFR at the previous visit was {v} mL/min/1.73m2.", "Prior eGFR: {v}."),
+        moved_number("egfr"),
+    ),
+    Distractor(
+        "previous_sbp",
+        "sbp",
+        ("Systolic pressure at the last visit was {v} mmHg.", "Previous SBP: {v} mmHg."),
+        moved_number("sbp"),
+    ),
+    Distractor(
+        "previous_hba1c",
+        "hba1c",
+        ("HbA1c a year earlier was {v}%.", "Previous HbA1c: {v}%."),
+        moved_number("hba1c"),
+    ),
+    Distractor(
+        "previous_creatinine",
+        "creatinine",
+        ("Creatinine at the previous visit was {v} mg/dL.", "Prior Cr: {v} mg/dL."),
+        moved_number("creatinine"),
+    ),
+    Distractor(
+        "previous_visit",
+        "encounter_date",
+        ("The previous visit was on {v}.", "Previous visit: {v}."),
+        earlier_date("encounter_date"),
+        kind="date",
+    ),
+)
 # values a note often gives two to a sentence
 JOINTS = (
     Joint(
@@ -348,4 +383,5 @@ def renderer() -> Renderer:
         lookups_ + derived,
         {"lookup": 1, "derived": 2, "multistep": 2, "unknown": 1},
         JOINTS,
+        DISTRACTORS,
     )

@@ -1,0 +1,146 @@
+"""Distractors: figures a careless reader would copy, stated beside the facts they resemble.
+
+Real documents state values that are not the one asked for: the previous visit's eGFR beside
+today's, last year's revenue beside this year's, a co-defendant's claim beside the plaintiff's.
+A ``Distractor`` is such a sentence, written next to a fact ``of`` of the same kind. Its value is
+a function of the record the world model knows exactly (the fact's value moved by an amount the
+record id fixes), never equal to the fact's, and stating it states nothing: the questions are
+resolved from the facts alone, so "What was revenue?" about a document that gives only the prior
+year's revenue is ``unknown``.
+
+A document states at most one distractor (``SHARE`` of documents do), in the plan as
+``~name`` (``worldgen.plan``), so a render check re-renders it from the record like any fact.
+Its sentences are hand-written and never held out; its value formats follow the families as a
+fact's do: training writes only in-family formats, the held-out rendering only held-out ones.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from worldgen.plan import DISTRACT
+from worldgen.surface import Families, Form, ValueKind, fact_forms, write, writes
+from worldgen.values import money
+
+Row = Mapping[str, Any]  # a record's fields, as worldgen.render has them
+SHARE = 0.4  # of documents state one distractor
+
+
+def _spread(name: str, row: Row) -> int:
+    """A number fixed by the record and the distractor, spread over 0..2**32."""
+    return zlib.crc32(f"{name}:{int(row['record_id'])}".encode())
+
+
+def moved_money(field: str) -> Callable[[str, Row], str]:
+    """The amount 5-30% above or below the record's (another year's figure)."""
+
+    def value(name: str, row: Row) -> str:
+        h = _spread(name, row)
+        cents = int(row[field])
+        pct = 5 + h % 26
+        moved = cents * (100 + pct if h >> 8 & 1 else 100 - pct) // 100
+        return money(moved if moved != cents else cents + 100_000 * (1 + h % 90))
+
+    return value
+
+
+def moved_number(field: str) -> Callable[[str, Row], str]:
+    """The measure 5-30% above or below the record's, in its precision, above zero
+    (another visit's reading)."""
+
+    def value(name: str, row: Row) -> str:
+        h = _spread(name, row)
+        canonical = Decimal(str(row[field]))
+        step = Decimal(1).scaleb(canonical.as_tuple().exponent)  # type: ignore[arg-type]
+        pct = Decimal(5 + h % 26) / 100
+        moved = (canonical * (1 + pct if h >> 8 & 1 else 1 - pct)).quantize(step)
+        if moved == canonical or moved <= 0:
+            moved = canonical + step * (1 + h % 9)
+        return str(moved)
+
+    return value
+
+
+def earlier_date(field: str) -> Callable[[str, Row], str]:
+    """A day 30-400 days before the record's (an earlier visit, a related filing)."""
+
+    def value(name: str, row: Row) -> str:
+        return str(
+            date.fromisoformat(str(row[field])) - timedelta(days=30 + _spread(name, row) % 371)
+        )
+
+    return value
+
+
+@dataclass(frozen=True)
+class Distractor:
+    """A sentence stating a value like fact ``of``'s that belongs to something else."""
+
+    name: str
+    of: str  # the fact it resembles
+    templates: tuple[str, ...]  # hand-written, with {v}
+    value: Callable[[str, Row], str]
+    kind: ValueKind = "number"
+    unit: str = ""
+
+    @cached_property
+    def forms(self) -> tuple[Form, ...]:
+        return fact_forms(self.templates, (), self.kind, self.unit)
+
+    def choices(self, families: Families | None, heldout: bool) -> tuple[int, ...]:
+        """Forms a rendering may draw, as a fact's: in-family formats, or only held-out ones
+        (none for a measure, whose formats are never held out: such a distractor is not used
+        there)."""
+        if families is None:
+            return tuple(range(len(self.templates)))
+        cache = self.__dict__.setdefault("_choices", {})
+        found: tuple[int, ...] | None = cache.get((families, heldout))
+        if found is None:
+            found = cache[families, heldout] = tuple(
+                i for i, f in enumerate(self.forms) if f.held_out_by(families) == heldout
+            )
+        return found
+
+    def draw(
+        self, row: Row, rng: np.random.Generator, families: Families | None, heldout: bool
+    ) -> int | None:
+        """A form whose format states this record's value; None when none can (the held-out
+        formats of a date in May, a figure that is no whole number of millions)."""
+        value = self.value(self.name, row)
+        choices = self.choices(families, heldout)
+        able = [i for i in choices if writes(self.forms[i], value, self.unit)]
+        return able[int(rng.integers(len(able)))] if able else None
+
+    def sentence(self, row: Row, form: int) -> str:
+        return write(self.forms[form], self.value(self.name, row), self.unit)
+
+    @property
+    def entry(self) -> str:
+        return DISTRACT + self.name
+
+
+def place(
+    plan: list[tuple[str, int]],
+    distractors: tuple[Distractor, ...],
+    row: Row,
+    rng: np.random.Generator,
+    families: Families | None,
+    heldout: bool,
+) -> None:
+    """With chance ``SHARE``, one distractor at a random place in the plan (in place)."""
+    usable = [d for d in distractors if d.choices(families, heldout)]
+    if not usable or rng.random() >= SHARE:
+        return
+    chosen = usable[int(rng.integers(len(usable)))]
+    form = chosen.draw(row, rng, families, heldout)
+    if form is None:
+        return
+    plan.insert(int(rng.integers(len(plan) + 1)), (chosen.entry, form))
