@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from infra.errors import UserError
@@ -94,6 +95,68 @@ CASES: list[tuple[str, str, list[tuple[str, str]]]] = [
         ],
     ),
 ]
+# Documents that also state figures which are not the one asked (a previous visit's reading,
+# last year's revenue, a co-defendant's claim): copying one is a confident invented answer.
+DISTRACTED: list[tuple[str, str, list[tuple[str, str]]]] = [
+    (
+        "medical",
+        "Follow-up, 3 Feb 2023. 58-year-old woman with chronic kidney disease. eGFR today 38 "
+        "(45 at the previous visit). BP 128/76 mmHg; at the last visit 141/90. Creatinine "
+        "1.4 mg/dL, previously 1.2.",
+        [
+            ("What is the patient's eGFR?", "38"),
+            ("What CKD stage does the eGFR indicate?", "stage 3b"),
+            ("What is the patient's systolic pressure?", "128"),
+            ("Is the blood pressure in the hypertensive range?", "no"),
+            ("What is the patient's serum creatinine?", "1.4"),
+            ("How old was the patient at the encounter?", "58"),
+        ],
+    ),
+    (
+        "medical",
+        "Prior eGFR: 52. HbA1c a year earlier was 8.1%. The patient is a 70-year-old man with "
+        "type 2 diabetes, seen on 12 May 2022.",
+        [
+            ("What is the patient's eGFR?", UNKNOWN),
+            ("What is the patient's hba1c?", UNKNOWN),
+            ("How old was the patient at the encounter?", "70"),
+        ],
+    ),
+    (
+        "financial",
+        "Q3 results. Revenue was $5,400,000.00, up from $4,900,000.00 in the prior year. Cost "
+        "of goods sold was $3,100,000.00. Operating expenses were $1,250,000.00.",
+        [
+            ("What was the company's revenue in dollars?", "5400000.00"),
+            ("What was gross profit, in dollars?", "2300000.00"),
+            ("What was operating income (EBIT), in dollars?", "1050000.00"),
+        ],
+    ),
+    (
+        "financial",
+        "Prior-year revenue was $3,200,000.00. Cost of goods sold was $1,900,000.00. The "
+        "company operates in the utilities sector.",
+        [
+            ("What was the company's revenue in dollars?", UNKNOWN),
+            ("What was gross profit, in dollars?", UNKNOWN),
+            ("What was the company's cost of goods sold in dollars?", "1900000.00"),
+        ],
+    ),
+    (
+        "legal",
+        "Smith v. Jones. Under California law the plaintiff sued for breach of written "
+        "contract, claiming $250,000.00. A co-defendant claimed $90,000.00 in a separate "
+        "action. Before trial the defendant offered $60,000.00 to settle. The court found the "
+        "defendant liable and awarded $120,000.00.",
+        [
+            ("What is the case's amount claimed in dollars?", "250000.00"),
+            ("What is the case's amount awarded in dollars?", "120000.00"),
+            ("How much of the claim, in dollars, was not awarded?", "130000.00"),
+            ("Was the defendant found liable or not liable?", "liable"),
+        ],
+    ),
+]
+SETS = {"plain": CASES, "distracted": DISTRACTED}
 
 
 def outcome(answer: str, truth: str) -> str:
@@ -113,32 +176,13 @@ def main() -> None:
         print(f"skipped: {exc} (run `make run` first, or name a model)")
         return
     rows = []
-    for domain, document, questions in CASES:
-        for question, truth in questions:
-            a = answerer(document, question)
-            confidence = round(1.0 - a.uncertainty, 4)
-            rows.append(
-                {
-                    "domain": domain,
-                    "question": question,
-                    "truth": truth,
-                    "answer": a.text,
-                    "derivation": a.derivation,
-                    "confidence": confidence,
-                    "outcome": outcome(a.text, truth),
-                    "reason": a.error,
-                }
-            )
-    counts = {k: sum(r["outcome"] == k for r in rows) for k in ("correct", "wrong", "abstained")}
-    confident_wrong = [r for r in rows if r["outcome"] == "wrong" and r["confidence"] >= CONFIDENT]
-    result = {
-        "model": args.model,
-        "questions": len(rows),
-        **counts,
-        "confident_wrong": len(confident_wrong),
-        "target_confident_wrong": 0,
-        "answers": rows,
-    }
+    for name, cases in SETS.items():
+        for domain, document, questions in cases:
+            for question, truth in questions:
+                rows.append(answered(answerer, name, domain, document, question, truth))
+    result = {"model": args.model, **tally(rows), "target_confident_wrong": 0}
+    result["sets"] = {name: tally([r for r in rows if r["set"] == name]) for name in SETS}
+    result["answers"] = rows
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     for r in rows:
@@ -146,6 +190,30 @@ def main() -> None:
             f"{r['outcome']:9s} {r['confidence']:.2f} {r['question']} -> {r['answer']} ({r['truth']})"
         )
     print(json.dumps({k: v for k, v in result.items() if k != "answers"}, indent=2))
+
+
+def answered(
+    answerer: Answerer, name: str, domain: str, document: str, question: str, truth: str
+) -> dict[str, Any]:
+    a = answerer(document, question)
+    confidence = round(1.0 - a.uncertainty, 4)
+    return {
+        "set": name,
+        "domain": domain,
+        "question": question,
+        "truth": truth,
+        "answer": a.text,
+        "derivation": a.derivation,
+        "confidence": confidence,
+        "outcome": outcome(a.text, truth),
+        "reason": a.error,
+    }
+
+
+def tally(rows: list[dict[str, Any]]) -> dict[str, int]:
+    counts = {k: sum(r["outcome"] == k for r in rows) for k in ("correct", "wrong", "abstained")}
+    confident = [r for r in rows if r["outcome"] == "wrong" and r["confidence"] >= CONFIDENT]
+    return {"questions": len(rows), **counts, "confident_wrong": len(confident)}
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@ year's revenue is ``unknown``.
 
 A document states at most one distractor (``SHARE`` of documents do), in the plan as
 ``~name`` (``worldgen.plan``), so a render check re-renders it from the record like any fact.
-Its sentences are hand-written and never held out; its value formats follow the families as a
-fact's do: training writes only in-family formats, the held-out rendering only held-out ones.
+It is written as a fact is, in its hand-written sentences and in the grammar's frames and
+formats around its own names, in families: training writes only in-family forms, the held-out
+rendering only held-out ones. A frame then tells nothing; the words that name it do.
 """
 
 from __future__ import annotations
@@ -27,7 +28,15 @@ from typing import Any
 import numpy as np
 
 from worldgen.plan import DISTRACT
-from worldgen.surface import Families, Form, ValueKind, fact_forms, write, writes
+from worldgen.surface import (
+    Families,
+    Form,
+    ValueKind,
+    fact_forms,
+    family_choices,
+    write,
+    writes,
+)
 from worldgen.values import money
 
 Row = Mapping[str, Any]  # a record's fields, as worldgen.render has them
@@ -87,25 +96,26 @@ class Distractor:
     name: str
     of: str  # the fact it resembles
     templates: tuple[str, ...]  # hand-written, with {v}
+    labels: tuple[str, ...]  # what it is called in the grammar's frames ("prior-year revenue")
     value: Callable[[str, Row], str]
     kind: ValueKind = "number"
     unit: str = ""
 
     @cached_property
     def forms(self) -> tuple[Form, ...]:
-        return fact_forms(self.templates, (), self.kind, self.unit)
+        """The fact's frames and formats around the distractor's own names: only the words
+        that name it tell it from the fact."""
+        return fact_forms(self.templates, self.labels, self.kind, self.unit)
 
     def choices(self, families: Families | None, heldout: bool) -> tuple[int, ...]:
-        """Forms a rendering may draw, as a fact's: in-family formats, or only held-out ones
-        (none for a measure, whose formats are never held out: such a distractor is not used
-        there)."""
+        """Forms a rendering may draw, as a fact's: in-family, or only held-out ones."""
         if families is None:
             return tuple(range(len(self.templates)))
         cache = self.__dict__.setdefault("_choices", {})
         found: tuple[int, ...] | None = cache.get((families, heldout))
         if found is None:
-            found = cache[families, heldout] = tuple(
-                i for i, f in enumerate(self.forms) if f.held_out_by(families) == heldout
+            found = cache[families, heldout] = family_choices(
+                self.forms, self.unit, families, heldout
             )
         return found
 

@@ -31,6 +31,10 @@ a joint may allow longer lists). Which value is which is then told only by its p
 lists, so a question over several such facts takes a step of reading per value before any rule
 applies.
 
+A document may also state a *distractor* (``worldgen.distract``): a figure like a fact's that
+belongs to something else (last year's revenue), which a careless reader would copy. It states
+no fact, so no answer depends on it.
+
 The document keeps its *plan* (fact key, or keys joined by ``+`` for a shared sentence, and
 paraphrase index, in sentence order; written down by ``worldgen.plan``) so a validator can
 re-render it from the record and demand exact agreement (``worldgen.render_checks``).
@@ -54,7 +58,7 @@ from worldgen.surface import (
     Form,
     ValueKind,
     fact_forms,
-    probe_sentences,
+    family_choices,
     question_forms,
     write,
     writes,
@@ -116,18 +120,7 @@ class Fact:
 
 
 def _choices(fact: Fact, families: Families, heldout: bool) -> tuple[int, ...]:
-    """In-family forms, or held-out ones that write no sentence an in-family form writes (a
-    held-out frame can meet a hand-written sentence: "{Label} {v}." and "SBP {v} mmHg.")."""
-    inside: set[str] = set()
-    for f in fact.forms:
-        if not f.held_out_by(families):
-            inside |= probe_sentences(f, fact.unit)
-    found = tuple(
-        i
-        for i, f in enumerate(fact.forms)
-        if f.held_out_by(families) == heldout
-        and (not heldout or not probe_sentences(f, fact.unit) & inside)
-    )
+    found = family_choices(fact.forms, fact.unit, families, heldout)
     if not found:
         raise ValueError(f"fact {fact.key!r} has no {'held-out' if heldout else 'in-family'} form")
     return found

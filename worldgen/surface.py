@@ -193,6 +193,23 @@ def probe_sentences(form: Form, unit: str) -> set[str]:
     return {write(form, v, unit) for v in PROBES[form.kind] if writes(form, v, unit)}
 
 
+def family_choices(
+    forms: tuple[Form, ...], unit: str, families: Families, heldout: bool
+) -> tuple[int, ...]:
+    """In-family forms, or held-out ones that write no sentence an in-family form writes (a
+    held-out frame can meet a hand-written sentence: "{Label} {v}." and "SBP {v} mmHg.")."""
+    inside: set[str] = set()
+    for f in forms:
+        if not f.held_out_by(families):
+            inside |= probe_sentences(f, unit)
+    return tuple(
+        i
+        for i, f in enumerate(forms)
+        if f.held_out_by(families) == heldout
+        and (not heldout or not probe_sentences(f, unit) & inside)
+    )
+
+
 def question_forms(templates: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
     """A question's phrasings with their frame: each hand-written question in each frame."""
     out = []
