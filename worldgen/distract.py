@@ -10,9 +10,12 @@ year's revenue is ``unknown``.
 
 A document states at most one distractor (``SHARE`` of documents do), in the plan as
 ``~name`` (``worldgen.plan``), so a render check re-renders it from the record like any fact.
-It is written as a fact is, in its hand-written sentences and in the grammar's frames and
-formats around its own names, in families: training writes only in-family forms, the held-out
-rendering only held-out ones. A frame then tells nothing; the words that name it do.
+Its sentences are hand-written and never held out; its value formats follow the families as a
+fact's do: training writes only in-family formats, the held-out rendering only held-out ones (a
+measure, whose formats are never held out, is not used there). Written in the grammar's frames
+around its own names ("Prior-year revenue came in at ..."), it cost more than it taught at the
+default budget: one main job (seed 0) read 0.82 in-family and 0.60 on held-out phrasing, against
+0.90 and 0.70 with hand-written sentences, multistep questions the most (``benchmarks/QUALITY.md``).
 """
 
 from __future__ import annotations
@@ -96,16 +99,14 @@ class Distractor:
     name: str
     of: str  # the fact it resembles
     templates: tuple[str, ...]  # hand-written, with {v}
-    labels: tuple[str, ...]  # what it is called in the grammar's frames ("prior-year revenue")
     value: Callable[[str, Row], str]
     kind: ValueKind = "number"
     unit: str = ""
 
     @cached_property
     def forms(self) -> tuple[Form, ...]:
-        """The fact's frames and formats around the distractor's own names: only the words
-        that name it tell it from the fact."""
-        return fact_forms(self.templates, self.labels, self.kind, self.unit)
+        """Its sentences in each of its kind's formats (no grammar frames: see the module)."""
+        return fact_forms(self.templates, (), self.kind, self.unit)
 
     def choices(self, families: Families | None, heldout: bool) -> tuple[int, ...]:
         """Forms a rendering may draw, as a fact's: in-family, or only held-out ones."""

@@ -164,41 +164,28 @@ FIGURES = Joint(
 )
 
 
-def _other(name: str, of: str, templates: tuple[str, ...], labels: tuple[str, ...]) -> Distractor:
-    return Distractor(name, of, templates, labels, moved_money(of), kind="money")
+def _other(name: str, of: str, *templates: str) -> Distractor:
+    return Distractor(name, of, templates, moved_money(of), kind="money")
 
 
 # other periods' and plans' figures a filing gives beside this quarter's
 DISTRACTORS = (
-    _other(
-        "prior_revenue",
-        REV,
-        ("Revenue in the prior year was {v}.", "Prior-year revenue: {v}."),
-        ("prior-year revenue", "revenue a year earlier", "last year's sales"),
-    ),
+    _other("prior_revenue", REV, "Revenue in the prior year was {v}.", "Prior-year revenue: {v}."),
     _other(
         "prior_net_income",
         NI,
-        ("Net income in the same quarter last year was {v}.", "Prior-year net income: {v}."),
-        ("prior-year net income", "net income a year earlier"),
+        "Net income in the same quarter last year was {v}.",
+        "Prior-year net income: {v}.",
     ),
-    _other(
-        "budgeted_cogs",
-        COGS,
-        ("Budgeted cost of goods sold was {v}.", "Budgeted COGS: {v}."),
-        ("budgeted cost of goods sold", "budgeted COGS"),
-    ),
+    _other("budgeted_cogs", COGS, "Budgeted cost of goods sold was {v}.", "Budgeted COGS: {v}."),
     _other(
         "prior_opex",
         OPEX,
-        ("Operating expenses in the previous quarter were {v}.", "Last quarter's OpEx: {v}."),
-        ("previous quarter's operating expenses", "operating expenses last quarter"),
+        "Operating expenses in the previous quarter were {v}.",
+        "Last quarter's operating expenses: {v}.",
     ),
     _other(
-        "prior_assets",
-        ASSETS,
-        ("Total assets a year earlier were {v}.", "Prior-year assets: {v}."),
-        ("prior-year total assets", "total assets a year earlier"),
+        "prior_assets", ASSETS, "Total assets a year earlier were {v}.", "Prior-year assets: {v}."
     ),
 )
 
