@@ -9,8 +9,10 @@ phrasing with ``--heldout``) and each way: accuracy, wrong answers, confident wr
 (confidence >= 0.9) and *copies*: wrong answers that are the distractor's value, or whose
 derivation uses it.
 
-    .venv/bin/python benchmarks/distractors.py models:/veracity-apr@champion DATASET \\
-        [--heldout DATASET-heldout] [--per-domain 400] --out benchmarks/results/distractors.json
+    .venv/bin/python benchmarks/distractors.py [MODEL DATASET] [--heldout DATASET-heldout] \\
+        [--per-domain 1000] [--out benchmarks/results/distractors.json]
+
+By default the main job's (``make run``): the champion, its dataset and its held-out twin.
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ from typing import Any
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from flows.params import DEFAULT_N
 from infra.errors import UserError
+from infra.settings import get_settings
+from infra.storage import join
 from models.answer import Answerer
 from models.evaluate import resolve_model
 from models.tokenizer import normalize
@@ -109,20 +114,24 @@ def measure(answerer: Answerer, uri: str, per_domain: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("model")
-    parser.add_argument("dataset")
+    parser.add_argument("model", nargs="?", default="models:/veracity-apr@champion")
+    parser.add_argument("dataset", nargs="?", default=None)
     parser.add_argument("--heldout", default=None, help="the dataset's held-out-phrasing twin")
-    parser.add_argument("--per-domain", type=int, default=400)
+    parser.add_argument("--per-domain", type=int, default=1000)
     parser.add_argument("--out", default="benchmarks/results/distractors.json")
     args = parser.parse_args()
+    if args.dataset is None:  # the main job's, and its twin
+        args.dataset = join(get_settings().datasets_root, f"ds-seed0-n{DEFAULT_N}")
+        args.heldout = args.heldout or f"{args.dataset}-heldout"
     try:
         answerer = Answerer.load(resolve_model(args.model))
+        result: dict[str, Any] = {"model": args.model, "dataset": args.dataset}
+        result["in_family"] = measure(answerer, args.dataset, args.per_domain)
+        if args.heldout:
+            result["heldout_phrasing"] = measure(answerer, args.heldout, args.per_domain)
     except UserError as exc:
-        sys.exit(f"error: {exc}")
-    result: dict[str, Any] = {"model": args.model, "dataset": args.dataset}
-    result["in_family"] = measure(answerer, args.dataset, args.per_domain)
-    if args.heldout:
-        result["heldout_phrasing"] = measure(answerer, args.heldout, args.per_domain)
+        print(f"skipped: {exc} (run `make run` first, or name a model and a dataset)")
+        return
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
