@@ -66,7 +66,7 @@ def distracted_questions(uri: str, per_domain: int) -> pd.DataFrame:
                     {
                         "domain": domain,
                         "distractor": distractor.name,
-                        "value": distractor.value(distractor.name, row),
+                        "value": distractor.stated(row),
                         "document": docs.at[record_id, "document"],
                         "clean": clean,
                         "question": question,

@@ -125,13 +125,17 @@ class Distractor:
     ) -> int | None:
         """A form whose format states this record's value; None when none can (the held-out
         formats of a date in May, a figure that is no whole number of millions)."""
-        value = self.value(self.name, row)
+        value = self.stated(row)
         choices = self.choices(families, heldout)
         able = [i for i in choices if writes(self.forms[i], value, self.unit)]
         return able[int(rng.integers(len(able)))] if able else None
 
+    def stated(self, row: Row) -> str:
+        """Its value for this record (canonical, as answers write values)."""
+        return self.value(self.name, row)
+
     def sentence(self, row: Row, form: int) -> str:
-        return write(self.forms[form], self.value(self.name, row), self.unit)
+        return write(self.forms[form], self.stated(row), self.unit)
 
     @property
     def entry(self) -> str:

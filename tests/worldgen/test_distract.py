@@ -24,9 +24,9 @@ def test_every_distractor_reads_back_to_its_own_value_never_the_facts(domain: st
     for distractor in dom.renderer.distractors:
         fact = dom.renderer.fact(distractor.of)
         for row in rows:
-            value = distractor.value(distractor.name, row)
+            value = distractor.stated(row)
             assert value != fact.value(row), (distractor.name, row["record_id"])
-            assert value == distractor.value(distractor.name, dict(row))  # the record fixes it
+            assert value == distractor.stated(dict(row))  # the record fixes it
             for form in distractor.forms:
                 shown = canonical_of(write(form, value, distractor.unit))
                 if shown:  # a format that cannot state the value is never drawn for it
@@ -54,7 +54,7 @@ def test_last_years_revenue_does_not_answer_this_years() -> None:
     prior = dom.renderer.distractor(f"{DISTRACT}prior_revenue")
     plan = [(prior.entry, 0), ("sector", 0)]
     document = dom.renderer.document(row, plan)
-    assert prior.value(prior.name, row) in document
+    assert prior.stated(row) in document
     values = dom.renderer.stated_values(row, stated_keys(plan))
     resolution = dom.renderer.question("lookup_revenue_cents").resolve(row, values)
     assert resolution.kind == "unknown"
