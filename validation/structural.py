@@ -19,7 +19,7 @@ from validation.report import CheckResult
 from worldgen.dataset import HELD_OUT, assign_split, dataset_digest
 from worldgen.domains import get_domain
 from worldgen.integrity import content_mismatch
-from worldgen.plan import DISTRACT, JOIN, decode_plan
+from worldgen.plan import JOIN, decode_plan
 from worldgen.render import Renderer
 from worldgen.surface import Families, held_out
 
@@ -131,9 +131,7 @@ def _plan_in_family(renderer: Renderer, plan: str, families: Families, heldout: 
     try:
         entries = decode_plan(plan)
         return all(
-            form in renderer.distractor(entry).choices(families, heldout)
-            if entry.startswith(DISTRACT)
-            else (JOIN not in entry and form in renderer.fact(entry).choices(families, heldout))
+            (JOIN not in entry and form in renderer.written_by(entry).choices(families, heldout))
             or (JOIN in entry and not heldout)  # shared sentences are in-family
             for entry, form in entries
         )

@@ -338,6 +338,10 @@ class Renderer:
         """The distractor a plan entry (``~name``) names."""
         return self._distractors[entry]  # type: ignore[attr-defined]
 
+    def written_by(self, entry: str) -> Fact | Distractor:
+        """The fact or distractor a plan entry of one sentence names (not a shared one)."""
+        return self.distractor(entry) if entry.startswith(DISTRACT) else self.fact(entry)
+
     def question(self, key: str) -> Question:
         return self._questions[key]  # type: ignore[attr-defined]
 
@@ -364,10 +368,8 @@ class Renderer:
         return plan
 
     def sentence(self, row: Row, entry: str, template: int) -> str:
-        if entry.startswith(DISTRACT):
-            return self.distractor(entry).sentence(row, template)
         if JOIN not in entry:
-            return self.fact(entry).sentence(row, template)
+            return self.written_by(entry).sentence(row, template)
         joint: Joint = self._joint_of[entry.split(JOIN)[0]]  # type: ignore[attr-defined]
         return joint.sentence(self._facts, entry, row, template)  # type: ignore[attr-defined]
 
