@@ -56,6 +56,8 @@ MAIN_JOB = TrainConfig()
 TARGET_ACCURACY, TARGET_HALLUCINATION = 0.943, 0.031
 # issue 29: on held-out phrasing the headline's figures, few confident errors; in-family stays
 TARGET_CONFIDENT_HALLUCINATION, TARGET_IN_FAMILY = 0.005, 0.97
+# issue 30: coverage at the served alpha, confident errors the user still sees, routed share
+TARGET_COVERAGE, TARGET_CONFIDENT_SERVED, ROUTED = 0.95, 0.002, (0.10, 0.15)
 MISTAKES_SHOWN = 3  # per question key, in the benchmark JSON
 
 
@@ -118,6 +120,7 @@ def run_mode(
         # abstention with a guarantee (issue 30): each signal's AURC on these test questions,
         # the signal chosen on calibration, its certificate and what it did here
         "aurc": report.aurc,
+        "at_alpha": report.at_alpha,  # each signal at its own certified threshold
         "abstain_score": report.abstain_score,
         "risk": report.risk,
         "coverage": report.coverage,
@@ -184,8 +187,14 @@ def model_overrides(pairs: list[str]) -> dict[str, Any]:
     return model
 
 
+def check(value: float, op: str, bound: float) -> dict[str, Any]:
+    ok = value >= bound if op == ">=" else value <= bound
+    return {"value": round(value, 4), "target": f"{op} {round(bound, 4)}", "met": bool(ok)}
+
+
 def targets(modes: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
+    """APR's own targets whenever APR ran; the comparisons of modes when all three did."""
+    out = apr_targets(modes["apr"]) if "apr" in modes else {}
     if not set(COMPARED) <= modes.keys():
         return out
     acc = {m: modes[m]["factual_accuracy"]["composite"] for m in modes}
@@ -193,14 +202,21 @@ def targets(modes: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     extra = flops["all"] - flops["dense"]
     share = (flops["apr"] - flops["dense"]) / extra if extra > 0 else float("nan")
     multi = {m: modes[m]["accuracy_by_kind"].get("multistep", float("nan")) for m in modes}
+    out["apr_vs_dense"] = check(acc["apr"] - acc["dense"], ">=", 0.03)
+    out["apr_vs_all"] = check(acc["apr"] - acc["all"], ">=", -0.005)
+    out["apr_share_of_all_extra_flops"] = check(share, "<=", 0.25)
+    # does compute matter on this benchmark? all-deep must beat dense on multi-step questions
+    out["all_vs_dense_multistep"] = check(multi["all"] - multi["dense"], ">=", 0.05)
+    return out
 
-    def check(value: float, op: str, bound: float) -> dict[str, Any]:
-        ok = value >= bound if op == ">=" else value <= bound
-        return {"value": round(value, 4), "target": f"{op} {round(bound, 4)}", "met": bool(ok)}
 
-    out["apr_accuracy"] = check(acc["apr"], ">=", TARGET_ACCURACY)
-    out["apr_hallucination"] = check(modes["apr"]["hallucination_rate"], "<=", TARGET_HALLUCINATION)
-    heldout = modes["apr"].get("heldout_phrasing")
+def apr_targets(apr: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    accuracy = apr["factual_accuracy"]["composite"]
+    out = {
+        "apr_accuracy": check(accuracy, ">=", TARGET_ACCURACY),
+        "apr_hallucination": check(apr["hallucination_rate"], "<=", TARGET_HALLUCINATION),
+    }
+    heldout = apr.get("heldout_phrasing")
     if heldout:  # issue 29: phrasing the model never saw, the benchmark that counts
         out["apr_heldout_accuracy"] = check(heldout["accuracy"], ">=", TARGET_ACCURACY)
         out["apr_heldout_hallucination"] = check(
@@ -209,12 +225,21 @@ def targets(modes: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         out["apr_heldout_confident_hallucination"] = check(
             heldout["confident_hallucination"], "<=", TARGET_CONFIDENT_HALLUCINATION
         )
-        out["apr_infamily_accuracy"] = check(acc["apr"], ">=", TARGET_IN_FAMILY)
-    out["apr_vs_dense"] = check(acc["apr"] - acc["dense"], ">=", 0.03)
-    out["apr_vs_all"] = check(acc["apr"] - acc["all"], ">=", -0.005)
-    out["apr_share_of_all_extra_flops"] = check(share, "<=", 0.25)
-    # does compute matter on this benchmark? all-deep must beat dense on multi-step questions
-    out["all_vs_dense_multistep"] = check(multi["all"] - multi["dense"], ">=", 0.05)
+        out["apr_infamily_accuracy"] = check(accuracy, ">=", TARGET_IN_FAMILY)
+    if apr.get("risk", {}).get("alpha"):  # issue 30: what the certificate promised, as realised
+        alpha = apr["risk"]["alpha"]
+        out["apr_selective_risk"] = check(apr["selective_risk"], "<=", alpha)
+        out["apr_coverage"] = check(apr["coverage"], ">=", TARGET_COVERAGE)
+        out["apr_confident_hallucination"] = check(
+            apr["confident_hallucination"], "<=", TARGET_CONFIDENT_SERVED
+        )
+        if heldout:
+            out["apr_heldout_selective_risk"] = check(heldout["selective_risk"], "<=", alpha)
+            out["apr_heldout_confident_hallucination_served"] = check(
+                heldout["confident_hallucination"], "<=", TARGET_CONFIDENT_SERVED
+            )
+        out["apr_routed_at_least"] = check(apr["routed_fraction"], ">=", ROUTED[0])
+        out["apr_routed_at_most"] = check(apr["routed_fraction"], "<=", ROUTED[1])
     return out
 
 
@@ -327,7 +352,7 @@ def spread(values: list[float]) -> dict[str, float | None]:
 
 
 def summarize(runs: list[Path], out: Path) -> None:
-    """Every target over whole runs (each with dense, APR and all-deep): per run its value, then
+    """Every target over whole runs (APR's alone, or with dense and all-deep): per run its value, then
     the mean with its standard error, median, sample standard deviation, range and the number
     of runs that met it."""
     values: dict[str, list[float]] = {}
@@ -337,7 +362,7 @@ def summarize(runs: list[Path], out: Path) -> None:
         payload = json.loads(path.read_text())
         got = targets(payload["modes"])
         if not got:
-            raise SystemExit(f"{path}: needs dense, apr and all; merge its part files first")
+            raise SystemExit(f"{path}: has no APR run; merge its part files first")
         rows.append({"run": path.name, "seed": payload["training"].get("seed"), **got})
         for name, target in got.items():
             values.setdefault(name, []).append(target["value"])

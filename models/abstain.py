@@ -31,6 +31,9 @@ class AbstainPolicy:
     score: str = "estimator"
     certificate: dict[str, Any] = field(default_factory=dict)  # RiskCertificate.to_dict()
     aurc: dict[str, float] = field(default_factory=dict)  # each signal's, on calibration
+    # every signal's certified threshold on the same calibration answers, the chosen one's too:
+    # what each would have promised, for comparing signals at the asked alpha
+    thresholds: dict[str, float] = field(default_factory=dict)
 
     def routing(self) -> dict[str, Any]:
         """What ``routing.json`` of a served folder records."""
@@ -78,9 +81,13 @@ def calibrate(
     by_signal = signal_aurc(raw, truths)
     chosen = score or min(SCORES, key=lambda s: (by_signal[s], SCORES.index(s)))
     wrong, attempted = selective_outcomes(raw, truths)
-    scores = np.array([a.score(chosen) for a in raw])
-    cert = certify_risk(scores, wrong, attempted, alpha, delta, chosen)
-    return AbstainPolicy(cert.threshold, chosen, cert.to_dict(), by_signal)
+    certs = {
+        s: certify_risk(np.array([a.score(s) for a in raw]), wrong, attempted, alpha, delta, s)
+        for s in SCORES
+    }
+    cert = certs[chosen]
+    thresholds = {s: c.threshold for s, c in certs.items()}
+    return AbstainPolicy(cert.threshold, chosen, cert.to_dict(), by_signal, thresholds)
 
 
 def stored_policy(model_dir: str | Path) -> AbstainPolicy | None:

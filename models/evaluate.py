@@ -102,6 +102,8 @@ class EvalReport:
     selective_risk: float = 0.0  # wrong / answered on this split: what the guarantee bounds
     confident_hallucination: float = 0.0  # wrong, not abstained, confidence >= CONFIDENT
     aurc: dict[str, float] = field(default_factory=dict)  # each signal's on this split
+    # each signal at its own certified threshold on this split: coverage and selective risk
+    at_alpha: dict[str, dict[str, float]] = field(default_factory=dict)
     # each signal's risk-coverage curve on this split: [coverage, risk] at up to 50 points
     risk_coverage: dict[str, list[list[float]]] = field(default_factory=dict)
     # the same model and policy on the same entities written only in held-out phrasing
@@ -121,6 +123,7 @@ class EvalReport:
         out.update({f"accuracy_{d}": v for d, v in self.accuracy_by_domain.items()})
         out.update({f"accuracy_kind_{k}": v for k, v in self.accuracy_by_kind.items()})
         out.update({f"aurc_{k}": v for k, v in self.aurc.items()})
+        out.update({f"coverage_at_alpha_{k}": v["coverage"] for k, v in self.at_alpha.items()})
         out.update({f"risk_{k}": float(v) for k, v in self.risk.items() if k in RISK_METRICS})
         if self.heldout:
             out.update({f"heldout_{k}": float(self.heldout[k]) for k in HELD_OUT_SCALARS})
@@ -149,6 +152,8 @@ HELD_OUT_FIGURES = (
     "n",
     "accuracy_by_domain",
     "accuracy_by_kind",
+    "aurc",
+    "at_alpha",
     "dataset_uri",
     "dataset_digest",
     "outcomes",
@@ -375,7 +380,22 @@ def selective_figures(
         "coverage": float(answered.sum() / max(1, attempted.sum())),
         "confident_hallucination": float((wrong & answered & confident).mean()),
         "aurc": signal_aurc(raw, truths),
+        "at_alpha": {
+            s: signal_at(np.array([a.score(s) for a in raw]), t, wrong, attempted)
+            for s, t in policy.thresholds.items()
+        },
         "risk_coverage": curves(raw, wrong, attempted),
+    }
+
+
+def signal_at(
+    scores: np.ndarray, threshold: float, wrong: np.ndarray, attempted: np.ndarray
+) -> dict[str, float]:
+    answered = attempted & (scores <= threshold)
+    return {
+        "threshold": float(threshold),
+        "coverage": float(answered.sum() / max(1, attempted.sum())),
+        "selective_risk": float((wrong & answered).sum() / max(1, answered.sum())),
     }
 
 

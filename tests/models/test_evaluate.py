@@ -342,6 +342,9 @@ def test_a_model_abstains_as_its_risk_was_certified(
     assert report.abstain_threshold == ANSWER_NOTHING and report.coverage == 0.0
     assert "incorrect" not in report.outcomes.values() and report.confident_hallucination == 0
     assert set(report.aurc) == set(report.risk_coverage) == {"estimator", "max_prob", "entropy"}
+    # every signal at its own certificate: none can back 1% here either
+    assert set(report.at_alpha) == set(report.aurc)
+    assert all(s["coverage"] == 0.0 for s in report.at_alpha.values())
     assert report.routed_fraction <= 1.0 and report.routed_per_answer <= 1.0
     figure = plots.risk_coverage(report)  # as MLflow logs it beside the reliability diagram
     assert figure.axes[0].get_title() == "Risk-coverage"

@@ -106,4 +106,12 @@ def test_the_signal_with_the_lower_aurc_is_chosen_and_certified() -> None:
     assert policy.certificate["feasible"] and policy.threshold == 1999 / 2000
     forced = calibrate(raw, truths, 0.01, 0.1, score="estimator")
     assert forced.score == "estimator"
+    # every signal is certified on the same answers, so signals compare at the asked alpha:
+    # noise that spreads 10 errors over 2000 still backs 1% answering all (0.5% < 1%)
+    assert policy.thresholds["max_prob"] == policy.threshold
+    assert forced.thresholds == policy.thresholds
+    # at 0.4% only max_prob, which puts the errors last, answers (up to its first error)
+    strict = calibrate(raw, truths, 0.004, 0.1)
+    assert 0.9 < strict.thresholds["max_prob"] < 1990 / 2000
+    assert strict.thresholds["estimator"] == strict.thresholds["entropy"] == ANSWER_NOTHING
     assert aurc(np.arange(4.0), np.array([0, 0, 0, 1])) == pytest.approx((0 + 0 + 0 + 0.25) / 4)
