@@ -156,7 +156,72 @@ DISTRACTED: list[tuple[str, str, list[tuple[str, str]]]] = [
         ],
     ),
 ]
-SETS = {"plain": CASES, "distracted": DISTRACTED}
+# Written after the shorthand joints ("BP 150/88", "63-year-old male") entered the generator,
+# before any model trained on them was measured, and not used to design any form: the check of
+# whether those forms carry to notes they were not modelled on.
+FRESH: list[tuple[str, str, list[tuple[str, str]]]] = [
+    (
+        "medical",
+        "Pt is a 47-year-old female seen 9 Sept 2021 for follow-up of hypertension. Vitals: "
+        "BP 138/84, BMI 29.4. Labs: creatinine 0.8 mg/dL, HbA1c 5.9%. Non-smoker.",
+        [
+            ("How old was the patient at the encounter?", "47"),
+            ("What is the patient's systolic pressure?", "138"),
+            ("What is the patient's diastolic pressure?", "84"),
+            ("Is the blood pressure in the hypertensive range?", "yes"),
+            ("What is the patient's hba1c?", "5.9"),
+            ("What is the patient's serum creatinine?", "0.8"),
+            ("What is the patient's bmi?", "29.4"),
+        ],
+    ),
+    (
+        "medical",
+        "Discharge summary (2020-11-30). Male patient, DOB 1949-02-14. Dx: type 2 diabetes. "
+        "Systolic/diastolic 124/72 mmHg. Latest eGFR 27. No complications recorded.",
+        [
+            ("What is the patient's eGFR?", "27"),
+            ("What CKD stage does the eGFR indicate?", "stage 4"),
+            ("Is the blood pressure in the hypertensive range?", "no"),
+            ("How old was the patient at the encounter?", "71"),
+            ("What is the patient's hba1c?", UNKNOWN),
+        ],
+    ),
+    (
+        "financial",
+        "Quarterly update: sales reached $3,750,000; COGS totalled $2,100,000 and operating "
+        "costs were $900,000. Interest paid on the term loan: $150,000.",
+        [
+            ("What was gross profit, in dollars?", "1650000.00"),
+            ("What was operating income (EBIT), in dollars?", "750000.00"),
+            ("What was the company's interest expense in dollars?", "150000.00"),
+            ("What was the interest coverage ratio (EBIT / interest)?", "5.00"),
+        ],
+    ),
+    (
+        "financial",
+        "Revenue for the year came in at $8.2 million against a budget of $9.0 million. Cost of "
+        "goods sold: $5.1 million. Last year's revenue was $7.4 million.",
+        [
+            ("What was the company's revenue in dollars?", "8200000.00"),
+            ("What was gross profit, in dollars?", "3100000.00"),
+            ("What was the company's cost of goods sold in dollars?", "5100000.00"),
+            ("What was operating income (EBIT), in dollars?", UNKNOWN),
+        ],
+    ),
+    (
+        "legal",
+        "Garcia v. Northline Logistics. Filed in New York on 2022-08-01 over a collision on "
+        "5 Jan 2022, the suit alleged negligence and asked for $400,000 in damages. The jury "
+        "found the defendant not liable.",
+        [
+            ("How many days passed between the incident and the filing?", "208"),
+            ("What is the case's amount claimed in dollars?", "400000.00"),
+            ("Was the defendant found liable or not liable?", "not liable"),
+            ("What is the case's cause of action?", "negligence"),
+        ],
+    ),
+]
+SETS = {"plain": CASES, "distracted": DISTRACTED, "fresh": FRESH}
 
 
 def outcome(answer: str, truth: str) -> str:

@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -99,6 +100,8 @@ def run_mode(
     )
     eval_s = time.perf_counter() - t0
     model, _ = load_model(result.model_dir)
+    if args.keep:  # the trained model, for benchmarks that read one (handwritten.py, risk.py)
+        shutil.copytree(result.model_dir, Path(args.keep) / f"seed{args.seed}-{mode}")
     routed = {"dense": 0.0, "all": 1.0}.get(mode, report.routed_fraction)
     print(
         f"{mode:6s} acc {report.accuracy:.3f} halluc {report.hallucination_rate:.3f} "
@@ -259,6 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--model", action="append", default=[], metavar="KEY=VALUE", help="ablate a model field"
     )
+    parser.add_argument("--keep", default=None, help="copy each trained model folder here")
     parser.add_argument("--merge", nargs="*", default=None, help="combine these part files")
     parser.add_argument("--summary", nargs="*", default=None, help="the targets over these runs")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "quality.json"))
