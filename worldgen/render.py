@@ -128,15 +128,26 @@ def _choices(fact: Fact, families: Families, heldout: bool) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class Joint:
-    """Facts of one kind that a document may state several to a sentence, roles first and
-    values in the same order. Templates take ``{roles}`` (``{Roles}`` capitalised) and
-    ``{values}``, each a list (``a, b and c``); each value is written as ``value``."""
+    """Facts that a document may state several to a sentence. A *listing* template takes
+    ``{roles}`` (``{Roles}`` capitalised) and ``{values}``, each a list (``a, b and c``) in the
+    plan's order, each value written as ``value``, or ``{pairs}`` (``{Pairs}``): each role then
+    its value (``Revenue $x and cost of goods sold $y``). A *keyed* template names every role's value
+    by its fact key, in the sentence's own order (``BP {sbp}/{dbp} mmHg.``, ``A {age}-year-old
+    {sex}.``): the shorthand people write, drawn only when the sentence states every role."""
 
     roles: Mapping[str, str]  # fact key -> how the sentence names it
     templates: tuple[str, ...]
     value: str = "{v}"
     p: float = 0.5  # chance that a group of stated facts of the joint shares a sentence
     size: int = 2  # the most facts one sentence states
+
+    def words(self) -> list[str]:
+        """Every template with its blanks left empty: the words the joint writes."""
+        blank = dict.fromkeys(("roles", "Roles", "values", "pairs", "Pairs", *self.roles), " ")
+        return [t.format(**blank) for t in self.templates] + list(self.roles.values())
+
+    def keyed(self, template: int) -> bool:
+        return any("{" + key + "}" in self.templates[template] for key in self.roles)
 
     def group_up(self, plan: list[tuple[str, int]], rng: np.random.Generator) -> None:
         """Merge stated members of the joint, ``size`` at a time in sentence order, in place."""
@@ -145,18 +156,34 @@ class Joint:
         for start in range(0, len(members), self.size):
             group = members[start : start + self.size]
             if len(group) > 1 and rng.random() < self.p:
+                complete = len(group) == len(self.roles)
+                allowed = [t for t in range(len(self.templates)) if complete or not self.keyed(t)]
+                if not allowed:
+                    continue
                 keys = JOIN.join(plan[i][0] for i in group)
-                plan[group[0]] = (keys, int(rng.integers(len(self.templates))))
+                plan[group[0]] = (keys, allowed[int(rng.integers(len(allowed)))])
                 merged += group[1:]
         for i in reversed(merged):  # ascending: each group follows the previous one
             del plan[i]
 
     def sentence(self, facts: Mapping[str, Fact], keys: str, row: Row, template: int) -> str:
         members = keys.split(JOIN)
+        values = [self.value.format(v=facts[k].value(row)) for k in members]
+        if self.keyed(template):
+            return self.templates[template].format(**dict(zip(members, values, strict=True)))
         roles = listing([self.roles[k] for k in members])
-        values = listing([self.value.format(v=facts[k].value(row)) for k in members])
-        capital = roles[:1].upper() + roles[1:]
-        return self.templates[template].format(roles=roles, Roles=capital, values=values)
+        pairs = listing([f"{self.roles[k]} {v}" for k, v in zip(members, values, strict=True)])
+        return self.templates[template].format(
+            roles=roles,
+            Roles=capital(roles),
+            values=listing(values),
+            pairs=pairs,
+            Pairs=capital(pairs),
+        )
+
+
+def capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def listing(items: list[str]) -> str:

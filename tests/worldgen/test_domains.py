@@ -127,7 +127,7 @@ def test_shared_sentences_name_roles_in_value_order(domain, fault_frame) -> None
     rows = to_rows(fault_frame.iloc[:300], domain.spec)
     docs, _ = render_block(renderer, rows, np.random.default_rng(11))
     by_id = {int(r["record_id"]): r for r in rows}
-    shared, longest = 0, 0
+    shared, longest, keyed = 0, 0, 0
     for doc in docs:
         plan = decode_plan(doc["plan"])
         row = by_id[doc["record_id"]]
@@ -141,13 +141,29 @@ def test_shared_sentences_name_roles_in_value_order(domain, fault_frame) -> None
             assert 2 <= len(keys) <= joint.size and set(keys) <= set(joint.roles)
             assert set(keys) <= stated_keys(plan) and entry not in stated_keys(plan)
             sentence = renderer.sentence(row, entry, template)
-            assert sentence in doc["document"] and "respectively" in sentence
+            assert sentence in doc["document"]
             values = [renderer.fact(k).value(row) for k in keys]
-            places = [sentence.lower().index(joint.roles[k]) for k in keys]
-            assert places == sorted(places), sentence  # roles in the plan's order
-            at = places[-1]
-            for v in values:  # then the values, in the same order (ValueError if not)
-                at = sentence.index(v, at) + len(v)
+            if joint.keyed(template):  # shorthand: every role, each value where its key is
+                assert set(keys) == set(joint.roles), entry
+                written = joint.templates[template]
+                order = sorted(keys, key=lambda k: written.index("{" + k + "}"))
+                at = 0
+                for k in order:
+                    at = sentence.index(renderer.fact(k).value(row), at) + 1
+                keyed += 1
+                continue
+            if "pairs}" in joint.templates[template].lower():  # each role, then its value
+                at = 0
+                for k, v in zip(keys, values, strict=True):
+                    at = sentence.lower().index(joint.roles[k], at)
+                    at = sentence.index(v, at) + len(v)
+            else:
+                assert "respectively" in sentence
+                places = [sentence.lower().index(joint.roles[k]) for k in keys]
+                assert places == sorted(places), sentence  # roles in the plan's order
+                at = places[-1]
+                for v in values:  # then the values, in the same order (ValueError if not)
+                    at = sentence.index(v, at) + len(v)
             a, b, *rest = keys
             x, y = values[:2]
             swapped = [(JOIN.join([b, a, *rest]) if e == entry else e, t) for e, t in plan]
@@ -156,4 +172,6 @@ def test_shared_sentences_name_roles_in_value_order(domain, fault_frame) -> None
                 assert document_mismatches(renderer, by_id, [tampered]) == [doc["record_id"]]
     assert shared >= len(docs) // 4, shared
     assert longest == max(j.size for j in renderer.joints), longest  # the longest lists occur
+    if any(j.keyed(t) for j in renderer.joints for t in range(len(j.templates))):
+        assert keyed, "shorthand such as BP 150/88 occurs"
     assert document_mismatches(renderer, by_id, docs) == []

@@ -111,8 +111,7 @@ def vocabulary_texts(name: str, families: Families | None = None) -> list[str]:
         forms = [fact.forms[i] for i in fact.choices(families, heldout=False)]
         texts += [f.template.replace("{v}", " ") for f in forms]
     for joint in dom.renderer.joints:
-        texts += [t.format(roles=" ", Roles=" ", values=" ") for t in joint.templates]
-        texts += list(joint.roles.values())
+        texts += joint.words()
     texts += [
         d.forms[i].template.replace("{v}", " ")
         for d in dom.renderer.distractors
@@ -146,8 +145,7 @@ def document_texts(name: str) -> list[str]:
     texts = [f.template.replace("{v}", " ") for fact in dom.renderer.facts for f in fact.forms]
     texts += [t.replace("{v}", " ") for d in dom.renderer.distractors for t in d.templates]
     for joint in dom.renderer.joints:
-        texts += [t.format(roles=" ", Roles=" ", values=" ") for t in joint.templates]
-        texts += list(joint.roles.values())
+        texts += joint.words()
     return texts + value_phrases(name)
 
 

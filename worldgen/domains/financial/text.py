@@ -159,6 +159,7 @@ FIGURES = Joint(
     (
         "{Roles} were {values}, respectively.",
         "The company reported {roles} of {values}, respectively.",
+        "{Pairs}.",
     ),
     value="${v}",
 )

@@ -95,7 +95,18 @@ JOINTS = (
     ),
     Joint(
         {"sbp": "systolic pressure", "dbp": "diastolic pressure"},
-        ("{Roles} were {values} mmHg, respectively.",),
+        (
+            "{Roles} were {values} mmHg, respectively.",
+            "BP {sbp}/{dbp} mmHg.",
+            "BP {sbp}/{dbp}.",
+            "Blood pressure {sbp}/{dbp} mmHg.",
+        ),
+    ),
+    # the opening of a clinical note: "63-year-old male."
+    Joint(
+        {"age": "age", "sex": "sex"},
+        ("{age}-year-old {sex}.", "{age}-year-old {sex} patient.", "Patient: {sex}, {age} y."),
+        p=0.6,
     ),
 )
 AGE_PATHS = ((("age",), "lookup"), (("birth_date", "encounter_date"), "derived", AGE_FROM_DATES))
@@ -185,7 +196,11 @@ def renderer() -> Renderer:
         ),
         Fact(
             "age",
-            ("The patient is {v} years old.", "Age at the visit: {v} years."),
+            (
+                "The patient is {v} years old.",
+                "Age at the visit: {v} years.",
+                "{v}-year-old patient.",
+            ),
             stated_field("age"),
             withhold_p=0.5,
             kind="number",
