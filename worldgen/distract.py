@@ -35,8 +35,8 @@ from worldgen.surface import (
     Families,
     Form,
     ValueKind,
+    Written,
     fact_forms,
-    family_choices,
     write,
     writes,
 )
@@ -93,7 +93,7 @@ def earlier_date(field: str) -> Callable[[str, Row], str]:
 
 
 @dataclass(frozen=True)
-class Distractor:
+class Distractor(Written):
     """A sentence stating a value like fact ``of``'s that belongs to something else."""
 
     name: str
@@ -107,18 +107,6 @@ class Distractor:
     def forms(self) -> tuple[Form, ...]:
         """Its sentences in each of its kind's formats (no grammar frames: see the module)."""
         return fact_forms(self.templates, (), self.kind, self.unit)
-
-    def choices(self, families: Families | None, heldout: bool) -> tuple[int, ...]:
-        """Forms a rendering may draw, as a fact's: in-family, or only held-out ones."""
-        if families is None:
-            return tuple(range(len(self.templates)))
-        cache = self.__dict__.setdefault("_choices", {})
-        found: tuple[int, ...] | None = cache.get((families, heldout))
-        if found is None:
-            found = cache[families, heldout] = family_choices(
-                self.forms, self.unit, families, heldout
-            )
-        return found
 
     def draw(
         self, row: Row, rng: np.random.Generator, families: Families | None, heldout: bool

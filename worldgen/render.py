@@ -57,8 +57,8 @@ from worldgen.surface import (
     Families,
     Form,
     ValueKind,
+    Written,
     fact_forms,
-    family_choices,
     question_forms,
     write,
     writes,
@@ -73,7 +73,7 @@ DRAWS = 8  # tries at a form whose format states the value
 
 
 @dataclass(frozen=True)
-class Fact:
+class Fact(Written):
     """One field of a record as a sentence. ``value`` gives its canonical string; ``kind``,
     ``labels`` (names a document gives the field) and ``unit`` let ``worldgen.surface`` write it
     in many more forms than the hand-written ``templates``."""
@@ -92,13 +92,10 @@ class Fact:
         return fact_forms(self.templates, labels, self.kind, self.unit)
 
     def choices(self, families: Families | None, heldout: bool) -> tuple[int, ...]:
-        """The forms a rendering may draw: without families, the hand-written ones."""
-        if families is None:
-            return tuple(range(len(self.templates)))
-        cache = self.__dict__.setdefault("_choices", {})  # hashing a Fact costs more than this
-        found: tuple[int, ...] | None = cache.get((families, heldout))
-        if found is None:
-            found = cache[families, heldout] = _choices(self, families, heldout)
+        found = super().choices(families, heldout)
+        if not found:  # a fact must be writable in every rendering; a distractor need not be
+            kind = "held-out" if heldout else "in-family"
+            raise ValueError(f"fact {self.key!r} has no {kind} form")
         return found
 
     def draw(
@@ -117,13 +114,6 @@ class Fact:
 
     def sentence(self, row: Row, form: int) -> str:
         return write(self.forms[form], self.value(row), self.unit)
-
-
-def _choices(fact: Fact, families: Families, heldout: bool) -> tuple[int, ...]:
-    found = family_choices(fact.forms, fact.unit, families, heldout)
-    if not found:
-        raise ValueError(f"fact {fact.key!r} has no {'held-out' if heldout else 'in-family'} form")
-    return found
 
 
 @dataclass(frozen=True)

@@ -193,6 +193,31 @@ def probe_sentences(form: Form, unit: str) -> set[str]:
     return {write(form, v, unit) for v in PROBES[form.kind] if writes(form, v, unit)}
 
 
+class Written:
+    """What a fact and a distractor share: hand-written ``templates`` (with ``{v}``), the
+    ``forms`` built from them, and which of those a rendering may draw."""
+
+    templates: tuple[str, ...]
+    unit: str
+
+    @property
+    def forms(self) -> tuple[Form, ...]:
+        raise NotImplementedError
+
+    def choices(self, families: Families | None, heldout: bool) -> tuple[int, ...]:
+        """Without families the hand-written forms; with them ``family_choices``, once per
+        (families, heldout): hashing the owner would cost more than the lookup."""
+        if families is None:
+            return tuple(range(len(self.templates)))
+        cache = self.__dict__.setdefault("_choices", {})
+        found: tuple[int, ...] | None = cache.get((families, heldout))
+        if found is None:
+            found = cache[families, heldout] = family_choices(
+                self.forms, self.unit, families, heldout
+            )
+        return found
+
+
 def family_choices(
     forms: tuple[Form, ...], unit: str, families: Families, heldout: bool
 ) -> tuple[int, ...]:
