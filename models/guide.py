@@ -12,8 +12,10 @@ labels (a cause of action, a sector, yes or no) keeps every label training gave:
 outside them is another question's answer read by mistake ("Texas", the governing law, as the
 cause of action, at 0.999). A question answered with figures (an amount, a date, a count)
 answers a figure, and a negative one only if training had one: "type 2 diabetes" as the BMI and
--70000.00 as the unawarded part of a claim were both given at 0.97 or more. Each reads
-``unknown`` with the reason.
+-70000.00 as the unawarded part of a claim were both given at 0.97 or more; a date where
+training's answers are numbers, or a number where they are dates, only as training had them
+(the visit's date as the age of a "58-year-old woman", at 0.98). Each reads ``unknown`` with
+the reason.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ CLOSE = 0.75  # word-set overlap (Jaccard) with a trained question form that cou
 MEMO_SIZE = 4096  # documents, and (domains, question) pairs, the guide remembers
 LABELS_AT_MOST = 64  # a question with more distinct answers than this is not asked for a label
 FIGURE = re.compile(r"-?\d+(\.\d+)?|\d{4}-\d{2}-\d{2}")  # a canonical number, amount or date
+DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _WORD = re.compile(r"[^\W\d_]+")
 
 
@@ -48,6 +51,8 @@ class Guide:
     labels: dict[str, list[str]] = field(default_factory=dict)  # key -> the labels it answers
     # key -> whether training answered it with a negative figure, for keys answered in figures
     figures: dict[str, bool] = field(default_factory=dict)
+    # key -> whether its figures are dates, for keys training answered only in dates or in none
+    dated: dict[str, bool] = field(default_factory=dict)
     _memo: dict[str, dict[Any, Any]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -58,7 +63,7 @@ class Guide:
         if not path.exists():  # a model trained before guides: answered as before
             return None
         data = json.loads(path.read_text())  # guides before labels have neither keys nor labels
-        shapes = (data.get(k, {}) for k in ("keys", "labels", "figures"))
+        shapes = (data.get(k, {}) for k in ("keys", "labels", "figures", "dated"))
         return cls(data["questions"], data["marks"], *shapes)
 
     def save(self, model_dir: Path) -> None:
@@ -68,6 +73,7 @@ class Guide:
             "keys": self.keys,
             "labels": self.labels,
             "figures": self.figures,
+            "dated": self.dated,
         }
         (model_dir / GUIDE).write_text(json.dumps(data, indent=2, sort_keys=True))
 
@@ -155,6 +161,13 @@ class Guide:
             return f"{answer!r} is not a figure, and {key} is answered with one"
         if answer.startswith("-") and not self.figures[key]:
             return f"{answer!r} is negative, and {key} never is in training"
+        dated = self.dated.get(key)
+        if dated is not None and bool(DATE.fullmatch(answer)) != dated:
+            return (
+                f"{answer!r} is a date, and {key} is answered with a number"
+                if not dated
+                else f"{answer!r} is not a date, and {key} is answered with one"
+            )
         return None
 
 
@@ -197,3 +210,16 @@ def answer_figures(keys: Iterable[str], answers: Iterable[str]) -> dict[str, boo
         if stated and all(FIGURE.fullmatch(a) for a in stated):
             figures[key] = any(a.startswith("-") for a in stated)
     return figures
+
+
+def answer_dates(keys: Iterable[str], answers: Iterable[str]) -> dict[str, bool]:
+    """Per question key answered in figures, whether they are dates: keys whose stated answers
+    are all dates (True) or none (False); a key with both is left out."""
+    dated = {}
+    for key, said in _by_key(keys, answers).items():
+        stated = [a for a in said if a != UNKNOWN]
+        if stated and all(FIGURE.fullmatch(a) for a in stated):
+            kinds = {bool(DATE.fullmatch(a)) for a in stated}
+            if len(kinds) == 1:
+                dated[key] = kinds.pop()
+    return dated
