@@ -120,8 +120,7 @@ class Fact(Written):
 class Joint:
     """Facts that a document may state several to a sentence. A *listing* template takes
     ``{roles}`` (``{Roles}`` capitalised) and ``{values}``, each a list (``a, b and c``) in the
-    plan's order, each value written as ``value``, or ``{pairs}`` (``{Pairs}``): each role then
-    its value (``Revenue $x and cost of goods sold $y``). A *keyed* template names every role's value
+    plan's order, each value written as ``value``. A *keyed* template names every role's value
     by its fact key, in the sentence's own order (``BP {sbp}/{dbp} mmHg.``, ``A {age}-year-old
     {sex}.``): the shorthand people write, drawn only when the sentence states every role."""
 
@@ -133,7 +132,7 @@ class Joint:
 
     def words(self) -> list[str]:
         """Every template with its blanks left empty: the words the joint writes."""
-        blank = dict.fromkeys(("roles", "Roles", "values", "pairs", "Pairs", *self.roles), " ")
+        blank = dict.fromkeys(("roles", "Roles", "values", *self.roles), " ")
         return [t.format(**blank) for t in self.templates] + list(self.roles.values())
 
     def keyed(self, template: int) -> bool:
@@ -162,18 +161,8 @@ class Joint:
         if self.keyed(template):
             return self.templates[template].format(**dict(zip(members, values, strict=True)))
         roles = listing([self.roles[k] for k in members])
-        pairs = listing([f"{self.roles[k]} {v}" for k, v in zip(members, values, strict=True)])
-        return self.templates[template].format(
-            roles=roles,
-            Roles=capital(roles),
-            values=listing(values),
-            pairs=pairs,
-            Pairs=capital(pairs),
-        )
-
-
-def capital(text: str) -> str:
-    return text[:1].upper() + text[1:]
+        capital = roles[:1].upper() + roles[1:]
+        return self.templates[template].format(roles=roles, Roles=capital, values=listing(values))
 
 
 def listing(items: list[str]) -> str:

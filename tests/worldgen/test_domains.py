@@ -152,18 +152,12 @@ def test_shared_sentences_name_roles_in_value_order(domain, fault_frame) -> None
                     at = sentence.index(renderer.fact(k).value(row), at) + 1
                 keyed += 1
                 continue
-            if "pairs}" in joint.templates[template].lower():  # each role, then its value
-                at = 0
-                for k, v in zip(keys, values, strict=True):
-                    at = sentence.lower().index(joint.roles[k], at)
-                    at = sentence.index(v, at) + len(v)
-            else:
-                assert "respectively" in sentence
-                places = [sentence.lower().index(joint.roles[k]) for k in keys]
-                assert places == sorted(places), sentence  # roles in the plan's order
-                at = places[-1]
-                for v in values:  # then the values, in the same order (ValueError if not)
-                    at = sentence.index(v, at) + len(v)
+            assert "respectively" in sentence
+            places = [sentence.lower().index(joint.roles[k]) for k in keys]
+            assert places == sorted(places), sentence  # roles in the plan's order
+            at = places[-1]
+            for v in values:  # then the values, in the same order (ValueError if not)
+                at = sentence.index(v, at) + len(v)
             a, b, *rest = keys
             x, y = values[:2]
             swapped = [(JOIN.join([b, a, *rest]) if e == entry else e, t) for e, t in plan]

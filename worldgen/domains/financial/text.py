@@ -159,7 +159,6 @@ FIGURES = Joint(
     (
         "{Roles} were {values}, respectively.",
         "The company reported {roles} of {values}, respectively.",
-        "{Pairs}.",
     ),
     value="${v}",
 )

@@ -102,12 +102,6 @@ JOINTS = (
             "Blood pressure {sbp}/{dbp} mmHg.",
         ),
     ),
-    # the opening of a clinical note: "63-year-old male."
-    Joint(
-        {"age": "age", "sex": "sex"},
-        ("{age}-year-old {sex}.", "{age}-year-old {sex} patient.", "Patient: {sex}, {age} y."),
-        p=0.6,
-    ),
 )
 AGE_PATHS = ((("age",), "lookup"), (("birth_date", "encounter_date"), "derived", AGE_FROM_DATES))
 
