@@ -114,14 +114,46 @@ def test_summary_reads_each_target_over_runs(tmp_path: Path) -> None:
     assert vs_dense["mean"] == 0.01 and vs_dense["median"] == 0.01 and vs_dense["stdev"] == 0.03
     assert vs_dense["sem"] == round(0.03 / 3**0.5, 4)
     assert got["targets"]["all_vs_dense_multistep"]["runs_met"] == 1  # only +0.08 passes 0.05
-    part = tmp_path / "part-apr.json"
-    part.write_text(json.dumps({"modes": {"apr": mode(0.9, 0.02, 1.0, 0.8)}, "training": {}}))
+    part = tmp_path / "part-dense.json"
+    part.write_text(json.dumps({"modes": {"dense": mode(0.9, 0.02, 1.0, 0.8)}, "training": {}}))
     try:
         q.summarize([part], out)
     except SystemExit as exc:
-        assert "part-apr.json" in str(exc) and "merge" in str(exc)
+        assert "part-dense.json" in str(exc) and "merge" in str(exc)
     else:
-        raise AssertionError("a part file was summarised as a run")
+        raise AssertionError("a run without APR was summarised")
+    # APR alone (--modes apr, one per seed): its own targets over the runs, no comparisons
+    alone = tmp_path / "apr-seed0.json"
+    alone.write_text(json.dumps({"modes": {"apr": mode(0.95, 0.02, 1.0, 0.8)}, "training": {}}))
+    q.summarize([alone, alone], out)
+    got = json.loads(out.read_text())
+    assert got["n_runs"] == 2 and got["targets"]["apr_accuracy"]["runs_met"] == 2
+    assert "apr_vs_dense" not in got["targets"]
+
+
+def test_a_certified_run_states_issue_30_s_targets() -> None:
+    q = quality()
+    apr = {
+        **mode(0.93, 0.005, 1.0, 0.8),
+        "risk": {"alpha": 0.01, "delta": 0.1},
+        "selective_risk": 0.006,
+        "coverage": 0.935,
+        "confident_hallucination": 0.0022,
+        "routed_fraction": 0.121,
+        "heldout_phrasing": {
+            "accuracy": 0.74,
+            "hallucination_rate": 0.0056,
+            "confident_hallucination": 0.0015,
+            "selective_risk": 0.012,
+        },
+    }
+    got = q.targets({"apr": apr})
+    assert got["apr_selective_risk"]["met"] and not got["apr_heldout_selective_risk"]["met"]
+    assert not got["apr_coverage"]["met"] and got["apr_coverage"]["target"] == ">= 0.95"
+    assert not got["apr_confident_hallucination"]["met"]  # 0.0022 > 0.002
+    assert got["apr_heldout_confident_hallucination_served"]["met"]
+    assert got["apr_routed_at_least"]["met"] and got["apr_routed_at_most"]["met"]
+    assert "apr_vs_dense" not in got
 
 
 def test_model_overrides_take_typed_fields_and_refuse_unknown_ones() -> None:
