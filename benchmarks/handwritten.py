@@ -156,7 +156,7 @@ DISTRACTED: list[tuple[str, str, list[tuple[str, str]]]] = [
         ],
     ),
 ]
-# Written after the shorthand joints ("BP 150/88", "63-year-old male") entered the generator,
+# Written after shorthand ("BP 150/88", "63-year-old ...") entered the generator,
 # before any model trained on them was measured, and not used to design any form: the check of
 # whether those forms carry to notes they were not modelled on.
 FRESH: list[tuple[str, str, list[tuple[str, str]]]] = [

@@ -356,9 +356,9 @@ def spread(values: list[float]) -> dict[str, float | None]:
 
 
 def summarize(runs: list[Path], out: Path) -> None:
-    """Every target over whole runs (APR's alone, or with dense and all-deep): per run its value, then
-    the mean with its standard error, median, sample standard deviation, range and the number
-    of runs that met it."""
+    """Every target over whole runs (APR's alone, or with dense and all-deep): per run its
+    value, then the mean with its standard error, median, sample standard deviation, range and
+    the number of runs that met it."""
     values: dict[str, list[float]] = {}
     met: dict[str, int] = {}
     rows = []

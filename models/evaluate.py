@@ -375,25 +375,28 @@ def selective_figures(
     return {
         "abstain_score": policy.score,
         "risk": policy.certificate,
-        "selective_risk": float((wrong & answered).sum() / max(1, answered.sum())),
+        **answered_rates(answered, wrong, attempted),
         "guarantee": statement(policy),
-        "coverage": float(answered.sum() / max(1, attempted.sum())),
         "confident_hallucination": float((wrong & answered & confident).mean()),
         "aurc": signal_aurc(raw, truths),
-        "at_alpha": {
-            s: signal_at(np.array([a.score(s) for a in raw]), t, wrong, attempted)
+        "at_alpha": {  # each signal as if served at its own certified threshold
+            s: {
+                "threshold": float(t),
+                **answered_rates(
+                    attempted & (np.array([a.score(s) for a in raw]) <= t), wrong, attempted
+                ),
+            }
             for s, t in policy.thresholds.items()
         },
         "risk_coverage": curves(raw, wrong, attempted),
     }
 
 
-def signal_at(
-    scores: np.ndarray, threshold: float, wrong: np.ndarray, attempted: np.ndarray
+def answered_rates(
+    answered: np.ndarray, wrong: np.ndarray, attempted: np.ndarray
 ) -> dict[str, float]:
-    answered = attempted & (scores <= threshold)
+    """Coverage (answered / attempted) and selective risk (wrong / answered)."""
     return {
-        "threshold": float(threshold),
         "coverage": float(answered.sum() / max(1, attempted.sum())),
         "selective_risk": float((wrong & answered).sum() / max(1, answered.sum())),
     }

@@ -163,11 +163,9 @@ class Guide:
             return f"{answer!r} is negative, and {key} never is in training"
         dated = self.dated.get(key)
         if dated is not None and bool(DATE.fullmatch(answer)) != dated:
-            return (
-                f"{answer!r} is a date, and {key} is answered with a number"
-                if not dated
-                else f"{answer!r} is not a date, and {key} is answered with one"
-            )
+            if dated:
+                return f"{answer!r} is not a date, and {key} is answered with one"
+            return f"{answer!r} is a date, and {key} is answered with a number"
         return None
 
 
@@ -201,25 +199,30 @@ def answer_labels(keys: Iterable[str], answers: Iterable[str]) -> dict[str, list
     }
 
 
-def answer_figures(keys: Iterable[str], answers: Iterable[str]) -> dict[str, bool]:
+def _figure_answers(keys: Iterable[str], answers: Iterable[str]) -> dict[str, list[str]]:
     """Per question key whose every answer but ``unknown`` is a figure (a number, an amount in
-    dollars and cents, a date), whether one of them is negative."""
-    figures = {}
+    dollars and cents, a date): those answers."""
+    out = {}
     for key, said in _by_key(keys, answers).items():
         stated = [a for a in said if a != UNKNOWN]
         if stated and all(FIGURE.fullmatch(a) for a in stated):
-            figures[key] = any(a.startswith("-") for a in stated)
-    return figures
+            out[key] = stated
+    return out
+
+
+def answer_figures(keys: Iterable[str], answers: Iterable[str]) -> dict[str, bool]:
+    """Per question key answered in figures, whether one of them is negative."""
+    return {
+        key: any(a.startswith("-") for a in stated)
+        for key, stated in _figure_answers(keys, answers).items()
+    }
 
 
 def answer_dates(keys: Iterable[str], answers: Iterable[str]) -> dict[str, bool]:
-    """Per question key answered in figures, whether they are dates: keys whose stated answers
-    are all dates (True) or none (False); a key with both is left out."""
-    dated = {}
-    for key, said in _by_key(keys, answers).items():
-        stated = [a for a in said if a != UNKNOWN]
-        if stated and all(FIGURE.fullmatch(a) for a in stated):
-            kinds = {bool(DATE.fullmatch(a)) for a in stated}
-            if len(kinds) == 1:
-                dated[key] = kinds.pop()
-    return dated
+    """Per question key answered in figures, whether they are dates: keys whose answers are all
+    dates (True) or none (False); a key with both is left out."""
+    kinds = {
+        key: {bool(DATE.fullmatch(a)) for a in stated}
+        for key, stated in _figure_answers(keys, answers).items()
+    }
+    return {key: dated.pop() for key, dated in kinds.items() if len(dated) == 1}

@@ -121,8 +121,8 @@ class Joint:
     """Facts that a document may state several to a sentence. A *listing* template takes
     ``{roles}`` (``{Roles}`` capitalised) and ``{values}``, each a list (``a, b and c``) in the
     plan's order, each value written as ``value``. A *keyed* template names every role's value
-    by its fact key, in the sentence's own order (``BP {sbp}/{dbp} mmHg.``, ``A {age}-year-old
-    {sex}.``): the shorthand people write, drawn only when the sentence states every role."""
+    by its fact key, in the sentence's own order (``BP {sbp}/{dbp} mmHg.``): the shorthand
+    people write, drawn only when the sentence states every role."""
 
     roles: Mapping[str, str]  # fact key -> how the sentence names it
     templates: tuple[str, ...]
@@ -135,8 +135,18 @@ class Joint:
         blank = dict.fromkeys(("roles", "Roles", "values", *self.roles), " ")
         return [t.format(**blank) for t in self.templates] + list(self.roles.values())
 
+    @cached_property
+    def _keyed(self) -> frozenset[int]:
+        return frozenset(
+            i for i, t in enumerate(self.templates) if any("{" + k + "}" in t for k in self.roles)
+        )
+
+    @cached_property
+    def _listing(self) -> list[int]:  # what a group without every role may draw
+        return [i for i in range(len(self.templates)) if i not in self._keyed]
+
     def keyed(self, template: int) -> bool:
-        return any("{" + key + "}" in self.templates[template] for key in self.roles)
+        return template in self._keyed
 
     def group_up(self, plan: list[tuple[str, int]], rng: np.random.Generator) -> None:
         """Merge stated members of the joint, ``size`` at a time in sentence order, in place."""
@@ -146,7 +156,7 @@ class Joint:
             group = members[start : start + self.size]
             if len(group) > 1 and rng.random() < self.p:
                 complete = len(group) == len(self.roles)
-                allowed = [t for t in range(len(self.templates)) if complete or not self.keyed(t)]
+                allowed = range(len(self.templates)) if complete else self._listing
                 if not allowed:
                     continue
                 keys = JOIN.join(plan[i][0] for i in group)

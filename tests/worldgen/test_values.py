@@ -98,7 +98,7 @@ def test_every_date_and_number_format_writes_what_reads_back() -> None:
 
 
 # the reader this module replaced, kept here as the reference for generated documents
-# ("A 63-year-old male." is newer than it: that 63 is the age, as the new reader has it)
+# ("63-year-old patient." is newer than it: that 63 is the age, as the new reader has it)
 _OLD = r"(?<![\w.-])(?:\d{4}-\d{2}-\d{2}|-?\d+(?:\.\d+)?)(?!\w|-(?!year-old))"
 
 
