@@ -228,6 +228,8 @@ class Answerer:
         off_guide = self.guide.why_not(document, question) if self.guide else None
         if off_guide:
             return unread(off_guide, 0, start)
+        if self.guide:
+            question = self.guide.question_sentence_last(document, question)
         example = self.tok.encode_example(document, question, read=self._document(document))
         if len(example.ids) >= self.model.cfg.max_seq_len:
             reason = (

@@ -37,6 +37,7 @@ LABELS_AT_MOST = 64  # a question with more distinct answers than this is not as
 FIGURE = re.compile(r"-?\d+(\.\d+)?|\d{4}-\d{2}-\d{2}")  # a canonical number, amount or date
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _WORD = re.compile(r"[^\W\d_]+")
+_SENTENCE_END = re.compile(r"(?<=[.!])\s+")
 
 
 def words(text: str) -> frozenset[str]:
@@ -107,6 +108,22 @@ class Guide:
         (None: no form is close, or the guide has no keys)."""
         return self._match(self.kinds(document), question)[1]
 
+    def question_sentence_last(self, document: str, question: str) -> str:
+        """A request written without a question mark, with its sentences reordered so the one
+        closest to a trained question form comes last: "Report the mean glucose. Answer from
+        the document only." reads as "Answer from the document only. Report the mean glucose."
+        (``tokenizer.question_last`` does this by the question mark where there is one). The
+        answer is cued right after the question, as in every training example; a model read
+        the request followed by an instruction as a question about the instruction (held-out
+        phrasing: 0.43 right on such requests, 0.84 on the rest)."""
+        sentences = _SENTENCE_END.split(question.strip())
+        if "?" in question or len(sentences) < 2:
+            return question
+        forms = [form for d in self.kinds(document) for form in self._forms.get(d, [])]
+        closeness = [max((_overlap(words(s), f) for f in forms), default=0.0) for s in sentences]
+        best = max(range(len(sentences)), key=lambda i: (closeness[i], i))
+        return " ".join([*sentences[:best], *sentences[best + 1 :], sentences[best]])
+
     def _kinds(self, document: str) -> tuple[str, ...]:
         doc = words(document)
         return tuple(d for d, marks in self._marks.items() if doc & marks)
@@ -167,6 +184,11 @@ class Guide:
                 return f"{answer!r} is not a date, and {key} is answered with one"
             return f"{answer!r} is a date, and {key} is answered with a number"
         return None
+
+
+def _overlap(a: frozenset[str], b: frozenset[str]) -> float:
+    """Word-set overlap (Jaccard) of two texts' words."""
+    return len(a & b) / max(1, len(a | b))
 
 
 def domain_marks(vocabularies: dict[str, Iterable[str]]) -> dict[str, list[str]]:

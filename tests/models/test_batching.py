@@ -10,6 +10,7 @@ from models.answer import UNKNOWN, Answerer
 from models.apr import APRTransformer, Generation
 from models.config import TrainConfig
 from models.sizes import TINY_MODEL
+from models.tokenizer import Example
 from models.train import train
 from tests.models.test_apr import EXTRAS, prepared
 from worldgen import dataset as ds
@@ -110,3 +111,20 @@ def test_batched_answers_are_the_answers_one_at_a_time(
             assert many.error == one.error
     assert alone[7].text == UNKNOWN and "not one the model was trained to answer" in alone[7].error
     assert alone[-1].text == UNKNOWN and "document is missing" in alone[-1].error
+
+
+def test_a_request_followed_by_an_instruction_is_answered_as_if_the_instruction_came_first(
+    answerer: tuple[Answerer, list[tuple[str, str]]],
+) -> None:
+    """Instructions after a request without a question mark are read before it (the guide
+    knows which sentence is the request), so the prompt is the one training wrote."""
+    model, pairs = answerer
+    requests = [(d, q.rstrip("?") + ".") for d, q in pairs[:6]]
+    after = [(d, f"{q} Answer from the document only.") for d, q in requests]
+    before = [(d, f"Answer from the document only. {q}") for d, q in requests]
+    for (d, q), (_, first) in zip(after, before, strict=True):
+        read, as_trained = model._read(d, q, 0.0), model._read(d, first, 0.0)
+        assert isinstance(read, Example) and isinstance(as_trained, Example)
+        assert read.ids == as_trained.ids
+    for one, other in zip(model.many(after), model.many(before), strict=True):
+        assert (one.text, one.derivation) == (other.text, other.derivation)

@@ -104,3 +104,31 @@ def test_a_guide_answers_the_same_after_its_memo_is_emptied(
     assert guide.why_not("A clinic note.", asked[0]) == (
         "the document is none of the kinds the model was trained on"
     )
+
+
+@pytest.mark.parametrize(
+    ("asked", "read"),
+    [
+        (
+            "Report the balance owed. Answer from the document only.",
+            "Answer from the document only. Report the balance owed.",
+        ),
+        (
+            "Please be brief. Name the cause of action.",
+            "Please be brief. Name the cause of action.",
+        ),
+        ("Report the balance owed.", "Report the balance owed."),
+        # a question mark says where the question is (tokenizer.question_last moves the rest)
+        ("What is the cause of action? Be brief.", "What is the cause of action? Be brief."),
+    ],
+)
+def test_a_request_without_a_question_mark_is_read_with_its_request_last(
+    asked: str, read: str
+) -> None:
+    guide = Guide(
+        questions={"legal": ["Report the balance owed.", "Name the cause of action."]},
+        marks={"legal": ["plaintiff"]},
+    )
+    assert guide.question_sentence_last(DOC, asked) == read
+    # a document of no trained kind has no forms to compare with: the request stays as written
+    assert guide.question_sentence_last("A clinic note.", asked) == asked
