@@ -65,6 +65,24 @@ TEXT_FRAMES: tuple[str, ...] = (
     "{Label} {v}.",
     "As to {label}: {v}.",
 )
+# More ways to join a label and a category: a reader that saw a label joined to its value only
+# by the few marks above missed it joined any other way ("Claim negligence.", "Claim recorded as
+# negligence." read as unstated on held-out phrasing). Its own family list, drawn after the
+# others, so the families the lists above hold out stay as they were.
+TEXT_LINKS: tuple[str, ...] = (
+    "{Label} noted as {v}.",
+    "{Label} listed as {v}.",
+    "{Label} given as {v}.",
+    "{Label} stated as {v}.",
+    "{Label} entered as {v}.",
+    "{Label} documented as {v}.",
+    "{Label} reads {v}.",
+    "{Label} was {v}.",
+    "{Label}; {v}.",
+    "{Label} / {v}.",
+    "On file, {label}: {v}.",
+    "{Label} (per the file) {v}.",
+)
 QUESTION_FRAMES: tuple[str, ...] = (
     "{Q}",
     "According to the document, {q}",
@@ -145,6 +163,7 @@ def held_out(seed: int) -> Families:
     kinds: tuple[ValueKind, ...] = ("money", "date", "number")
     formats = [f"{kind}:{name}" for kind in kinds for name in pick(_optional(kind))]
     questions = [int(q) for q in pick([str(i) for i in range(1, len(QUESTION_FRAMES))])]
+    frames += pick([f"link:{i}" for i in range(len(TEXT_LINKS))])
     return Families(seed, frozenset(frames), frozenset(formats), frozenset(questions))
 
 
@@ -157,11 +176,12 @@ def fact_forms(
     hand_formats = [PLAIN] + [f for f in formats if f != PLAIN and kind in ("money", "date")]
     out = [Form(t, PLAIN, f"hand:{i}", kind) for i, t in enumerate(hand)]
     out += [Form(t, fmt, f"hand:{i}", kind) for fmt in hand_formats[1:] for i, t in enumerate(hand)]
-    frames, family = (TEXT_FRAMES, "text") if kind == "text" else (VALUE_FRAMES, "value")
-    for i, frame in enumerate(frames):
-        for label in labels:
-            sentence = frame.format(Label=label[:1].upper() + label[1:], label=label, v="{v}")
-            out += [Form(sentence, fmt, f"{family}:{i}", kind) for fmt in formats]
+    lists = [("text", TEXT_FRAMES), ("link", TEXT_LINKS)] if kind == "text" else []
+    for family, frames in lists or [("value", VALUE_FRAMES)]:
+        for i, frame in enumerate(frames):
+            for label in labels:
+                sentence = frame.format(Label=label[:1].upper() + label[1:], label=label, v="{v}")
+                out += [Form(sentence, fmt, f"{family}:{i}", kind) for fmt in formats]
     return tuple(out)
 
 
