@@ -12,7 +12,7 @@ from worldgen.dataset import HELD_OUT, IN_FAMILY, generate_block
 from worldgen.domains import domain_names, get_domain, question_forms, vocabulary_texts
 from worldgen.frames import to_rows
 from worldgen.plan import decode_plan
-from worldgen.surface import held_out, write
+from worldgen.surface import TEXT_LINKS, held_out, write
 from worldgen.values import canonical_of
 
 SEED = 3
@@ -92,3 +92,21 @@ def test_the_manifest_records_the_rendering_and_the_held_out_families(tmp_path: 
     assert a.equals(b)
     with pytest.raises(ds.DatasetError, match="phrasing must be one of"):
         ds.generate(["legal"], 200, SEED, str(tmp_path / "x"), phrasing="sideways")
+
+
+def test_a_family_list_added_later_leaves_what_earlier_lists_hold_out_as_it_was() -> None:
+    """Each list's share is drawn in turn and a new list is drawn last: held-out phrasing over
+    the earlier lists names the same families it did before the list existed (seed 0 as
+    recorded before ``TEXT_LINKS``), so results across the change compare like with like."""
+    families = held_out(0)
+    before = {"text:5", "text:8", "value:1", "value:10", "value:17", "value:5"}
+    assert {f for f in families.frames if not f.startswith("link:")} == before
+    assert families.formats == {"date:us_slash", "money:parenthesised", "money:usd_million"}
+    assert families.questions == {3, 6}
+    links = {f for f in families.frames if f.startswith("link:")}
+    assert 0 < len(links) < len(TEXT_LINKS)
+    # a category is written joined by a link too, in-family and held out
+    fact = next(f for f in get_domain("legal").renderer.facts if f.kind == "text")
+    framed = {fact.forms[i].frame for i in fact.choices(families, False)}
+    assert any(f.startswith("link:") for f in framed)
+    assert {fact.forms[i].frame for i in fact.choices(families, True)} & links
