@@ -116,8 +116,10 @@ class Guide:
         answer is cued right after the question, as in every training example; a model read
         the request followed by an instruction as a question about the instruction (held-out
         phrasing: 0.43 right on such requests, 0.84 on the rest)."""
+        if "?" in question:
+            return question
         sentences = _SENTENCE_END.split(question.strip())
-        if "?" in question or len(sentences) < 2:
+        if len(sentences) < 2:
             return question
         forms = [form for d in self.kinds(document) for form in self._forms.get(d, [])]
         closeness = [max((_overlap(words(s), f) for f in forms), default=0.0) for s in sentences]

@@ -176,8 +176,8 @@ def fact_forms(
     hand_formats = [PLAIN] + [f for f in formats if f != PLAIN and kind in ("money", "date")]
     out = [Form(t, PLAIN, f"hand:{i}", kind) for i, t in enumerate(hand)]
     out += [Form(t, fmt, f"hand:{i}", kind) for fmt in hand_formats[1:] for i, t in enumerate(hand)]
-    lists = [("text", TEXT_FRAMES), ("link", TEXT_LINKS)] if kind == "text" else []
-    for family, frames in lists or [("value", VALUE_FRAMES)]:
+    text = [("text", TEXT_FRAMES), ("link", TEXT_LINKS)]
+    for family, frames in text if kind == "text" else [("value", VALUE_FRAMES)]:
         for i, frame in enumerate(frames):
             for label in labels:
                 sentence = frame.format(Label=label[:1].upper() + label[1:], label=label, v="{v}")
