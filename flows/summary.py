@@ -19,6 +19,7 @@ def summary_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
         {"metric": "abstention rate", "value": _fmt(h.get("abstention_rate"))},
         {"metric": "coverage", "value": _fmt(h.get("coverage"))},
         {"metric": "confident halluc.", "value": _fmt(h.get("confident_hallucination"))},
+        {"metric": "guarantee reaches", "value": _fmt(h.get("guaranteed"))},
         {"metric": "latency p95 (ms)", "value": _fmt(h.get("latency_p95_ms"), ".1f")},
     ]
     if "heldout_accuracy" in h:  # the same entities in phrasing training never saw
@@ -27,6 +28,7 @@ def summary_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
             {"metric": "  hallucination", "value": _fmt(h["heldout_hallucination_rate"])},
             {"metric": "  coverage", "value": _fmt(h["heldout_coverage"])},
             {"metric": "  confident halluc.", "value": _fmt(h["heldout_confident_hallucination"])},
+            {"metric": "  guarantee reaches", "value": _fmt(h.get("heldout_guaranteed"))},
         ]
     if evaluation.get("guarantee"):
         rows.append({"metric": "guarantee", "value": evaluation["guarantee"]})

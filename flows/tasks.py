@@ -292,7 +292,12 @@ def evaluate_model(
     tracking.log_evaluation(model["run_id"], report)
     evidence = {"report_digest": stable_hash(data), "dataset_digest": digest, "split": split}
     served = certify(
-        model["model_dir"], report.abstain_threshold, evidence, report.abstain_score, report.risk
+        model["model_dir"],
+        report.abstain_threshold,
+        evidence,
+        report.abstain_score,
+        report.risk,
+        report.novelty_limit,
     )
     return {
         "model_uri": tracking.log_served_model(model["run_id"], str(served)),

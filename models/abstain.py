@@ -34,6 +34,9 @@ class AbstainPolicy:
     # every signal's certified threshold on the same calibration answers, the chosen one's too:
     # what each would have promised, for comparing signals at the asked alpha
     thresholds: dict[str, float] = field(default_factory=dict)
+    # the most novel calibration question (``Guide.novelty``): the guarantee reaches questions
+    # no more novel than this (None: the model's guide cannot tell novelty; it reaches all)
+    novelty_limit: float | None = None
 
     def routing(self) -> dict[str, Any]:
         """What ``routing.json`` of a served folder records."""
@@ -41,10 +44,18 @@ class AbstainPolicy:
             "abstain_threshold": self.threshold,
             "abstain_score": self.score,
             "risk": self.certificate,
+            "novelty_limit": self.novelty_limit,
         }
 
     def abstains(self, answer: Answer) -> bool:
         return answer.raw != UNKNOWN and answer.score(self.score) > self.threshold
+
+    def reaches(self, answer: Answer) -> bool:
+        """Whether the certified guarantee covers ``answer``'s question (``Answerer.reaches``)."""
+        if not self.certificate.get("feasible"):
+            return False
+        limit, novelty = self.novelty_limit, answer.novelty
+        return limit is None or (novelty is not None and novelty <= limit)
 
 
 def risk_target(risk: float | None = None, confidence: float | None = None) -> tuple[float, float]:
@@ -87,7 +98,18 @@ def calibrate(
     }
     cert = certs[chosen]
     thresholds = {s: c.threshold for s, c in certs.items()}
-    return AbstainPolicy(cert.threshold, chosen, cert.to_dict(), by_signal, thresholds)
+    return AbstainPolicy(
+        cert.threshold, chosen, cert.to_dict(), by_signal, thresholds, novelty_limit(raw)
+    )
+
+
+def novelty_limit(raw: list[Answer]) -> float | None:
+    """The most novel calibration question's novelty. A new question written like the
+    calibration ones is more novel than all of them with probability at most 1/(n+1)
+    (exchangeability), so the guarantee loses almost nothing of them; one written otherwise
+    (held-out phrasing, a hand-written note) is outside what the calibration measured."""
+    novelties = [a.novelty for a in raw if a.novelty is not None]
+    return max(novelties) if novelties else None
 
 
 def stored_policy(model_dir: str | Path) -> AbstainPolicy | None:
@@ -99,6 +121,7 @@ def stored_policy(model_dir: str | Path) -> AbstainPolicy | None:
         float(routing["abstain_threshold"]),
         str(routing.get("abstain_score", "estimator")),
         dict(routing.get("risk") or {}),
+        novelty_limit=routing.get("novelty_limit"),
     )
 
 

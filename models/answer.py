@@ -82,6 +82,11 @@ class Answer:
     # 1 - the least probable answer token's probability, and the answer tokens' mean entropy
     prob_uncertainty: float = 1.0
     entropy: float = 0.0
+    # share of the question's and document's word pairs training never wrote (None: the guide
+    # cannot tell), and whether the served certificate's risk bound reaches this answer: it was
+    # certified, the question is no more novel than its calibration questions, and it answered
+    novelty: float | None = None
+    guaranteed: bool = False
 
     def score(self, name: str) -> float:
         """The uncertainty called ``name`` (one of :data:`SCORES`)."""
@@ -108,6 +113,14 @@ def stored_abstain_score(model_dir: str | Path) -> str:
     otherwise)."""
     routing = json.loads((Path(model_dir) / "routing.json").read_text())
     return str(routing.get("abstain_score", "estimator"))
+
+
+def stored_reach(model_dir: str | Path) -> tuple[bool, float | None]:
+    """(whether the model holds a feasible risk certificate, the novelty its calibration
+    questions reached: questions more novel are answered without the guarantee)."""
+    routing = json.loads((Path(model_dir) / "routing.json").read_text())
+    limit = routing.get("novelty_limit")
+    return bool((routing.get("risk") or {}).get("feasible")), None if limit is None else limit
 
 
 def unreadable_text(name: str, value: object) -> str | None:
@@ -158,12 +171,16 @@ class Answerer:
         abstain_threshold: float = NEVER_ABSTAIN,
         guide: Guide | None = None,
         abstain_score: str = "estimator",
+        certified: bool = False,
+        novelty_limit: float | None = None,
     ):
         self.model = model.eval()
         self.tok = tokenizer
         self.abstain_threshold = abstain_threshold
         self.guide = guide
         self.abstain_score = abstain_score
+        self.certified = certified  # a feasible risk certificate is fixed into the model
+        self.novelty_limit = novelty_limit
         # several questions about one document (a batch, or requests in a row) read it once
         self._document = lru_cache(maxsize=DOCUMENTS_KEPT)(tokenizer.read_document)
 
@@ -174,7 +191,8 @@ class Answerer:
         model, tok = load_model(model_dir)
         stored = stored_abstain_threshold(model_dir)
         threshold = NEVER_ABSTAIN if stored is None else stored
-        return cls(model, tok, threshold, Guide.load(model_dir), stored_abstain_score(model_dir))
+        guide, score = Guide.load(model_dir), stored_abstain_score(model_dir)
+        return cls(model, tok, threshold, guide, score, *stored_reach(model_dir))
 
     def __call__(self, document: object, question: object) -> Answer:
         return self.many([(document, question)])[0]
@@ -204,16 +222,24 @@ class Answerer:
         return [a for a in answers if a is not None]
 
     def _checked(self, document: object, question: object, answer: Answer) -> Answer:
-        """``answer``, or ``unknown`` where the guide knows it cannot answer the question."""
-        if self.guide is None or answer.text == UNKNOWN:
-            return answer
+        """``answer``, or ``unknown`` where the guide knows it cannot answer the question;
+        with its novelty, and whether the guarantee reaches it."""
         assert isinstance(document, str) and isinstance(question, str)  # _read let it through
-        reason = self.guide.why_not_answer(document, question, answer.text)
-        return (
-            answer
-            if reason is None
-            else replace(answer, text=UNKNOWN, abstained=True, error=reason)
-        )
+        novelty = self.guide.novelty(document, question) if self.guide else None
+        answer = replace(answer, novelty=novelty)
+        reason = None
+        if self.guide is not None and answer.text != UNKNOWN:
+            reason = self.guide.why_not_answer(document, question, answer.text)
+        if reason is not None:
+            return replace(answer, text=UNKNOWN, abstained=True, error=reason)
+        return replace(answer, guaranteed=answer.text != UNKNOWN and self.reaches(novelty))
+
+    def reaches(self, novelty: float | None) -> bool:
+        """Whether the certified guarantee reaches a question this novel: one no more novel
+        than every calibration question (a model certified before novelty was kept: any)."""
+        if not self.certified:
+            return False
+        return self.novelty_limit is None or (novelty is not None and novelty <= self.novelty_limit)
 
     def _read(self, document: object, question: object, start: float) -> Answer | Example:
         """The prompt of a question the model can read, or why it cannot (an ``unknown``)."""

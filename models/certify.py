@@ -25,7 +25,7 @@ from infra.errors import TamperedError
 CERTIFICATE = "certificate.json"
 ROUTING = "routing.json"
 # what routing.json holds of the abstention policy, each certified (models.abstain)
-POLICY = ("abstain_threshold", "abstain_score", "risk")
+POLICY = ("abstain_threshold", "abstain_score", "risk", "novelty_limit")
 SERVED = "served"  # beside the run's model/ folder: <run>/served/<id>
 
 
@@ -81,10 +81,12 @@ def certify(
     evidence: dict[str, Any],
     score: str = "estimator",
     risk: dict[str, Any] | None = None,
+    novelty_limit: float | None = None,
 ) -> Path:
     """The served folder for ``model_dir`` abstaining when ``score`` is over
     ``abstain_threshold``, on ``evidence`` (what the threshold was chosen on: report digest,
-    dataset digest, split) and with ``risk``, the guarantee it was chosen for. Nothing under
+    dataset digest, split) and with ``risk``, the guarantee it was chosen for, reaching
+    questions no more novel than ``novelty_limit``. Nothing under
     ``model_dir`` is written. Certifying again with the same claim returns the same folder,
     checked; a folder that no longer matches its certificate raises CertificateMismatch."""
     if math.isnan(abstain_threshold):
@@ -94,6 +96,7 @@ def certify(
         "abstain_threshold": float(abstain_threshold),
         "abstain_score": score,
         "risk": risk or {},
+        "novelty_limit": novelty_limit,
         "evidence": evidence,
         "trained_files": file_hashes(trained),  # retrained weights are another claim
     }

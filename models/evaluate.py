@@ -103,6 +103,11 @@ class EvalReport:
     coverage: float = 1.0  # answered / attempted on this split
     selective_risk: float = 0.0  # wrong / answered on this split: what the guarantee bounds
     confident_hallucination: float = 0.0  # wrong, not abstained, confidence >= CONFIDENT
+    # how far the guarantee reaches (models.abstain.novelty_limit): the novelty limit, the
+    # share of answered questions within it, and the hallucination rate among those
+    novelty_limit: float | None = None
+    guaranteed: float = 0.0
+    guaranteed_risk: float = 0.0
     aurc: dict[str, float] = field(default_factory=dict)  # each signal's on this split
     # each signal at its own certified threshold on this split: coverage and selective risk
     at_alpha: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -148,6 +153,8 @@ HELD_OUT_SCALARS = (
     "selective_risk",
     "confident_hallucination",
     "abstention_rate",
+    "guaranteed",
+    "guaranteed_risk",
 )
 HELD_OUT_FIGURES = (
     *HELD_OUT_SCALARS,
@@ -374,10 +381,14 @@ def selective_figures(
     wrong, attempted = selective_outcomes(raw, truths)
     answered = attempted & np.array([a != UNKNOWN for a in answers])
     confident = np.array([1.0 - a.uncertainty >= CONFIDENT for a in raw])
+    reached = answered & np.array([policy.reaches(a) for a in raw], dtype=bool)
     return {
         "abstain_score": policy.score,
         "risk": policy.certificate,
         **answered_rates(answered, wrong, attempted),
+        "novelty_limit": policy.novelty_limit,
+        "guaranteed": float(reached.sum() / max(1, answered.sum())),
+        "guaranteed_risk": float((wrong & reached).sum() / max(1, reached.sum())),
         "guarantee": statement(policy),
         "confident_hallucination": float((wrong & answered & confident).mean()),
         "aurc": signal_aurc(raw, truths),

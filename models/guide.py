@@ -16,6 +16,12 @@ answers a figure, and a negative one only if training had one: "type 2 diabetes"
 training's answers are numbers, or a number where they are dates, only as training had them
 (the visit's date as the age of a "58-year-old woman", at 0.98). Each reads ``unknown`` with
 the reason.
+
+And it holds the word pairs of the training text, so that an answer can say whether the risk
+guarantee reaches it: a question (with its document) is as novel as the share of its word pairs
+training never wrote (``novelty``). The guarantee is certified on calibration questions written
+as training writes; a question more novel than every calibration question is outside what the
+certificate measured, and is answered without the guarantee, saying so (``models.abstain``).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +45,22 @@ FIGURE = re.compile(r"-?\d+(\.\d+)?|\d{4}-\d{2}-\d{2}")  # a canonical number, a
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _WORD = re.compile(r"[^\W\d_]+")
 _SENTENCE_END = re.compile(r"(?<=[.!])\s+")
+# words, numbers and marks; a number is any number ("#"): values vary, their wording does not
+_PIECE = re.compile(r"[^\W\d_]+|\d+|[^\w\s]")
 
 
 def words(text: str) -> frozenset[str]:
     return frozenset(_WORD.findall(text.lower()))
+
+
+def word_pairs(text: str) -> frozenset[str]:
+    """The text's adjacent pairs of words, numbers (as ``#``) and marks: "BP 150/88." has
+    "bp #", "# /", "/ #", "# .". Pairs, not words: held-out phrasing reuses training's words
+    in new orders ("recorded as"): at the default size, seed 0, every one of 13,280 held-out test
+    questions has a pair training never wrote (at least a tenth of its pairs), 17 of 13,286
+    in-family ones do (at most 1.5%)."""
+    pieces = ["#" if p[0].isdigit() else p for p in _PIECE.findall(text.lower())]
+    return frozenset(f"{a} {b}" for a, b in pairwise(pieces))
 
 
 @dataclass(frozen=True)
@@ -54,6 +73,7 @@ class Guide:
     figures: dict[str, bool] = field(default_factory=dict)
     # key -> whether its figures are dates, for keys training answered only in dates or in none
     dated: dict[str, bool] = field(default_factory=dict)
+    pairs: list[str] = field(default_factory=list)  # word pairs of the training text, sorted
     _memo: dict[str, dict[Any, Any]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -64,8 +84,8 @@ class Guide:
         if not path.exists():  # a model trained before guides: answered as before
             return None
         data = json.loads(path.read_text())  # guides before labels have neither keys nor labels
-        shapes = (data.get(k, {}) for k in ("keys", "labels", "figures", "dated"))
-        return cls(data["questions"], data["marks"], *shapes)
+        shapes = {k: data.get(k, {}) for k in ("keys", "labels", "figures", "dated")}
+        return cls(data["questions"], data["marks"], **shapes, pairs=data.get("pairs", []))
 
     def save(self, model_dir: Path) -> None:
         data = {
@@ -75,6 +95,7 @@ class Guide:
             "labels": self.labels,
             "figures": self.figures,
             "dated": self.dated,
+            "pairs": self.pairs,
         }
         (model_dir / GUIDE).write_text(json.dumps(data, indent=2, sort_keys=True))
 
@@ -85,6 +106,18 @@ class Guide:
     @cached_property
     def _marks(self) -> dict[str, frozenset[str]]:
         return {d: frozenset(marks) for d, marks in self.marks.items()}
+
+    @cached_property
+    def _pairs(self) -> frozenset[str]:
+        return frozenset(self.pairs)
+
+    def novelty(self, document: str, question: str) -> float | None:
+        """The share of the document's and question's word pairs that training never wrote
+        (None: a guide written before it kept them cannot tell)."""
+        if not self.pairs:
+            return None
+        written = self._remembered("pairs", document, word_pairs) | word_pairs(question)
+        return len(written - self._pairs) / max(1, len(written))
 
     def kinds(self, document: str) -> tuple[str, ...]:
         """The domains whose marks ``document`` carries."""

@@ -5,7 +5,10 @@ loading a model never unpickles anything: the file is executed, and the weights 
 safetensors. Input rows: ``document``, ``question``. Output: ``answer``, ``confidence``,
 ``abstained``, ``routed_fraction``, ``derivation``: the rule the model wrote over the
 document's values when it computed the answer ("" when it answered directly), for audit, and
-``error``: why a row was not answered ("" when it was). A row the model cannot read (a document
+``error``: why a row was not answered ("" when it was), ``guaranteed``: whether the certified
+risk bound reaches the answer (false for a question worded unlike every calibration question:
+answered, but without the promise), and ``novelty``, the share of its word pairs training never
+wrote. A row the model cannot read (a document
 over its positions, a missing text) answers ``unknown`` with its reason, and the rest of the
 batch is answered: one bad row must not cost a client the others.
 """
@@ -33,12 +36,23 @@ SIGNATURE = ModelSignature(
             ColSpec("double", "routed_fraction"),
             ColSpec("string", "derivation"),
             ColSpec("string", "error"),
+            ColSpec("boolean", "guaranteed"),
+            ColSpec("double", "novelty"),
         ]
     ),
 )
 
 
-OUTPUT_COLUMNS = ["answer", "confidence", "abstained", "routed_fraction", "derivation", "error"]
+OUTPUT_COLUMNS = [
+    "answer",
+    "confidence",
+    "abstained",
+    "routed_fraction",
+    "derivation",
+    "error",
+    "guaranteed",
+    "novelty",
+]
 
 
 class VeracityAPR(PythonModel):
@@ -66,6 +80,8 @@ def row(a: Answer) -> dict[str, Any]:
         "routed_fraction": a.routed_fraction,
         "derivation": a.derivation,
         "error": a.error,
+        "guaranteed": a.guaranteed,
+        "novelty": a.novelty,
     }
 
 

@@ -35,7 +35,14 @@ from models.apr import APRTransformer
 from models.base_tokenizer import load_tokenizer
 from models.checkpoint import export
 from models.config import TrainConfig, TrainingInputError
-from models.guide import Guide, answer_dates, answer_figures, answer_labels, domain_marks
+from models.guide import (
+    Guide,
+    answer_dates,
+    answer_figures,
+    answer_labels,
+    domain_marks,
+    word_pairs,
+)
 from models.lit import APRModule, QADataModule
 from models.precision import base_precision, training_device_type, training_precision
 from models.tokenizer import SLOTS, Tokenizer
@@ -121,17 +128,20 @@ def trained_guide(
     """The question forms of the trained domains (the in-family phrasings of ``families``)
     with their keys, the words marking each one's documents (distinct against every domain the
     world model knows) and, from the training split of ``uri``, what each question's answers
-    look like (``answer_labels``, ``answer_figures``, ``answer_dates``)."""
+    look like (``answer_labels``, ``answer_figures``, ``answer_dates``) and the word pairs its
+    texts write (``word_pairs``: how novel a question is)."""
     marks = domain_marks({d: document_texts(d) for d in domain_names()})
     forms = {d: question_forms(d, families) for d in domains}
     keys = {d: question_keys(d, families) for d in domains}
-    labels, figures, dated = {}, {}, {}
+    labels, figures, dated, pairs = {}, {}, {}, []
     if uri is not None:
         train = load_qa(uri, "train", domains)
         labels = answer_labels(train["key"], train["answer"])
         figures = answer_figures(train["key"], train["answer"])
         dated = answer_dates(train["key"], train["answer"])
-    return Guide(forms, {d: marks[d] for d in domains}, keys, labels, figures, dated)
+        texts = set(train["document"]) | set(train["question"])
+        pairs = sorted(frozenset().union(*map(word_pairs, texts)))
+    return Guide(forms, {d: marks[d] for d in domains}, keys, labels, figures, dated, pairs)
 
 
 def dataset_digest(uri: str) -> str:

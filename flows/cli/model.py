@@ -169,9 +169,19 @@ def format_report(r: EvalReport) -> str:
         f"abstention     {r.abstention_rate:.3f} ({r.abstain_score} over {r.abstain_threshold:.4f}); "
         f"coverage {r.coverage:.3f}, confident hallucination {r.confident_hallucination:.4f}\n"
         f"guarantee      {r.guarantee or 'none (a threshold fixed without a risk target)'}\n"
-        f"latency        p50 {r.latency_p50_ms:.1f} ms, p95 {r.latency_p95_ms:.1f} ms\n"
+        + _reach_line(r)
+        + f"latency        p50 {r.latency_p50_ms:.1f} ms, p95 {r.latency_p95_ms:.1f} ms\n"
         f"routed         {r.routed_fraction:.3f}; estimator AUROC {r.estimator_auroc:.3f}, "
         f"ECE {r.ece:.3f}, Brier {r.brier:.3f}" + (_heldout_line(r.heldout) if r.heldout else "")
+    )
+
+
+def _reach_line(r: EvalReport) -> str:
+    if r.novelty_limit is None:
+        return ""
+    return (
+        f"reaches        {r.guaranteed:.3f} of answered questions (novelty <= "
+        f"{r.novelty_limit:.4f}); wrong among them {r.guaranteed_risk:.4f}\n"
     )
 
 
@@ -180,5 +190,5 @@ def _heldout_line(h: dict[str, Any]) -> str:
     return (
         f"\nheld-out phr.  accuracy {h['accuracy']:.3f}  {by_domain}; hallucination "
         f"{h['hallucination_rate']:.3f}, coverage {h['coverage']:.3f}, confident hallucination "
-        f"{h['confident_hallucination']:.4f}"
+        f"{h['confident_hallucination']:.4f}, guarantee reaches {h.get('guaranteed', 0.0):.3f}"
     )

@@ -69,7 +69,12 @@ def test_the_served_folder_carries_the_threshold_and_answers_with_it(trained: Pa
     served = certify(trained, 0.25, EVIDENCE)
     routing = json.loads((served / "routing.json").read_text())
     trained_routing = json.loads((trained / "routing.json").read_text())
-    policy = {"abstain_threshold": 0.25, "abstain_score": "estimator", "risk": {}}
+    policy = {
+        "abstain_threshold": 0.25,
+        "abstain_score": "estimator",
+        "risk": {},
+        "novelty_limit": None,
+    }
     assert routing == {**trained_routing, **policy}
     answerer = Answerer.load(served)
     assert answerer.abstain_threshold == 0.25

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from flows.cli import app
 from models import answer, plots
 from models.answer import (
+    NEVER_ABSTAIN,
     UNKNOWN,
     Answer,
     Answerer,
@@ -250,7 +251,8 @@ print(json.dumps(out.to_dict("records")))
     assert served.returncode == 0, served.stderr[-2000:]
     row = json.loads(served.stdout.strip().splitlines()[-1])[0]
     columns = {"answer", "confidence", "abstained", "routed_fraction", "derivation", "error"}
-    assert set(row) == columns
+    assert set(row) == columns | {"guaranteed", "novelty"}
+    assert row["guaranteed"] is False  # a trained model, not certified: no guarantee
     assert isinstance(row["answer"], str) and 0.0 <= row["confidence"] <= 1.0
 
 
@@ -365,3 +367,34 @@ def test_a_model_abstains_as_its_risk_was_certified(
         assert a.text == (UNKNOWN if a.abstained else a.raw)
     bad = CliRunner().invoke(app, ["evaluate", str(served), uri, "--risk", "2"])
     assert bad.exit_code == 2 and "--risk must be between 0 and 1" in bad.output, bad.output
+
+
+def test_a_served_answer_says_whether_the_guarantee_reaches_it(
+    trained: tuple[str, str], tmp_path: Path
+) -> None:
+    uri, model_dir = trained
+    run = tmp_path / "run"
+    shutil.copytree(Path(model_dir), run / "model")
+    report = evaluate(str(run / "model"), uri, "test", per_domain=6)
+    limit = report.novelty_limit
+    assert limit is not None and 0.0 <= limit < 0.1  # calibration is written as training is
+    assert report.guaranteed == 0.0  # the tiny model backs no certificate: nothing is reached
+    # a feasible certificate (as a trained model's would be), served with the calibration's limit
+    risk = {**report.risk, "feasible": True, "threshold": NEVER_ABSTAIN}
+    served = certify(run / "model", NEVER_ABSTAIN, {"split": "test"}, "entropy", risk, limit)
+    answerer = Answerer.load(served)
+    assert answerer.certified and answerer.novelty_limit == limit
+    qa = ds.load_qa(uri, "test").head(12)
+    answers = answerer.many(list(zip(qa["document"], qa["question"], strict=True)))
+    for a in answers:
+        assert a.novelty is not None
+        assert a.guaranteed == (a.text != UNKNOWN and a.novelty <= limit), a
+    # the same facts written as a person writes them: answered, but without the promise
+    note = "Pt seen today, 63 y/o male smoker; BP 150/88, eGFR 42 -- HbA1c 7.9%."
+    a = answerer(note, "What is the patient's eGFR?")
+    assert a.novelty is not None and a.novelty > limit and not a.guaranteed
+    out = VeracityAPR()
+    out.answerer = answerer
+    asked = pd.DataFrame({"document": [note], "question": ["What is the patient's eGFR?"]})
+    rows = out.predict(None, asked)
+    assert not rows["guaranteed"][0] and rows["novelty"][0] > limit

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from models.guide import GUIDE, Guide, answer_dates, answer_figures, answer_labels
+from models.guide import GUIDE, Guide, answer_dates, answer_figures, answer_labels, word_pairs
 
 DOC = "Roe v. Acme. The plaintiff sued for negligence under Texas law."
 GUIDE_ = Guide(
@@ -132,3 +132,17 @@ def test_a_request_without_a_question_mark_is_read_with_its_request_last(
     assert guide.question_sentence_last(DOC, asked) == read
     # a document of no trained kind has no forms to compare with: the request stays as written
     assert guide.question_sentence_last("A clinic note.", asked) == asked
+
+
+def test_novelty_is_the_share_of_word_pairs_training_never_wrote(tmp_path: Path) -> None:
+    assert word_pairs("BP 150/88.") == {"bp #", "# /", "/ #", "# ."}
+    trained = "Blood pressure was 150/88 mmHg. What is the systolic pressure?"
+    guide = Guide({}, {}, pairs=sorted(word_pairs(trained)))
+    # the same wording with other values is not novel: numbers are any number
+    assert guide.novelty("Blood pressure was 128/76 mmHg.", "What is the systolic pressure?") == 0
+    reworded = guide.novelty("BP 128/76, sitting.", "What is the systolic pressure?")
+    assert reworded is not None and 0.3 < reworded < 1
+    guide.save(tmp_path)
+    assert Guide.load(tmp_path) == guide
+    # a guide written before it kept word pairs cannot tell novelty
+    assert Guide({}, {}).novelty("BP 128/76.", "Systolic?") is None

@@ -4,11 +4,12 @@ checked against cases computed by hand."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from models.abstain import calibrate, selective_outcomes
+from models.abstain import AbstainPolicy, calibrate, novelty_limit, selective_outcomes
 from models.answer import Answer
 from models.risk import (
     ANSWER_NOTHING,
@@ -115,3 +116,24 @@ def test_the_signal_with_the_lower_aurc_is_chosen_and_certified() -> None:
     assert 0.9 < strict.thresholds["max_prob"] < 1990 / 2000
     assert strict.thresholds["estimator"] == strict.thresholds["entropy"] == ANSWER_NOTHING
     assert aurc(np.arange(4.0), np.array([0, 0, 0, 1])) == pytest.approx((0 + 0 + 0 + 0.25) / 4)
+
+
+def test_the_guarantee_reaches_questions_no_more_novel_than_the_calibration_ones() -> None:
+    rng = np.random.default_rng(1)
+    raw = [
+        replace(_answer("yes", 0.1, float(rng.random()), 0.1), novelty=n)
+        for n in [0.0] * 1990 + [0.01] * 10
+    ]
+    policy = calibrate(raw, ["yes"] * 2000, 0.01, 0.1)
+    assert policy.certificate["feasible"] and policy.novelty_limit == 0.01
+    assert policy.routing()["novelty_limit"] == 0.01
+    assert policy.reaches(replace(raw[0], novelty=0.01))
+    assert not policy.reaches(replace(raw[0], novelty=0.2))  # worded unlike any of them
+    assert not policy.reaches(replace(raw[0], novelty=None))
+    # a question the model could not read has no novelty; the rest still set the limit
+    assert novelty_limit([*raw, replace(raw[0], novelty=None)]) == 0.01
+    # a guide that cannot tell novelty: the guarantee reaches as it did before
+    assert novelty_limit([replace(a, novelty=None) for a in raw]) is None
+    assert replace(policy, novelty_limit=None).reaches(replace(raw[0], novelty=None))
+    # no certificate, no guarantee, however familiar the wording
+    assert not AbstainPolicy(0.5).reaches(raw[0])
