@@ -6,8 +6,10 @@ MODEL is a model folder or an MLflow URI (default: the main job's champion). The
 were written by hand in the styles clinics, courts and filings use (shorthand, run-on notes,
 thousands separators, scaled and parenthesised figures, spelled-out dates), with the world
 model's own questions; each answer was worked out by hand and checked with ``worldgen.calc``.
-Reported: correct, wrong, abstained (``unknown`` where an answer was due), and confident wrong
-(wrong at confidence >= 0.9, the outcome this product must not have), each answer listed.
+Reported: correct, wrong, abstained (``unknown`` where an answer was due), confident wrong
+(wrong at confidence >= 0.9, the outcome this product must not have), and how many answers the
+certified risk bound reaches (``guaranteed``: a note worded unlike the calibration questions is
+answered without it), each answer listed with its novelty.
 """
 
 from __future__ import annotations
@@ -272,13 +274,21 @@ def answered(
         "confidence": confidence,
         "outcome": outcome(a.text, truth),
         "reason": a.error,
+        "novelty": None if a.novelty is None else round(a.novelty, 4),
+        "guaranteed": a.guaranteed,
     }
 
 
 def tally(rows: list[dict[str, Any]]) -> dict[str, int]:
     counts = {k: sum(r["outcome"] == k for r in rows) for k in ("correct", "wrong", "abstained")}
     confident = [r for r in rows if r["outcome"] == "wrong" and r["confidence"] >= CONFIDENT]
-    return {"questions": len(rows), **counts, "confident_wrong": len(confident)}
+    guaranteed = sum(r.get("guaranteed", False) for r in rows)
+    return {
+        "questions": len(rows),
+        **counts,
+        "confident_wrong": len(confident),
+        "guaranteed": guaranteed,  # answers the certified risk bound reaches
+    }
 
 
 if __name__ == "__main__":

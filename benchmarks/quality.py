@@ -129,6 +129,11 @@ def run_mode(
         "coverage": report.coverage,
         "selective_risk": report.selective_risk,
         "confident_hallucination": report.confident_hallucination,
+        # how far the guarantee reaches: answered questions no more novel than the calibration
+        # ones (models.abstain.novelty_limit), and the risk among them
+        "novelty_limit": report.novelty_limit,
+        "guaranteed": report.guaranteed,
+        "guaranteed_risk": report.guaranteed_risk,
         # the same test entities written only in held-out phrasing (issue 29), same policy
         "heldout_phrasing": {
             k: v for k, v in report.heldout.items() if k not in ("outcomes", "dataset_uri")

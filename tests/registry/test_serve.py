@@ -48,7 +48,16 @@ BIN = Path(sys.executable).parent  # the venv's bin: mlflow, and the uvicorn it 
 TINY = dict(TINY_MODEL)
 # The gate with its floors at zero (as in tests/integration/test_server_profile.py).
 PERMISSIVE = PromotionPolicy(min_accuracy=0.0, max_hallucination=1.0, latency_p95_budget_ms=1e9)
-OUTPUT_KEYS = {"answer", "confidence", "abstained", "routed_fraction", "derivation", "error"}
+OUTPUT_KEYS = {
+    "answer",
+    "confidence",
+    "abstained",
+    "routed_fraction",
+    "derivation",
+    "error",
+    "guaranteed",
+    "novelty",
+}
 STARTUP_TIMEOUT_S = 90.0
 
 # What the server's interpreter can import, seen from the same environment and directory.
