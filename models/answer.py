@@ -229,7 +229,7 @@ class Answerer:
         answer = replace(answer, novelty=novelty)
         reason = None
         if self.guide is not None and answer.text != UNKNOWN:
-            reason = self.guide.why_not_answer(document, question, answer.text)
+            reason = self.guide.why_not_answer(document, question, answer.text, answer.derivation)
         if reason is not None:
             return replace(answer, text=UNKNOWN, abstained=True, error=reason)
         return replace(answer, guaranteed=answer.text != UNKNOWN and self.reaches(novelty))

@@ -14,8 +14,11 @@ cause of action, at 0.999). A question answered with figures (an amount, a date,
 answers a figure, and a negative one only if training had one: "type 2 diabetes" as the BMI and
 -70000.00 as the unawarded part of a claim were both given at 0.97 or more; a date where
 training's answers are numbers, or a number where they are dates, only as training had them
-(the visit's date as the age of a "58-year-old woman", at 0.98). Each reads ``unknown`` with
-the reason.
+(the visit's date as the age of a "58-year-old woman", at 0.98). A derivation that reads one
+value as two of a rule's arguments reads ``unknown`` where training's derivations of that
+question never did: ``age(1958-06-02, 1958-06-02)``, the birth date as the visit's too, gave an
+age of 0 and an eGFR at 0.97 and more on hand-written notes. Each reads ``unknown`` with the
+reason.
 
 And it holds the word pairs of the training text, so that an answer can say whether the risk
 guarantee reaches it: a question (with its document) is as novel as the share of its word pairs
@@ -43,6 +46,8 @@ MEMO_SIZE = 4096  # documents, and (domains, question) pairs, the guide remember
 LABELS_AT_MOST = 64  # a question with more distinct answers than this is not asked for a label
 FIGURE = re.compile(r"-?\d+(\.\d+)?|\d{4}-\d{2}-\d{2}")  # a canonical number, amount or date
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+CALL = re.compile(r"(\w+)\(([^(),]+), ([^(),]+)\)")  # a rule of two plain arguments: age(a, b)
+UNSTATED = "unstated"  # a derivation's mark of a value the document does not state
 _WORD = re.compile(r"[^\W\d_]+")
 _SENTENCE_END = re.compile(r"(?<=[.!])\s+")
 # words, numbers and marks; a number is any number ("#"): values vary, their wording does not
@@ -74,6 +79,9 @@ class Guide:
     # key -> whether its figures are dates, for keys training answered only in dates or in none
     dated: dict[str, bool] = field(default_factory=dict)
     pairs: list[str] = field(default_factory=list)  # word pairs of the training text, sorted
+    # key -> the rules training's derivations of it called with one stated value twice, for
+    # keys training answered with derivations
+    twice: dict[str, list[str]] = field(default_factory=dict)
     _memo: dict[str, dict[Any, Any]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -85,7 +93,8 @@ class Guide:
             return None
         data = json.loads(path.read_text())  # guides before labels have neither keys nor labels
         shapes = {k: data.get(k, {}) for k in ("keys", "labels", "figures", "dated")}
-        return cls(data["questions"], data["marks"], **shapes, pairs=data.get("pairs", []))
+        pairs, twice = data.get("pairs", []), data.get("twice", {})
+        return cls(data["questions"], data["marks"], **shapes, pairs=pairs, twice=twice)
 
     def save(self, model_dir: Path) -> None:
         data = {
@@ -96,6 +105,7 @@ class Guide:
             "figures": self.figures,
             "dated": self.dated,
             "pairs": self.pairs,
+            "twice": self.twice,
         }
         (model_dir / GUIDE).write_text(json.dumps(data, indent=2, sort_keys=True))
 
@@ -192,12 +202,21 @@ class Guide:
             memo[arg] = value
         return value
 
-    def why_not_answer(self, document: str, question: str, answer: str) -> str | None:
+    def why_not_answer(
+        self, document: str, question: str, answer: str, derivation: str = ""
+    ) -> str | None:
         """Why ``answer`` cannot answer ``question``: a label the question never had, a word
-        where it asks a figure, a negative figure where training had none."""
+        where it asks a figure, a negative figure where training had none, a ``derivation``
+        that reads one value as two arguments where training's never did."""
         key = self.asked_key(document, question)
         if key is None or answer == UNKNOWN:
             return None
+        for rule, value in repeated(derivation):
+            if key in self.twice and rule not in self.twice[key]:
+                return (
+                    f"{rule}({value}, {value}) reads one value as two, which {key}'s "
+                    "derivations in training never do; the model found only one of them"
+                )
         if key in self.labels:
             allowed = self.labels[key]
             if answer.lower() in allowed:
@@ -219,6 +238,22 @@ class Guide:
                 return f"{answer!r} is not a date, and {key} is answered with one"
             return f"{answer!r} is a date, and {key} is answered with a number"
         return None
+
+
+def repeated(derivation: str) -> list[tuple[str, str]]:
+    """(rule, value) of each call in ``derivation`` given one stated value as both arguments."""
+    calls = ((rule, a.strip(), b.strip()) for rule, a, b in CALL.findall(derivation))
+    return [(rule, a) for rule, a, b in calls if a == b and a.strip("'") != UNSTATED]
+
+
+def answer_twice(keys: Iterable[str], derivations: Iterable[str]) -> dict[str, list[str]]:
+    """Per question key answered with derivations in training, the rules they called with one
+    stated value twice (``days`` of an incident and a filing on one day; never ``age``)."""
+    out: dict[str, set[str]] = {}
+    for key, derivation in zip(keys, derivations, strict=True):
+        if derivation:
+            out.setdefault(key, set()).update(rule for rule, _ in repeated(derivation))
+    return {key: sorted(rules) for key, rules in sorted(out.items())}
 
 
 def _overlap(a: frozenset[str], b: frozenset[str]) -> float:

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from models.guide import GUIDE, Guide, answer_dates, answer_figures, answer_labels, word_pairs
+from models.guide import (
+    GUIDE,
+    Guide,
+    answer_dates,
+    answer_figures,
+    answer_labels,
+    answer_twice,
+    word_pairs,
+)
 
 DOC = "Roe v. Acme. The plaintiff sued for negligence under Texas law."
 GUIDE_ = Guide(
@@ -146,3 +155,36 @@ def test_novelty_is_the_share_of_word_pairs_training_never_wrote(tmp_path: Path)
     assert Guide.load(tmp_path) == guide
     # a guide written before it kept word pairs cannot tell novelty
     assert Guide({}, {}).novelty("BP 128/76.", "Systolic?") is None
+
+
+def test_a_derivation_that_reads_one_value_as_two_is_refused_where_training_never_did() -> None:
+    keys = ["age", "age", "days_to_file", "days_to_file", "egfr"]
+    derivations = [
+        "age(1958-06-02, 2022-03-14)",
+        "age(unstated, unstated)",  # a value the document does not state is not a value
+        "days(2013-05-28, 2013-05-28)",  # an incident and a filing on one day
+        "days(2019-03-03, 2021-04-15)",
+        "rint(142 * min(0.9 / 0.7, 1) ** -0.241 * 0.9938 ** age(1958-06-02, 2022-03-14))",
+    ]
+    twice = answer_twice(keys, derivations)
+    assert twice == {"age": [], "days_to_file": ["days"], "egfr": []}
+    guide = Guide(
+        questions={"medical": ["How old was the patient?", "What is the eGFR?"]},
+        marks={"medical": ["patient"]},
+        keys={"medical": ["age", "egfr"]},
+        twice=twice,
+    )
+    note = "Clinic note, 14 March 2022. Patient: female, born June 2, 1958."
+    read_twice = "age(1958-06-02, 1958-06-02)"
+    reason = guide.why_not_answer(note, "How old was the patient?", "0", read_twice)
+    assert reason is not None and "age(1958-06-02, 1958-06-02) reads one value as two" in reason
+    inner = "rint(142 * min(0.9 / 0.7, 1) ** -0.241 * 0.9938 ** age(1958-06-02, 1958-06-02))"
+    assert guide.why_not_answer(note, "What is the eGFR?", "106", inner) is not None
+    assert guide.why_not_answer(note, "How old was the patient?", "63", derivations[0]) is None
+    assert guide.why_not_answer(note, "How old was the patient?", "unknown", derivations[1]) is None
+    # min(0.9 / 0.7, 1): two arguments that differ; and a guide without the record refuses none
+    assert guide.why_not_answer(note, "What is the eGFR?", "72", derivations[4]) is None
+    assert (
+        replace(guide, twice={}).why_not_answer(note, "How old was the patient?", "0", inner)
+        is None
+    )
