@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from infra.settings import get_settings
-from models.answer import NEVER_ABSTAIN, SCORES, UNKNOWN, Answer
+from models.answer import NEVER_ABSTAIN, SCORES, UNKNOWN, Answer, within_reach
 from models.risk import RiskCertificate, aurc, certify_risk, check_target
 from models.tokenizer import normalize
 
@@ -51,11 +51,9 @@ class AbstainPolicy:
         return answer.raw != UNKNOWN and answer.score(self.score) > self.threshold
 
     def reaches(self, answer: Answer) -> bool:
-        """Whether the certified guarantee covers ``answer``'s question (``Answerer.reaches``)."""
-        if not self.certificate.get("feasible"):
-            return False
-        limit, novelty = self.novelty_limit, answer.novelty
-        return limit is None or (novelty is not None and novelty <= limit)
+        """Whether the certified guarantee covers ``answer``'s question, as serving judges it."""
+        certified = bool(self.certificate.get("feasible"))
+        return within_reach(certified, self.novelty_limit, answer.novelty)
 
 
 def risk_target(risk: float | None = None, confidence: float | None = None) -> tuple[float, float]:

@@ -119,8 +119,15 @@ def stored_reach(model_dir: str | Path) -> tuple[bool, float | None]:
     """(whether the model holds a feasible risk certificate, the novelty its calibration
     questions reached: questions more novel are answered without the guarantee)."""
     routing = json.loads((Path(model_dir) / "routing.json").read_text())
-    limit = routing.get("novelty_limit")
-    return bool((routing.get("risk") or {}).get("feasible")), None if limit is None else limit
+    return bool((routing.get("risk") or {}).get("feasible")), routing.get("novelty_limit")
+
+
+def within_reach(certified: bool, novelty_limit: float | None, novelty: float | None) -> bool:
+    """Whether a certified guarantee reaches a question this novel: one no more novel than
+    every calibration question (a model certified before novelty was kept: any question)."""
+    if not certified:
+        return False
+    return novelty_limit is None or (novelty is not None and novelty <= novelty_limit)
 
 
 def unreadable_text(name: str, value: object) -> str | None:
@@ -226,20 +233,13 @@ class Answerer:
         with its novelty, and whether the guarantee reaches it."""
         assert isinstance(document, str) and isinstance(question, str)  # _read let it through
         novelty = self.guide.novelty(document, question) if self.guide else None
-        answer = replace(answer, novelty=novelty)
         reason = None
         if self.guide is not None and answer.text != UNKNOWN:
             reason = self.guide.why_not_answer(document, question, answer.text, answer.derivation)
         if reason is not None:
-            return replace(answer, text=UNKNOWN, abstained=True, error=reason)
-        return replace(answer, guaranteed=answer.text != UNKNOWN and self.reaches(novelty))
-
-    def reaches(self, novelty: float | None) -> bool:
-        """Whether the certified guarantee reaches a question this novel: one no more novel
-        than every calibration question (a model certified before novelty was kept: any)."""
-        if not self.certified:
-            return False
-        return self.novelty_limit is None or (novelty is not None and novelty <= self.novelty_limit)
+            return replace(answer, text=UNKNOWN, abstained=True, error=reason, novelty=novelty)
+        reached = within_reach(self.certified, self.novelty_limit, novelty)
+        return replace(answer, novelty=novelty, guaranteed=answer.text != UNKNOWN and reached)
 
     def _read(self, document: object, question: object, start: float) -> Answer | Example:
         """The prompt of a question the model can read, or why it cannot (an ``unknown``)."""

@@ -43,16 +43,7 @@ SIGNATURE = ModelSignature(
 )
 
 
-OUTPUT_COLUMNS = [
-    "answer",
-    "confidence",
-    "abstained",
-    "routed_fraction",
-    "derivation",
-    "error",
-    "guaranteed",
-    "novelty",
-]
+OUTPUT_COLUMNS = SIGNATURE.outputs.input_names()  # row()'s keys, in the signature's order
 
 
 class VeracityAPR(PythonModel):

@@ -331,14 +331,23 @@ def test_only_questions_of_the_document_s_kind_are_answered(
         assert answer.text == UNKNOWN and answer.uncertainty == 1.0 and reason in answer.error
 
 
-def test_a_model_abstains_as_its_risk_was_certified(
-    trained: tuple[str, str], tmp_path: Path
-) -> None:
+@pytest.fixture(scope="module")
+def calibrated(
+    trained: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, Path, EvalReport]:
+    """(dataset, a run folder holding a copy of the trained model, its evaluation at the
+    default target): certification writes beside the copy, never beside the shared model."""
     uri, model_dir = trained
-    run = tmp_path / "run"
+    run = tmp_path_factory.mktemp("calibrated") / "run"
     shutil.copytree(Path(model_dir), run / "model")
+    return uri, run, evaluate(str(run / "model"), uri, "test", per_domain=6)
+
+
+def test_a_model_abstains_as_its_risk_was_certified(
+    calibrated: tuple[str, Path, EvalReport],
+) -> None:
     # the default target, 1% at 90%: a few dozen calibration questions cannot back it
-    report = evaluate(str(run / "model"), uri, "test", per_domain=6)
+    uri, run, report = calibrated
     assert report.risk["alpha"] == 0.01 and report.risk["delta"] == pytest.approx(0.1)
     assert not report.risk["feasible"] and "the model answers nothing" in report.guarantee
     assert report.abstain_threshold == ANSWER_NOTHING and report.coverage == 0.0
@@ -370,12 +379,9 @@ def test_a_model_abstains_as_its_risk_was_certified(
 
 
 def test_a_served_answer_says_whether_the_guarantee_reaches_it(
-    trained: tuple[str, str], tmp_path: Path
+    calibrated: tuple[str, Path, EvalReport],
 ) -> None:
-    uri, model_dir = trained
-    run = tmp_path / "run"
-    shutil.copytree(Path(model_dir), run / "model")
-    report = evaluate(str(run / "model"), uri, "test", per_domain=6)
+    uri, run, report = calibrated
     limit = report.novelty_limit
     assert limit is not None and 0.0 <= limit < 0.1  # calibration is written as training is
     assert report.guaranteed == 0.0  # the tiny model backs no certificate: nothing is reached
