@@ -101,25 +101,33 @@ class Answer:
 SCORES = ("estimator", "max_prob", "entropy")
 
 
+@dataclass(frozen=True)
+class StoredPolicy:
+    """What a model's ``routing.json`` fixes for answering, read once: the abstention threshold
+    (None until an evaluation chose one), the uncertainty it applies to (the estimator's unless
+    certified otherwise), whether a feasible risk certificate stands behind it, and the novelty
+    its calibration questions reached (questions more novel are answered without the guarantee)."""
+
+    threshold: float | None
+    score: str
+    certified: bool
+    novelty_limit: float | None
+
+    @classmethod
+    def read(cls, model_dir: str | Path) -> StoredPolicy:
+        routing = json.loads((Path(model_dir) / "routing.json").read_text())
+        value = routing.get("abstain_threshold")
+        return cls(
+            threshold=None if value is None else float(value),
+            score=str(routing.get("abstain_score", "estimator")),
+            certified=bool((routing.get("risk") or {}).get("feasible")),
+            novelty_limit=routing.get("novelty_limit"),
+        )
+
+
 def stored_abstain_threshold(model_dir: str | Path) -> float | None:
     """The abstention threshold fixed for a model (None until an evaluation chose one)."""
-    routing = json.loads((Path(model_dir) / "routing.json").read_text())
-    value = routing.get("abstain_threshold")
-    return None if value is None else float(value)
-
-
-def stored_abstain_score(model_dir: str | Path) -> str:
-    """Which uncertainty the stored threshold applies to (the estimator's unless certified
-    otherwise)."""
-    routing = json.loads((Path(model_dir) / "routing.json").read_text())
-    return str(routing.get("abstain_score", "estimator"))
-
-
-def stored_reach(model_dir: str | Path) -> tuple[bool, float | None]:
-    """(whether the model holds a feasible risk certificate, the novelty its calibration
-    questions reached: questions more novel are answered without the guarantee)."""
-    routing = json.loads((Path(model_dir) / "routing.json").read_text())
-    return bool((routing.get("risk") or {}).get("feasible")), routing.get("novelty_limit")
+    return StoredPolicy.read(model_dir).threshold
 
 
 def within_reach(certified: bool, novelty_limit: float | None, novelty: float | None) -> bool:
@@ -196,10 +204,17 @@ class Answerer:
         if (Path(model_dir) / CERTIFICATE).exists():  # a served folder answers only as certified
             check_certificate(model_dir)
         model, tok = load_model(model_dir)
-        stored = stored_abstain_threshold(model_dir)
-        threshold = NEVER_ABSTAIN if stored is None else stored
-        guide, score = Guide.load(model_dir), stored_abstain_score(model_dir)
-        return cls(model, tok, threshold, guide, score, *stored_reach(model_dir))
+        policy = StoredPolicy.read(model_dir)
+        threshold = NEVER_ABSTAIN if policy.threshold is None else policy.threshold
+        return cls(
+            model,
+            tok,
+            threshold,
+            Guide.load(model_dir),
+            policy.score,
+            policy.certified,
+            policy.novelty_limit,
+        )
 
     def __call__(self, document: object, question: object) -> Answer:
         return self.many([(document, question)])[0]

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -48,6 +49,8 @@ FIGURE = re.compile(r"-?\d+(\.\d+)?|\d{4}-\d{2}-\d{2}")  # a canonical number, a
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 CALL = re.compile(r"(\w+)\(([^(),]+), ([^(),]+)\)")  # a rule of two plain arguments: age(a, b)
 UNSTATED = "unstated"  # a derivation's mark of a value the document does not state
+ARITHMETIC = "arithmetic"  # a figure a derivation uses twice outside a rule's two arguments
+_OPERAND = re.compile(r"(?<![\w.])(?:\d{4}-\d{2}-\d{2}|\d+(?:\.\d+)?)(?![\w.])")
 _WORD = re.compile(r"[^\W\d_]+")
 _SENTENCE_END = re.compile(r"(?<=[.!])\s+")
 # words, numbers and marks; a number is any number ("#"): values vary, their wording does not
@@ -213,8 +216,9 @@ class Guide:
             return None
         for rule, value in repeated(derivation):
             if key in self.twice and rule not in self.twice[key]:
+                read = f"{value} twice" if rule == ARITHMETIC else f"{rule}({value}, {value})"
                 return (
-                    f"{rule}({value}, {value}) reads one value as two, which {key}'s "
+                    f"{read} reads one value as two, which {key}'s "
                     "derivations in training never do; the model found only one of them"
                 )
         if key in self.labels:
@@ -241,14 +245,20 @@ class Guide:
 
 
 def repeated(derivation: str) -> list[tuple[str, str]]:
-    """(rule, value) of each call in ``derivation`` given one stated value as both arguments."""
+    """(rule, value) of each call in ``derivation`` given one stated value as both arguments,
+    and (``ARITHMETIC``, figure) of each non-zero figure it uses twice outside such calls
+    (``3750000.00 - 900000.00 - 900000.00``: operating expenses subtracted as the cost of goods
+    too; an eGFR's equation writes its creatinine twice in every derivation, and is let be)."""
     calls = ((rule, a.strip(), b.strip()) for rule, a, b in CALL.findall(derivation))
-    return [(rule, a) for rule, a, b in calls if a == b and a.strip("'") != UNSTATED]
+    out = [(rule, a) for rule, a, b in calls if a == b and a.strip("'") != UNSTATED]
+    figures = Counter(_OPERAND.findall(CALL.sub(" ", derivation)))
+    return out + [(ARITHMETIC, v) for v, n in figures.items() if n > 1 and v.strip("0.")]
 
 
 def answer_twice(keys: Iterable[str], derivations: Iterable[str]) -> dict[str, list[str]]:
     """Per question key answered with derivations in training, the rules they called with one
-    stated value twice (``days`` of an incident and a filing on one day; never ``age``)."""
+    stated value twice (``days`` of an incident and a filing on one day; never ``age``), and
+    ``ARITHMETIC`` where they used a figure twice (an eGFR's creatinine; never an EBIT's)."""
     out: dict[str, set[str]] = {}
     for key, derivation in zip(keys, derivations, strict=True):
         if derivation:

@@ -29,7 +29,7 @@ from lightning.fabric.plugins.environments import (
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from infra.settings import get_settings
-from infra.storage import check_writable
+from infra.storage import check_writable, write_bytes
 from models.answer import Answerer
 from models.apr import APRTransformer
 from models.base_tokenizer import load_tokenizer
@@ -237,7 +237,8 @@ def _fit(uri: str, digest: str, config: TrainConfig, run_dir: Path) -> TrainResu
         base=config.base,
     )
     tok = data.prepare_tokenizer()
-    tokenizer_file.write_text(tok.to_json())
+    # every DDP rank writes it, and a resumed rank may read it: whole or not at all
+    write_bytes(str(tokenizer_file), tok.to_json().encode())
     module = APRModule(
         model_config(config, tok, fields),
         lr=config.lr,

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from models.guide import (
+    ARITHMETIC,
     GUIDE,
     Guide,
     answer_dates,
@@ -188,3 +189,39 @@ def test_a_derivation_that_reads_one_value_as_two_is_refused_where_training_neve
         replace(guide, twice={}).why_not_answer(note, "How old was the patient?", "0", inner)
         is None
     )
+
+
+def test_a_figure_used_twice_in_arithmetic_is_refused_where_training_never_did() -> None:
+    """EBIT as revenue less operating expenses twice (a hand-written note's cost of goods read
+    as its operating expenses, at 0.96): refused for a key whose training derivations never use
+    one figure twice, let be for one whose do (a full award: nothing unawarded), and zeros
+    (no dividends, no tax) are no figure read twice."""
+    keys = ["operating_income", "unawarded_cents", "unawarded_cents", "net_income"]
+    derivations = [
+        "3750000.00 - 2100000.00 - 900000.00",
+        "250000.00 - 250000.00",
+        "250000.00 - 180000.00",
+        "1200000.00 - 0.00 - 0.00",
+    ]
+    twice = answer_twice(keys, derivations)
+    assert twice == {
+        "net_income": [],
+        "operating_income": [],
+        "unawarded_cents": [ARITHMETIC],
+    }
+    guide = Guide(
+        questions={"financial": ["What was operating income?", "How much was not awarded?"]},
+        marks={"financial": ["revenue"]},
+        keys={"financial": ["operating_income", "unawarded_cents"]},
+        twice=twice,
+    )
+    note = "FY summary. Revenue $3.75M, cost of goods sold $2.1M, operating expenses $900K."
+    ebit = "3750000.00 - 900000.00 - 900000.00"
+    reason = guide.why_not_answer(note, "What was operating income?", "1950000.00", ebit)
+    assert reason is not None and "900000.00 twice reads one value as two" in reason
+    assert (
+        guide.why_not_answer(note, "What was operating income?", "750000.00", derivations[0])
+        is None
+    )
+    full = guide.why_not_answer(note, "How much was not awarded?", "0.00", derivations[1])
+    assert full is None
