@@ -25,6 +25,8 @@ import hashlib
 import json
 import os
 import socket
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -55,6 +57,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from infra.settings import get_settings, with_driver
+
+WAL_TRIES = 100  # 10 s of switches lost to other processes opening the same new file
+WAL_RETRY_S = 0.1
 
 metadata = MetaData()
 
@@ -107,6 +112,23 @@ def as_utc(at: datetime) -> datetime:
     return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
 
 
+def _use_wal(dbapi_conn: Any, tries: int = WAL_TRIES) -> None:
+    """Put the SQLite file in WAL mode (readers never block the gate); it stays set in the file.
+    Switching fails at once with "database is locked", busy timeout or not, while another
+    process writes or switches it too (several processes opening a new file at once: CI saw
+    it), so a switch that loses is retried until the file reads WAL."""
+    for attempt in range(tries):
+        try:
+            if dbapi_conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                return
+            dbapi_conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if attempt == tries - 1:
+                raise
+            time.sleep(WAL_RETRY_S)
+
+
 def engine(url: str | None = None) -> Engine:
     """One engine per URL and process; SQLite transactions start with ``BEGIN IMMEDIATE``."""
     url = with_driver(url or get_settings().db_url)
@@ -121,10 +143,7 @@ def engine(url: str | None = None) -> Engine:
         @event.listens_for(eng, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None  # let the "begin" hook below own BEGIN
-            # WAL (readers never block the gate) stays set in the file; switching again while
-            # another process writes fails at once with "database is locked", busy timeout or not
-            if dbapi_conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                dbapi_conn.execute("PRAGMA journal_mode=WAL")
+            _use_wal(dbapi_conn)
 
         @event.listens_for(eng, "begin")
         def _begin_immediate(conn: Connection) -> None:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import sqlite3
+import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -151,3 +154,23 @@ def test_concurrent_appends_keep_the_audit_chain_whole(
     assert audit.engine().dialect.name == backend.replace("postgres", "postgresql")
     chain = audit.verify_chain()
     assert (chain.broken_at, chain.chained) == (None, PROCESSES * APPENDS), chain
+
+
+def test_a_switch_to_wal_lost_to_another_connection_is_retried(tmp_path: Path) -> None:
+    """A new SQLite file opened by several processes at once: switching it to WAL while another
+    connection holds the lock fails with "database is locked" whatever the busy timeout (a CI run
+    lost a promotion to it); the switch is retried until the file reads WAL."""
+    path = tmp_path / "audit.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("INSERT INTO t VALUES (1)")
+    opener = sqlite3.connect(path, timeout=0.05, isolation_level=None)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        audit._use_wal(opener, tries=1)  # one try, as before: the error CI saw
+    release = threading.Timer(0.3, lambda: holder.execute("COMMIT"))
+    release.start()
+    audit._use_wal(opener)
+    release.join()
+    assert opener.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert opener.execute("SELECT x FROM t").fetchall() == [(1,)]  # nothing lost
