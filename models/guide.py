@@ -248,7 +248,8 @@ def repeated(derivation: str) -> list[tuple[str, str]]:
     """(rule, value) of each call in ``derivation`` given one stated value as both arguments,
     and (``ARITHMETIC``, figure) of each non-zero figure it uses twice outside such calls
     (``3750000.00 - 900000.00 - 900000.00``: operating expenses subtracted as the cost of goods
-    too; an eGFR's equation writes its creatinine twice in every derivation, and is let be)."""
+    too). Figures inside such calls are the calls' to judge: an eGFR's creatinine, written
+    twice in every derivation, sits in ``min(0.9 / 0.7, 1)`` and ``max(...)``, and is let be."""
     calls = ((rule, a.strip(), b.strip()) for rule, a, b in CALL.findall(derivation))
     out = [(rule, a) for rule, a, b in calls if a == b and a.strip("'") != UNSTATED]
     figures = Counter(_OPERAND.findall(CALL.sub(" ", derivation)))
@@ -258,7 +259,8 @@ def repeated(derivation: str) -> list[tuple[str, str]]:
 def answer_twice(keys: Iterable[str], derivations: Iterable[str]) -> dict[str, list[str]]:
     """Per question key answered with derivations in training, the rules they called with one
     stated value twice (``days`` of an incident and a filing on one day; never ``age``), and
-    ``ARITHMETIC`` where they used a figure twice (an eGFR's creatinine; never an EBIT's)."""
+    ``ARITHMETIC`` where they used a figure twice (a full award's claim less itself; never in
+    an EBIT's)."""
     out: dict[str, set[str]] = {}
     for key, derivation in zip(keys, derivations, strict=True):
         if derivation:
