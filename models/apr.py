@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.config import APRConfig
-from models.layers import Block, KVCache, RefineBlock
+from models.layers import Block, KVCache, RefineBlock, attention_in_fp32
 from models.modes import MODES, Mode
 from models.pointer import LocalMix, Pointer, PointerCache
 from models.precision import base_precision
@@ -307,7 +307,8 @@ class APRTransformer(nn.Module):
         bf16 = base_precision(idx.device.type) == "bf16"
         mask = None
         if real is not None:  # added to the scores: every layer would turn a bool mask into this
-            dtype = torch.bfloat16 if bf16 and caches is None else torch.float32  # see layers
+            fp32 = not bf16 or attention_in_fp32(idx.device.type, caches is not None)
+            dtype = torch.float32 if fp32 else torch.bfloat16
             seen = self.key_mask(cols, real)
             mask = seen.new_zeros(seen.shape, dtype=dtype).masked_fill_(~seen, float("-inf"))
         with torch.autocast(idx.device.type, dtype=torch.bfloat16, enabled=bf16):

@@ -60,6 +60,15 @@ class MLP(nn.Module):
         return self.drop(self.proj(F.gelu(self.fc(x))))
 
 
+# see CausalSelfAttention.forward; benchmarks/train_speed.py turns it off to time the bf16 kernel
+CPU_ATTENTION_FP32 = True
+
+
+def attention_in_fp32(device_type: str, cached: bool) -> bool:
+    """Whether attention (and so its additive mask) runs in fp32 under a bf16 base."""
+    return cached or (CPU_ATTENTION_FP32 and device_type == "cpu")
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: APRConfig) -> None:
         super().__init__()
@@ -79,9 +88,15 @@ class CausalSelfAttention(nn.Module):
         if k.size(2) != T and T != 1 and mask is None:  # causal alone cannot say which keys
             raise ValueError("multi-token steps on a filled cache need a mask")
         p = self.dropout if self.training else 0.0
-        # a cache's keys and values are kept in fp32: a step's one query against a long cache
-        # ran ~3x slower in bf16 on the CPU (benchmarks/batching.py), and fp32 is no less exact
-        with torch.autocast(x.device.type, enabled=False) if cache is not None else nullcontext():
+        # attention runs in fp32 while generating and on the CPU: a cache's keys and values are
+        # kept in fp32 (a step's one query against a long cache ran ~3x slower in bf16 on the
+        # CPU, benchmarks/batching.py), and in training the CPU's bf16 flash attention took
+        # ~1.5x its fp32 at these head widths (a whole step ~1.13x, benchmarks/train_speed.py);
+        # so training now reads as generation always did
+        fp32 = attention_in_fp32(x.device.type, cache is not None)
+        if fp32:
+            q, k, v = q.float(), k.float(), v.float()
+        with torch.autocast(x.device.type, enabled=False) if fp32 else nullcontext():
             if mask is not None:
                 y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
             else:  # one new token attends to every cached position: no mask needed then

@@ -159,8 +159,10 @@ def test_refinement_is_fp32_and_base_is_bf16(monkeypatch: pytest.MonkeyPatch) ->
     seen: dict[str, torch.dtype] = {}
     model.blocks[0].mlp.fc.register_forward_hook(lambda m, i, o: seen.update(base=o.dtype))
     model.refine[0].mlp.fc.register_forward_hook(lambda m, i, o: seen.update(refine=o.dtype))
+    # the base's attention itself runs in fp32 on the CPU, as generation's does
+    model.blocks[0].attn.proj.register_forward_hook(lambda m, i, o: seen.update(attn=i[0].dtype))
     out = model(data()[0])
-    assert seen == {"base": torch.bfloat16, "refine": torch.float32}
+    assert seen == {"base": torch.bfloat16, "refine": torch.float32, "attn": torch.float32}
     assert out.base_logits.dtype == torch.bfloat16 and out.logits.dtype == torch.float32
     _, h, _, _ = model.base(data()[0])
     res = model.refined(h, out.routed)
