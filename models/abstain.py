@@ -48,7 +48,7 @@ class AbstainPolicy:
         }
 
     def abstains(self, answer: Answer) -> bool:
-        return answer.raw != UNKNOWN and answer.score(self.score) > self.threshold
+        return answer.offered != UNKNOWN and answer.score(self.score) > self.threshold
 
     def reaches(self, answer: Answer) -> bool:
         """Whether the certified guarantee covers ``answer``'s question, as serving judges it."""
@@ -66,10 +66,12 @@ def risk_target(risk: float | None = None, confidence: float | None = None) -> t
 
 
 def selective_outcomes(raw: list[Answer], truths: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(wrong, attempted) of answers given without abstention: attempted is anything but
+    """(wrong, attempted) of answers given without a score threshold: attempted is what the
+    model offers (``Answer.offered``: after the guide's refusals, as served) when it is not
     ``unknown``; wrong is an attempted answer that is not the truth (a hallucination)."""
-    attempted = np.array([a.raw != UNKNOWN for a in raw], dtype=bool)
-    right = np.array([normalize(a.raw) == normalize(t) for a, t in zip(raw, truths, strict=True)])
+    offered = [a.offered for a in raw]
+    attempted = np.array([a != UNKNOWN for a in offered], dtype=bool)
+    right = np.array([normalize(a) == normalize(t) for a, t in zip(offered, truths, strict=True)])
     return attempted & ~right, attempted
 
 

@@ -88,6 +88,13 @@ class Answer:
     novelty: float | None = None
     guaranteed: bool = False
 
+    @property
+    def offered(self) -> str:
+        """What the model answers before any score threshold: ``unknown`` where it could not
+        read the question or the guide refused its answer (both say why in ``error``), else
+        its raw answer. Certification and evaluation judge this, as serving gives it."""
+        return UNKNOWN if self.error else self.raw
+
     def score(self, name: str) -> float:
         """The uncertainty called ``name`` (one of :data:`SCORES`)."""
         return {

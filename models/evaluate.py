@@ -226,7 +226,9 @@ def routed_share(raw: list[Answer]) -> float:
 
 
 def apply_policy(raw: list[Answer], policy: AbstainPolicy) -> list[str]:
-    return [UNKNOWN if policy.abstains(a) else a.raw for a in raw]
+    """What serving says: the offered answer (the guide's refusals are ``unknown``) unless
+    the policy's threshold abstains."""
+    return [UNKNOWN if policy.abstains(a) else a.offered for a in raw]
 
 
 def reliability_bins(
@@ -380,12 +382,14 @@ def selective_figures(
     """The abstention policy and what it did on these questions."""
     wrong, attempted = selective_outcomes(raw, truths)
     answered = attempted & np.array([a != UNKNOWN for a in answers])
+    # coverage counts against what the model wrote: an answer the guide refused is lost too
+    wrote = np.array([a.raw != UNKNOWN for a in raw], dtype=bool)
     confident = np.array([1.0 - a.uncertainty >= CONFIDENT for a in raw])
     reached = answered & np.array([policy.reaches(a) for a in raw], dtype=bool)
     return {
         "abstain_score": policy.score,
         "risk": policy.certificate,
-        **answered_rates(answered, wrong, attempted),
+        **answered_rates(answered, wrong, wrote),
         "novelty_limit": policy.novelty_limit,
         "guaranteed": float(reached.sum() / max(1, answered.sum())),
         "guaranteed_risk": float((wrong & reached).sum() / max(1, reached.sum())),
@@ -396,7 +400,7 @@ def selective_figures(
             s: {
                 "threshold": float(t),
                 **answered_rates(
-                    attempted & (np.array([a.score(s) for a in raw]) <= t), wrong, attempted
+                    attempted & (np.array([a.score(s) for a in raw]) <= t), wrong, wrote
                 ),
             }
             for s, t in policy.thresholds.items()
@@ -405,12 +409,11 @@ def selective_figures(
     }
 
 
-def answered_rates(
-    answered: np.ndarray, wrong: np.ndarray, attempted: np.ndarray
-) -> dict[str, float]:
-    """Coverage (answered / attempted) and selective risk (wrong / answered)."""
+def answered_rates(answered: np.ndarray, wrong: np.ndarray, wrote: np.ndarray) -> dict[str, float]:
+    """Coverage (answered / answers written other than ``unknown``) and selective risk
+    (wrong / answered)."""
     return {
-        "coverage": float(answered.sum() / max(1, attempted.sum())),
+        "coverage": float(answered.sum() / max(1, wrote.sum())),
         "selective_risk": float((wrong & answered).sum() / max(1, answered.sum())),
     }
 

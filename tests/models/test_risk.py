@@ -11,6 +11,7 @@ import pytest
 
 from models.abstain import AbstainPolicy, calibrate, novelty_limit, selective_outcomes
 from models.answer import Answer
+from models.evaluate import apply_policy, selective_figures
 from models.risk import (
     ANSWER_NOTHING,
     RiskTargetError,
@@ -137,3 +138,23 @@ def test_the_guarantee_reaches_questions_no_more_novel_than_the_calibration_ones
     assert replace(policy, novelty_limit=None).reaches(replace(raw[0], novelty=None))
     # no certificate, no guarantee, however familiar the wording
     assert not AbstainPolicy(0.5).reaches(raw[0])
+
+
+def test_an_answer_the_guide_refused_is_neither_certified_nor_scored_as_given() -> None:
+    """Serving turns an answer the guide refuses into ``unknown``; calibration and evaluation
+    judge what serving gives, not what the model wrote (a covenant 'breached' computed from
+    revenue less itself was counted as a hallucination the served model never said)."""
+    refused = replace(_answer("yes", 0.1, 0.1, 0.1), text="unknown", abstained=True, error="twice")
+    plain, wrong = _answer("no", 0.1, 0.1, 0.1), _answer("yes", 0.1, 0.1, 0.1)
+    answers, truths = [refused, plain, wrong], ["unknown", "no", "no"]
+    missed, attempted = selective_outcomes(answers, truths)
+    assert list(attempted) == [False, True, True] and list(missed) == [False, False, True]
+    assert [a.offered for a in answers] == ["unknown", "no", "yes"]
+    assert apply_policy(answers, AbstainPolicy()) == ["unknown", "no", "yes"]
+    assert apply_policy(answers, AbstainPolicy(threshold=0.05)) == ["unknown"] * 3
+    figures = selective_figures(
+        answers, truths, apply_policy(answers, AbstainPolicy()), AbstainPolicy()
+    )
+    # the refused answer is coverage lost, never a hallucination
+    assert figures["coverage"] == pytest.approx(2 / 3)
+    assert figures["selective_risk"] == pytest.approx(1 / 2)
