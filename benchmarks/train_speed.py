@@ -108,7 +108,11 @@ def main() -> None:
     layers.CPU_ATTENTION_FP32 = True
     median = {k: statistics.median(v) for k, v in times.items()}
     result = {
-        "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor(), "torch": torch.__version__},
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "processor": platform.processor(),
+            "torch": torch.__version__,
+        },
         "threads": torch.get_num_threads(),
         "base_precision": "bf16" if bf16 else "fp32",
         "steps": args.steps,
