@@ -82,8 +82,7 @@ class CausalSelfAttention(nn.Module):
         """mask: (B, 1, T, S) keys each query may see (left-padded rows); None: causal."""
         B, T, C = x.shape
         q, k, v = (t.view(B, T, self.n_head, -1).transpose(1, 2) for t in self.qkv(x).split(C, 2))
-        if cache is not None:  # generating: attention in fp32 (below)
-            q = q.float()
+        if cache is not None:  # generating: the cache keeps keys and values in fp32 (below)
             k, v = cache.append(k.float(), v.float())
         if k.size(2) != T and T != 1 and mask is None:  # causal alone cannot say which keys
             raise ValueError("multi-token steps on a filled cache need a mask")
