@@ -18,7 +18,10 @@ training's answers are numbers, or a number where they are dates, only as traini
 value as two of a rule's arguments reads ``unknown`` where training's derivations of that
 question never did: ``age(1958-06-02, 1958-06-02)``, the birth date as the visit's too, gave an
 age of 0 and an eGFR at 0.97 and more on hand-written notes. Each reads ``unknown`` with the
-reason.
+reason. So does one that puts a figure where training's derivations of that question never put
+one of its shape (``places``): a number with a decimal as the systolic pressure of
+``26.2 >= 130 or 70 >= 80`` (the BMI read as the pressure, at 0.97), a whole number in a sum of
+amounts in cents (``58175122.60 + 4 + ...``, a count read as an asset).
 
 And it holds the word pairs of the training text, so that an answer can say whether the risk
 guarantee reaches it: a question (with its document) is as novel as the share of its word pairs
@@ -51,6 +54,10 @@ CALL = re.compile(r"(\w+)\(([^(),]+), ([^(),]+)\)")  # a rule of two plain argum
 UNSTATED = "unstated"  # a derivation's mark of a value the document does not state
 ARITHMETIC = "arithmetic"  # a figure a derivation uses twice outside a rule's two arguments
 _OPERAND = re.compile(r"(?<![\w.])(?:\d{4}-\d{2}-\d{2}|\d+(?:\.\d+)?)(?![\w.])")
+# a derivation's pieces: a date, a number, a rule's name with its bracket, an operator, a label
+_TOKEN = re.compile(r"\d{4}-\d{2}-\d{2}|\d+(?:\.\d+)?|\w+\(?|\*\*|[<>=!]=|'[^']*'|\S")
+_NUMBER = re.compile(r"\d+(?:\.(\d+))?")
+START = "^"  # what stands before a derivation's first piece
 _WORD = re.compile(r"[^\W\d_]+")
 _SENTENCE_END = re.compile(r"(?<=[.!])\s+")
 # words, numbers and marks; a number is any number ("#"): values vary, their wording does not
@@ -85,6 +92,9 @@ class Guide:
     # key -> the rules training's derivations of it called with one stated value twice, for
     # keys training answered with derivations
     twice: dict[str, list[str]] = field(default_factory=dict)
+    # key -> the places training's derivations of it put figures in ("min( 2dp": an amount in
+    # cents right after "min("), for keys training answered with derivations
+    places: dict[str, list[str]] = field(default_factory=dict)
     _memo: dict[str, dict[Any, Any]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -96,8 +106,8 @@ class Guide:
             return None
         data = json.loads(path.read_text())  # guides before labels have neither keys nor labels
         shapes = {k: data.get(k, {}) for k in ("keys", "labels", "figures", "dated")}
-        pairs, twice = data.get("pairs", []), data.get("twice", {})
-        return cls(data["questions"], data["marks"], **shapes, pairs=pairs, twice=twice)
+        later = {k: data.get(k, {}) for k in ("twice", "places")}
+        return cls(data["questions"], data["marks"], **shapes, pairs=data.get("pairs", []), **later)
 
     def save(self, model_dir: Path) -> None:
         data = {
@@ -109,6 +119,7 @@ class Guide:
             "dated": self.dated,
             "pairs": self.pairs,
             "twice": self.twice,
+            "places": self.places,
         }
         (model_dir / GUIDE).write_text(json.dumps(data, indent=2, sort_keys=True))
 
@@ -210,7 +221,8 @@ class Guide:
     ) -> str | None:
         """Why ``answer`` cannot answer ``question``: a label the question never had, a word
         where it asks a figure, a negative figure where training had none, a ``derivation``
-        that reads one value as two arguments where training's never did."""
+        that reads one value as two arguments where training's never did, or puts a figure
+        where training's never put one of its shape."""
         key = self.asked_key(document, question)
         if key is None or answer == UNKNOWN:
             return None
@@ -221,6 +233,13 @@ class Guide:
                     f"{read} reads one value as two, which {key}'s "
                     "derivations in training never do; the model found only one of them"
                 )
+        if derivation and key in self.places:
+            for place, value in figure_places(derivation).items():
+                if place not in self.places[key]:
+                    return (
+                        f"{value} is {_described(place)}, where {key}'s derivations in "
+                        "training never put one; the model read another value there"
+                    )
         if key in self.labels:
             allowed = self.labels[key]
             if answer.lower() in allowed:
@@ -266,6 +285,46 @@ def answer_twice(keys: Iterable[str], derivations: Iterable[str]) -> dict[str, l
         if derivation:
             out.setdefault(key, set()).update(rule for rule, _ in repeated(derivation))
     return {key: sorted(rules) for key, rules in sorted(out.items())}
+
+
+def _shape(figure: str) -> str:
+    """``date``, or a number's decimals: ``0dp`` (a count, a pressure), ``2dp`` (cents)."""
+    if DATE.fullmatch(figure):
+        return "date"
+    decimals = _NUMBER.fullmatch(figure)
+    return f"{len(decimals[1] or '') if decimals else 0}dp"
+
+
+def figure_places(derivation: str) -> dict[str, str]:
+    """Each place ``derivation`` puts a figure in, the piece before it and the figure's shape
+    (``"min( 2dp"``, ``"^ 1dp"`` at the start, ``"/ 1dp"``), with the first figure put there."""
+    pieces = _TOKEN.findall(derivation)
+    shaped = [_shape(p) if _OPERAND.fullmatch(p) else p for p in pieces]
+    out: dict[str, str] = {}
+    for before, piece, shape in zip([START, *shaped], pieces, shaped, strict=False):
+        if _OPERAND.fullmatch(piece):
+            out.setdefault(f"{before} {shape}", piece)
+    return out
+
+
+def _described(place: str) -> str:
+    before, shape = place.rsplit(" ", 1)
+    decimals = int(shape[:-2]) if shape.endswith("dp") else 0
+    plural = "s" if decimals > 1 else ""
+    what = {"date": "a date", "0dp": "a whole number"}.get(
+        shape, f"a number with {decimals} decimal{plural}"
+    )
+    return f"{what} at the start" if before == START else f"{what} after {before!r}"
+
+
+def answer_places(keys: Iterable[str], derivations: Iterable[str]) -> dict[str, list[str]]:
+    """Per question key answered with derivations in training, the places they put figures
+    in (``figure_places``): a pressure is a whole number, a creatinine has decimals."""
+    out: dict[str, set[str]] = {}
+    for key, derivation in zip(keys, derivations, strict=True):
+        if derivation:
+            out.setdefault(key, set()).update(figure_places(derivation))
+    return {key: sorted(places) for key, places in sorted(out.items())}
 
 
 def _overlap(a: frozenset[str], b: frozenset[str]) -> float:

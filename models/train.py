@@ -40,6 +40,7 @@ from models.guide import (
     answer_dates,
     answer_figures,
     answer_labels,
+    answer_places,
     answer_twice,
     domain_marks,
     word_pairs,
@@ -129,12 +130,13 @@ def trained_guide(
     """The question forms of the trained domains (the in-family phrasings of ``families``)
     with their keys, the words marking each one's documents (distinct against every domain the
     world model knows) and, from the training split of ``uri``, what each question's answers
-    look like (``answer_labels``, ``answer_figures``, ``answer_dates``, ``answer_twice``) and the
-    word pairs its texts write (``word_pairs``: how novel a question is)."""
+    look like (``answer_labels``, ``answer_figures``, ``answer_dates``, ``answer_twice``,
+    ``answer_places``) and the word pairs its texts write (``word_pairs``: how novel a question
+    is)."""
     marks = domain_marks({d: document_texts(d) for d in domain_names()})
     forms = {d: question_forms(d, families) for d in domains}
     keys = {d: question_keys(d, families) for d in domains}
-    labels, figures, dated, pairs, twice = {}, {}, {}, [], {}
+    labels, figures, dated, pairs, twice, places = {}, {}, {}, [], {}, {}
     if uri is not None:
         train = load_qa(uri, "train", domains)
         labels = answer_labels(train["key"], train["answer"])
@@ -143,8 +145,10 @@ def trained_guide(
         texts = set(train["document"]) | set(train["question"])
         pairs = sorted(frozenset().union(*map(word_pairs, texts)))
         if "derivation" in train:
-            twice = answer_twice(train["key"], train["derivation"].fillna(""))
-    shapes = (labels, figures, dated, pairs, twice)
+            derivations = train["derivation"].fillna("")
+            twice = answer_twice(train["key"], derivations)
+            places = answer_places(train["key"], derivations)
+    shapes = (labels, figures, dated, pairs, twice, places)
     return Guide(forms, {d: marks[d] for d in domains}, keys, *shapes)
 
 

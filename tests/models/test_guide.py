@@ -15,7 +15,9 @@ from models.guide import (
     answer_dates,
     answer_figures,
     answer_labels,
+    answer_places,
     answer_twice,
+    figure_places,
     word_pairs,
 )
 
@@ -225,3 +227,55 @@ def test_a_figure_used_twice_in_arithmetic_is_refused_where_training_never_did()
     )
     full = guide.why_not_answer(note, "How much was not awarded?", "0.00", derivations[1])
     assert full is None
+
+
+def test_a_figure_where_training_never_put_one_of_its_shape_is_refused(tmp_path: Path) -> None:
+    """The BMI read as the systolic pressure (``26.2 >= 130``, at 0.97 on held-out phrasing)
+    and a count read as an asset in a sum of amounts: refused, with the figure and where it
+    stands; the same derivations over figures of training's shapes are let be, and so is any
+    derivation under a guide written before places were kept."""
+    keys = ["hypertensive_range", "hypertensive_range", "total_assets"]
+    derivations = [
+        "134 >= 130 or 84 >= 80",
+        "unstated >= 130 or 91 >= 80",  # an unstated value is no figure
+        "113467510.63 + 136447467.02 - 1941702.55",
+    ]
+    places = answer_places(keys, derivations)
+    assert places == {
+        "hypertensive_range": [">= 0dp", "^ 0dp", "or 0dp"],
+        "total_assets": ["+ 2dp", "- 2dp", "^ 2dp"],
+    }
+    assert figure_places("26.2 >= 130 or 70 >= 80") == {
+        "^ 1dp": "26.2",
+        ">= 0dp": "130",
+        "or 0dp": "70",
+    }
+    guide = Guide(
+        questions={
+            "medical": ["Is the blood pressure in the hypertensive range?"],
+            "financial": ["What were total assets?"],
+        },
+        marks={"medical": ["patient"], "financial": ["revenue"]},
+        keys={"medical": ["hypertensive_range"], "financial": ["total_assets"]},
+        places=places,
+    )
+    note = "Patient seen today. BMI 26.2, BP unrecorded, diastolic 70."
+    asked = "Is the blood pressure in the hypertensive range?"
+    reason = guide.why_not_answer(note, asked, "no", "26.2 >= 130 or 70 >= 80")
+    assert reason is not None
+    assert "26.2 is a number with 1 decimal at the start" in reason
+    assert "hypertensive_range's derivations in training never put one" in reason
+    assert guide.why_not_answer(note, asked, "yes", "142 >= 130 or 70 >= 80") is None
+    guide.save(tmp_path)  # served as written at training
+    assert Guide.load(tmp_path) == guide
+    books = "Revenue $1.2M. Cash $58,175,122.60 across 4 branches."
+    count = guide.why_not_answer(books, "What were total assets?", "58175126.60", "58175122.60 + 4")
+    assert count is not None and "4 is a whole number after '+'" in count
+    sum_ = "58175122.60 + 1000.00"
+    assert guide.why_not_answer(books, "What were total assets?", "58176122.60", sum_) is None
+    before = replace(guide, places={})  # a guide written before places were kept
+    assert before.why_not_answer(note, asked, "no", "26.2 >= 130 or 70 >= 80") is None
+    assert (
+        before.why_not_answer(books, "What were total assets?", "58175126.60", "58175122.60 + 4")
+        is None
+    )
