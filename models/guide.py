@@ -56,7 +56,6 @@ ARITHMETIC = "arithmetic"  # a figure a derivation uses twice outside a rule's t
 _OPERAND = re.compile(r"(?<![\w.])(?:\d{4}-\d{2}-\d{2}|\d+(?:\.\d+)?)(?![\w.])")
 # a derivation's pieces: a date, a number, a rule's name with its bracket, an operator, a label
 _TOKEN = re.compile(r"\d{4}-\d{2}-\d{2}|\d+(?:\.\d+)?|\w+\(?|\*\*|[<>=!]=|'[^']*'|\S")
-_NUMBER = re.compile(r"\d+(?:\.(\d+))?")
 START = "^"  # what stands before a derivation's first piece
 _WORD = re.compile(r"[^\W\d_]+")
 _SENTENCE_END = re.compile(r"(?<=[.!])\s+")
@@ -280,30 +279,35 @@ def answer_twice(keys: Iterable[str], derivations: Iterable[str]) -> dict[str, l
     stated value twice (``days`` of an incident and a filing on one day; never ``age``), and
     ``ARITHMETIC`` where they used a figure twice (a full award's claim less itself; never in
     an EBIT's)."""
+    return _per_key(keys, derivations, lambda d: (rule for rule, _ in repeated(d)))
+
+
+def _per_key(
+    keys: Iterable[str], derivations: Iterable[str], read: Callable[[str], Iterable[str]]
+) -> dict[str, list[str]]:
+    """Per question key, everything ``read`` finds in its non-empty derivations, sorted."""
     out: dict[str, set[str]] = {}
     for key, derivation in zip(keys, derivations, strict=True):
         if derivation:
-            out.setdefault(key, set()).update(rule for rule, _ in repeated(derivation))
-    return {key: sorted(rules) for key, rules in sorted(out.items())}
+            out.setdefault(key, set()).update(read(derivation))
+    return {key: sorted(found) for key, found in sorted(out.items())}
 
 
 def _shape(figure: str) -> str:
     """``date``, or a number's decimals: ``0dp`` (a count, a pressure), ``2dp`` (cents)."""
-    if DATE.fullmatch(figure):
-        return "date"
-    decimals = _NUMBER.fullmatch(figure)
-    return f"{len(decimals[1] or '') if decimals else 0}dp"
+    return "date" if DATE.fullmatch(figure) else f"{len(figure.partition('.')[2])}dp"
 
 
 def figure_places(derivation: str) -> dict[str, str]:
     """Each place ``derivation`` puts a figure in, the piece before it and the figure's shape
     (``"min( 2dp"``, ``"^ 1dp"`` at the start, ``"/ 1dp"``), with the first figure put there."""
-    pieces = _TOKEN.findall(derivation)
-    shaped = [_shape(p) if _OPERAND.fullmatch(p) else p for p in pieces]
     out: dict[str, str] = {}
-    for before, piece, shape in zip([START, *shaped], pieces, shaped, strict=False):
-        if _OPERAND.fullmatch(piece):
+    before = START
+    for piece in _TOKEN.findall(derivation):
+        shape = _shape(piece) if _OPERAND.fullmatch(piece) else None
+        if shape is not None:
             out.setdefault(f"{before} {shape}", piece)
+        before = shape or piece
     return out
 
 
@@ -320,11 +324,7 @@ def _described(place: str) -> str:
 def answer_places(keys: Iterable[str], derivations: Iterable[str]) -> dict[str, list[str]]:
     """Per question key answered with derivations in training, the places they put figures
     in (``figure_places``): a pressure is a whole number, a creatinine has decimals."""
-    out: dict[str, set[str]] = {}
-    for key, derivation in zip(keys, derivations, strict=True):
-        if derivation:
-            out.setdefault(key, set()).update(figure_places(derivation))
-    return {key: sorted(places) for key, places in sorted(out.items())}
+    return _per_key(keys, derivations, figure_places)
 
 
 def _overlap(a: frozenset[str], b: frozenset[str]) -> float:
