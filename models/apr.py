@@ -315,6 +315,7 @@ class APRTransformer(nn.Module):
             x = self.wte(idx)
             if real is not None:  # a padding column reads as the nothing before a sequence
                 x = x.masked_fill(~real[:, cols].unsqueeze(-1), 0.0)
+            words = self.clause_words(x, idx, None if real is None else real[:, cols], pcache)
             if self.local is not None:
                 # the padding before each row's first token in this pass
                 lead = None if real is None else (real[:, cols].long().cumsum(1) == 0).sum(1)
@@ -328,8 +329,21 @@ class APRTransformer(nn.Module):
                 if i == self.cfg.probe_layer:
                     h_probe = x
             logits = self.vocab_head(self.ln_f(x if keep is None else x[keep]))
-            logits, pointed = self.point(x, idx, cols, logits, pcache, keep)
+            logits, pointed = self.point(x, idx, cols, logits, pcache, keep, words)
         return h_probe, x, logits, pointed
+
+    def clause_words(
+        self, emb: Tensor, idx: Tensor, real: Tensor | None, pcache: PointerCache | None
+    ) -> Tensor | None:
+        """Each position's clause read for the pointer's keys (None without one); a cache
+        carries the open clause to the next pass."""
+        clause = None if self.pointer is None else self.pointer.clause
+        if clause is None:
+            return None
+        words, carry = clause(emb, idx, real, None if pcache is None else pcache.clause)
+        if pcache is not None:
+            pcache.clause = carry
+        return words
 
     def vocab_head(self, x: Tensor) -> Tensor:
         """Vocabulary logits of (normed) states: the base's head, also the refined tokens'."""
@@ -343,12 +357,13 @@ class APRTransformer(nn.Module):
         logits: Tensor,
         pcache: PointerCache | None,
         keep: Tensor | None,
+        words: Tensor | None = None,
     ) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
         """The slot tokens' logits from the pointer head (unchanged without one), and the
-        pointer's keys and slots of every position so far."""
+        pointer's keys and slots of every position so far (``words``: their clause reads)."""
         if self.pointer is None:
             return logits, None
-        keys, slots = self.pointer.keys(x, idx)
+        keys, slots = self.pointer.keys(x, idx, words)
         pointed = (keys, slots) if pcache is None else pcache.append(keys, slots)
         if keep is None:
             qpos = cols.unsqueeze(0).expand(idx.size(0), -1)

@@ -88,6 +88,7 @@ def base_fields(path: str, tuning: str, max_seq_len: int) -> dict[str, Any]:
         "probe_layer": max(0, layers // 2 - 1),
         "max_seq_len": min(max_seq_len, positions),
         "local_window": 0,  # the base reads its own context
+        "clause_read": False,
         "base": record,
     }
 

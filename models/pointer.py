@@ -21,11 +21,16 @@ class Pointer(nn.Module):
         self.ln_q, self.ln_k = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
         self.q = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
         self.k = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        self.clause = ClauseRead(cfg) if cfg.clause_read else None
 
-    def keys(self, h: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
-        """(B, T, d) states and ids -> keys and each position's slot (``n`` = not a slot)."""
+    def keys(self, h: Tensor, idx: Tensor, words: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """(B, T, d) states and ids -> keys and each position's slot (``n`` = not a slot).
+        words: (B, T, d) the clause read of each position (``ClauseRead``), added to its key."""
         slot = idx - self.offset
-        return self.k(self.ln_k(h)), torch.where((slot >= 0) & (slot < self.n), slot, self.n)
+        keys = self.k(self.ln_k(h))
+        if self.clause is not None and words is not None:
+            keys = keys + self.clause.key(words)
+        return keys, torch.where((slot >= 0) & (slot < self.n), slot, self.n)
 
     def logits(self, hq: Tensor, qpos: Tensor, keys: Tensor, slots: Tensor) -> Tensor:
         """(B, M, d) query states at positions qpos (B, M) -> (B, M, n_slots) slot logits: the
@@ -72,6 +77,51 @@ class LocalMix(nn.Module):
         return x + mixed, full[:, full.size(1) - w :]
 
 
+class ClauseRead(nn.Module):
+    """Each position's mean embedding of the words since its clause began (after the last
+    value, digit, marker or clause mark), itself not counted: a slot's clause read is the
+    words before its value in that clause as a bag, so "Revenue amounted to $ <v1>" and
+    "Revenue stood at $ <v1>" give <v1> nearly one key, whichever words join the label to it.
+    Causal, and carried across generation steps like the local mix's window."""
+
+    def __init__(self, cfg: APRConfig) -> None:
+        super().__init__()
+        self.register_buffer("breaks", torch.tensor(cfg.clause_breaks, dtype=torch.long))
+        self.ln = nn.LayerNorm(cfg.d_model)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+
+    def key(self, words: Tensor) -> Tensor:
+        return self.proj(self.ln(words.to(self.proj.weight.dtype)))
+
+    def forward(
+        self, emb: Tensor, idx: Tensor, real: Tensor | None, carry: tuple[Tensor, Tensor] | None
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """emb: (B, T, d) token embeddings of ids idx; real: (B, T) which are tokens (None:
+        all); carry: the running (sum, count) of the clause open before this pass ->
+        (B, T, d) each position's clause read, and the running sum and count after it."""
+        brk = torch.isin(idx, self.breaks)
+        counted = ~brk if real is None else ~brk & real
+        w = counted.unsqueeze(-1).float()
+        s = torch.cumsum(emb.float() * w, 1)
+        n = torch.cumsum(w, 1)
+        if carry is not None:
+            s, n = s + carry[0].unsqueeze(1), n + carry[1].view(-1, 1, 1)
+        # the running sums at each position's last break (inclusive): subtracted, they restart
+        cols = torch.arange(idx.size(1), device=idx.device)
+        last = torch.where(brk, cols, -1).cummax(1).values
+        at = last.clamp(min=0).unsqueeze(-1)
+        opened = (last >= 0).unsqueeze(-1)
+        s = s - torch.where(opened, s.gather(1, at.expand(-1, -1, s.size(2))), 0.0)
+        n = n - torch.where(opened, n.gather(1, at), 0.0)
+        # a position reads the clause before it: the running sums one column back
+        s0 = emb.new_zeros(emb.size(0), 1, emb.size(2), dtype=s.dtype)
+        n0 = n.new_zeros(n.size(0), 1, 1)
+        if carry is not None:
+            s0, n0 = carry[0].unsqueeze(1), carry[1].view(-1, 1, 1)
+        before_s, before_n = torch.cat([s0, s[:, :-1]], 1), torch.cat([n0, n[:, :-1]], 1)
+        return before_s / before_n.clamp(min=1.0), (s[:, -1], n[:, -1, 0])
+
+
 class PointerCache:
     """The pointer's keys and slot ids of every position so far, while generating (and the
     last embeddings the local mix needs)."""
@@ -80,6 +130,7 @@ class PointerCache:
         self.keys: Tensor | None = None
         self.slots: Tensor | None = None
         self.recent: Tensor | None = None
+        self.clause: tuple[Tensor, Tensor] | None = None  # ClauseRead's running sum and count
 
     def append(self, keys: Tensor, slots: Tensor) -> tuple[Tensor, Tensor]:
         self.keys = keys if self.keys is None else torch.cat([self.keys, keys], 1)
@@ -92,3 +143,5 @@ class PointerCache:
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, value[rows])
+        if self.clause is not None:
+            self.clause = (self.clause[0][rows], self.clause[1][rows])

@@ -18,6 +18,7 @@ MODEL_SIZES: dict[str, dict[str, Any]] = {
         "max_seq_len": 384,
         "warmup_steps": 5,
         "local_window": 4,
+        "clause_read": True,
     },
     # the CPU default (the main job and the quality benchmark): minutes on 2 cores
     "cpu": {
@@ -28,6 +29,7 @@ MODEL_SIZES: dict[str, dict[str, Any]] = {
         "max_seq_len": 384,  # the longest packed default-dataset example is ~340 tokens
         "warmup_steps": 20,
         "local_window": 8,
+        "clause_read": True,
     },
     # a GPU-sized stack
     "gpu": {
@@ -38,6 +40,7 @@ MODEL_SIZES: dict[str, dict[str, Any]] = {
         "max_seq_len": 384,
         "warmup_steps": 100,
         "local_window": 8,
+        "clause_read": True,
     },
 }
 TINY_MODEL = MODEL_SIZES["tiny"]  # what the tests train (which size is the default: TrainConfig)

@@ -66,7 +66,15 @@ def model_fields(config: TrainConfig) -> dict[str, Any]:
 def model_config(config: TrainConfig, tok: Tokenizer, fields: dict[str, Any]) -> dict[str, Any]:
     """The run's fields, the pointer over the tokenizer's slots, vocabulary, mode."""
     pointer = {"n_slots": len(SLOTS), "slot_offset": tok.index[SLOTS[0]]} if tok.has_slots else {}
-    return {**fields, **pointer, **config.model, "vocab_size": tok.vocab_size, "mode": config.mode}
+    fields = {**fields, **pointer, **config.model}
+    if fields.get("clause_read"):
+        # a word-level tokenizer of an older format has nothing to point at; a Hugging Face
+        # base reads its own context
+        if not tok.has_slots or fields.get("base") is not None:
+            fields["clause_read"] = False
+        else:
+            fields["clause_breaks"] = tok.clause_breaks()
+    return {**fields, "vocab_size": tok.vocab_size, "mode": config.mode}
 
 
 @dataclass

@@ -29,8 +29,12 @@ def data(batch: int = 4, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
 POINTER = {"n_slots": 8, "slot_offset": 6, "local_window": 3}
 # refinement keys/values with one head per query head instead of one shared head
 FULL_KV = {"refine_kv_heads": 2}
+# slot keys that also read their clause: ids 0-13 (markers, slots) and 14-16 break a clause
+CLAUSE = {**POINTER, "clause_read": True, "clause_breaks": list(range(17))}
 EXTRAS = pytest.mark.parametrize(
-    "extra", [{}, POINTER, {**POINTER, **FULL_KV}], ids=["vocab", "pointer", "pointer-kv2"]
+    "extra",
+    [{}, POINTER, {**POINTER, **FULL_KV}, CLAUSE],
+    ids=["vocab", "pointer", "pointer-kv2", "clause"],
 )
 
 
