@@ -84,6 +84,8 @@ class ClauseRead(nn.Module):
     "Revenue stood at $ <v1>" give <v1> nearly one key, whichever words join the label to it.
     Causal, and carried across generation steps like the local mix's window."""
 
+    breaks: Tensor  # the ids that end a clause (a buffer: saved with the model)
+
     def __init__(self, cfg: APRConfig) -> None:
         super().__init__()
         self.register_buffer("breaks", torch.tensor(cfg.clause_breaks, dtype=torch.long))
