@@ -53,7 +53,7 @@ class APRConfig:
     # > 0: each embedding also mixes in the previous window - 1 tokens' (a causal conv)
     local_window: int = 0
     slot_offset: int = 0  # id of the first slot token
-    # True: each slot's pointer key also reads the words of its clause before it
+    # True: each slot's pointer key (if a pointer) also reads the words of its clause before it
     # (``models.pointer.ClauseRead``); the tokenizer's break ids go in ``clause_breaks``
     clause_read: bool = False
     clause_breaks: list[int] = field(default_factory=list)
@@ -70,8 +70,8 @@ class APRConfig:
             raise ValueError("refine_kv_heads must be >= 1 and divide n_head")
         if not 0.0 < self.route_fraction <= 1.0:
             raise ValueError("route_fraction must be in (0, 1]")
-        if self.clause_read and not (self.n_slots and self.clause_breaks):
-            raise ValueError("clause_read needs the pointer (n_slots) and clause_breaks")
+        if self.clause_read and self.n_slots and not self.clause_breaks:  # no pointer: unused
+            raise ValueError("clause_read needs clause_breaks (the ids that end a clause)")
 
     @classmethod
     def from_name(cls, name: str, **fields: Any) -> APRConfig:

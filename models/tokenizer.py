@@ -209,9 +209,9 @@ class Tokenizer:
 
     def clause_breaks(self) -> list[int]:
         """Ids after which a clause's words start afresh (``models.pointer.ClauseRead``):
-        the markers, value slots, digits and the marks that end a clause (not ":" or "|",
-        which sit between a label and its value)."""
-        marks = [m for c in ".,;!?" for m in (c, CONT + c)]
+        the markers, value slots, digits and the marks that end a sentence; not ",", ";",
+        ":", "|" or "-", which join a label to its value ("Revenue, $1.2M.")."""
+        marks = [m for c in ".!?" for m in (c, CONT + c)]
         digits = [d for c in _DIGITS for d in (c, CONT + c)]
         pieces = (*SPECIALS, *SLOTS, *digits, *marks)
         return sorted(self.index[p] for p in pieces if p in self.index)
