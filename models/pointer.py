@@ -102,7 +102,9 @@ class ClauseRead(nn.Module):
         all); carry: the running (sum, count) of the clause open before this pass ->
         (B, T, d) each position's clause read, and the running sum and count after it."""
         brk = torch.isin(idx, self.breaks)
-        counted = ~brk if real is None else ~brk & real
+        counted = ~brk
+        if real is not None:  # padding neither ends a clause nor counts in it
+            brk, counted = brk & real, counted & real
         w = counted.unsqueeze(-1).float()
         s = torch.cumsum(emb.float() * w, 1)
         n = torch.cumsum(w, 1)

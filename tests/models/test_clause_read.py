@@ -63,11 +63,17 @@ def test_a_pass_carried_over_reads_as_one_pass() -> None:
     assert torch.allclose(end[0], last[0]) and torch.equal(end[1], last[1])
 
 
-def test_padding_is_not_a_word() -> None:
+def test_padding_is_not_a_word_nor_the_end_of_a_clause() -> None:
     emb, idx = embedded([9, 9, 0, 5, 2])
     real = torch.tensor([[False, False, True, True, True]])
     words, _ = clause()(emb.masked_fill(~real.unsqueeze(-1), 0.0), idx, real, None)
     assert torch.equal(words[0, 4], emb[0, 3])
+    # a carried clause read on over padding (ids 0, a marker's) into the row's next tokens
+    emb, idx = embedded([0, 0, 6, 2])
+    real = torch.tensor([[False, False, True, True]])
+    carry = (torch.ones(1, D), torch.tensor([1.0]))
+    words, _ = clause()(emb, idx, real, carry)
+    assert torch.equal(words[0, 3], (emb[0, 2] + 1) / 2)
 
 
 def test_the_tokenizer_breaks_clauses_at_values_and_stops_not_where_a_label_joins() -> None:
