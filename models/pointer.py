@@ -79,7 +79,7 @@ class LocalMix(nn.Module):
 
 class ClauseRead(nn.Module):
     """Each position's mean embedding of the words since its clause began (after the last
-    value, digit, marker or clause mark), itself not counted: a slot's clause read is the
+    value, digit, marker or sentence end), itself not counted: a slot's clause read is the
     words before its value in that clause as a bag, so "Revenue amounted to $ <v1>" and
     "Revenue stood at $ <v1>" give <v1> nearly one key, whichever words join the label to it.
     Causal, and carried across generation steps like the local mix's window."""
