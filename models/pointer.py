@@ -5,6 +5,7 @@ slot know the words before it (both optional parts of ``models.apr``).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.config import APRConfig
@@ -105,25 +106,27 @@ class ClauseRead(nn.Module):
         counted = ~brk
         if real is not None:  # padding neither ends a clause nor counts in it
             brk, counted = brk & real, counted & real
+        if carry is None:
+            B, _, d = emb.shape
+            carry = (
+                emb.new_zeros(B, d, dtype=torch.float32),
+                emb.new_zeros(B, dtype=torch.float32),
+            )
+        # the open clause's sum and count stand in a column before this pass's first, which
+        # never ends a clause: running sums over it, each position's read is its column's
         w = counted.unsqueeze(-1).float()
-        s = torch.cumsum(emb.float() * w, 1)
-        n = torch.cumsum(w, 1)
-        if carry is not None:
-            s, n = s + carry[0].unsqueeze(1), n + carry[1].view(-1, 1, 1)
+        s = torch.cumsum(torch.cat([carry[0].unsqueeze(1), emb.float() * w], 1), 1)
+        n = torch.cumsum(torch.cat([carry[1].view(-1, 1, 1), w], 1), 1)
+        brk = F.pad(brk, (1, 0))
         # the running sums at each position's last break (inclusive): subtracted, they restart
-        cols = torch.arange(idx.size(1), device=idx.device)
+        cols = torch.arange(brk.size(1), device=idx.device)
         last = torch.where(brk, cols, -1).cummax(1).values
         at = last.clamp(min=0).unsqueeze(-1)
         opened = (last >= 0).unsqueeze(-1)
         s = s - torch.where(opened, s.gather(1, at.expand(-1, -1, s.size(2))), 0.0)
         n = n - torch.where(opened, n.gather(1, at), 0.0)
         # a position reads the clause before it: the running sums one column back
-        s0 = emb.new_zeros(emb.size(0), 1, emb.size(2), dtype=s.dtype)
-        n0 = n.new_zeros(n.size(0), 1, 1)
-        if carry is not None:
-            s0, n0 = carry[0].unsqueeze(1), carry[1].view(-1, 1, 1)
-        before_s, before_n = torch.cat([s0, s[:, :-1]], 1), torch.cat([n0, n[:, :-1]], 1)
-        return before_s / before_n.clamp(min=1.0), (s[:, -1], n[:, -1, 0])
+        return s[:, :-1] / n[:, :-1].clamp(min=1.0), (s[:, -1], n[:, -1, 0])
 
 
 class PointerCache:
