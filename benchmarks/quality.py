@@ -177,6 +177,15 @@ def accuracy_by_key(
     return out
 
 
+def switch(text: str) -> bool:
+    """A switch as a user writes it (``bool("false")`` would be True)."""
+    words = {"1": True, "true": True, "yes": True, "on": True}
+    words.update({"0": False, "false": False, "no": False, "off": False})
+    if text.lower() not in words:
+        raise ValueError(text)
+    return words[text.lower()]
+
+
 def model_overrides(pairs: list[str]) -> dict[str, Any]:
     """``KEY=VALUE`` pairs over the main job's model size (an ablation), each an APRConfig field."""
     fields = APRConfig.__dataclass_fields__
@@ -189,7 +198,7 @@ def model_overrides(pairs: list[str]) -> dict[str, Any]:
             )
         kind = type(getattr(APRConfig(), key))
         try:
-            model[key] = kind(text)
+            model[key] = switch(text) if kind is bool else kind(text)
         except ValueError:
             raise SystemExit(f"--model {pair!r}: {key} takes a {kind.__name__}") from None
     return model

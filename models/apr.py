@@ -609,6 +609,8 @@ class APRTransformer(nn.Module):
         ctx = ((seq_len or c.max_seq_len) + 1) / 2
         layer = 24 * d * d + 4 * d * ctx  # qkv + proj + mlp, then QK^T and AV
         pointer = (8 * d * d + 2 * d * ctx) if c.n_slots else 0  # q and k; scores
+        if self.pointer is not None and self.pointer.clause is not None:
+            pointer += 2 * d * d  # the clause read's key projection, at every position
         base = c.n_layer * layer + 2 * d * V + pointer
         h = c.estimator_hidden
         est = 2 * d * h + 2 * h if h else 2 * d

@@ -263,6 +263,9 @@ def test_flops_and_config_checks() -> None:
         APRConfig(n_head=6, refine_kv_heads=4)
     wide = tiny("apr", refine_kv_heads=2)
     assert wide.flops_per_token(0.25) > apr  # every position's keys/values cost more
+    # the clause read's key projection is counted: 2 d^2 a position
+    pointer, clause = (tiny("dense", **x).flops_per_token(0.0) for x in (POINTER, CLAUSE))
+    assert clause - pointer == 2 * model.cfg.d_model**2
 
 
 def test_the_mode_is_read_from_the_config_at_each_call() -> None:

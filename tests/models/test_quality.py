@@ -161,7 +161,10 @@ def test_model_overrides_take_typed_fields_and_refuse_unknown_ones() -> None:
     model = q.model_overrides(["n_layer=1", "route_fraction=0.2"])
     assert model["n_layer"] == 1 and model["route_fraction"] == 0.2
     assert model["d_model"] == q.MAIN_JOB.model_fields()["d_model"]
-    for bad in (["depth=3"], ["n_layer"], ["n_layer=two"]):
+    # a switch reads as written: "false" turns it off (bool("false") would be True)
+    assert q.model_overrides(["clause_read=false"])["clause_read"] is False
+    assert q.model_overrides(["clause_read=1"])["clause_read"] is True
+    for bad in (["depth=3"], ["n_layer"], ["n_layer=two"], ["clause_read=maybe"]):
         try:
             q.model_overrides(bad)
         except SystemExit as exc:
