@@ -16,7 +16,12 @@ route no path writes (``Question.revealed_by``: an award above zero means liable
 
 A path may carry its *derivation*: the rule written over the stated values in the language of
 ``worldgen.calc`` (``17203888.06 - 11992130.54``), which computes to exactly the answer. It is
-how a model can learn to show its work and leave the arithmetic to an exact evaluator.
+how a model can learn to show its work and leave the arithmetic to an exact evaluator. A yes /
+no rule question whose answer the document states reads it off the stated finding (``yes``,
+``not yes``, ``'liable' == 'liable'``): it answers as its other paths do, with ``=``, and writes
+the negation a question like "filed in time?" asks of "time-barred: yes", which answered
+directly the model copied. A figure stated is answered with the figure itself: ``= figure``
+would leave the derivation's end to a doubt about the operator after its first figure.
 
 An ``unknown`` question over a rule still carries a derivation when one can be written
 honestly: the rule over the path that lacks the fewest facts, with ``unstated`` where each
@@ -276,8 +281,10 @@ class Question:
         path = self.path_given(stated)
         if path is not None:
             return Resolution(path.kind, path.derivation(values, row))
-        # nearest first: the path a reader would have tried, lacking the fewest facts
-        nearest = sorted(self.paths, key=lambda p: len(set(p.needs) - stated))
+        # nearest first: the path a reader would have tried, lacking the fewest facts (a
+        # stated answer's copy, lacking its one fact, would say nothing but ``unstated``)
+        rules = [p for p in self.paths if p.kind != "lookup"]
+        nearest = sorted(rules, key=lambda p: len(set(p.needs) - stated))
         written = [(p, p.unstated_derivation(values, row)) for p in nearest]
         for path, text in written:
             if text and decides(text):

@@ -97,10 +97,25 @@ def test_every_derivation_computes_to_its_answer(domain: str) -> None:
     qa = generate_block(domain, 1500, 0, 0)["qa"]
     derived = qa[(qa["derivation"] != "") & (qa["kind"] != "unknown")]
     assert len(derived) > 0.3 * len(qa)  # arithmetic and rule questions carry their derivation
-    assert set(derived["kind"]) <= {"derived", "multistep"}
-    assert (qa.loc[qa["kind"] == "lookup", "derivation"] == "").all()
+    assert set(derived["kind"]) <= {"lookup", "derived", "multistep"}
+    # a yes/no rule question reads a stated finding off; a stated fact or figure is written
+    lookup = qa[qa["kind"] == "lookup"]
+    read_off = lookup["derivation"] != ""
+    assert lookup.loc[read_off, "answer"].isin(["yes", "no"]).all()
+    assert (lookup.loc[lookup["key"].str.startswith("lookup_"), "derivation"] == "").all()
     computed = [compute(d) for d in derived["derivation"]]
     assert computed == derived["answer"].tolist()
+
+
+def test_a_stated_finding_is_read_off_with_the_negation_the_question_asks() -> None:
+    qa = generate_block("legal", 1500, 0, 0)["qa"]
+    lookup = qa[qa["kind"] == "lookup"].set_index("key")["derivation"]
+    assert set(lookup.loc[["time_barred"]]) <= {"yes", "no"}
+    assert set(lookup.loc[["filed_in_time"]]) <= {"not yes", "not no"}
+    assert set(lookup.loc[["plaintiff_won"]]) <= {
+        "'liable' == 'liable'",
+        "'not liable' == 'liable'",
+    }
 
 
 @pytest.mark.parametrize("domain", domain_names())

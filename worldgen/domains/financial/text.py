@@ -262,9 +262,9 @@ def renderer() -> Renderer:
         | {DIV: (follows(DIV), *NO_DIVIDEND)},
     )
 
-    def breach_paths(compare: str) -> tuple[Path, ...]:
+    def breach_paths(compare: str, stated: str) -> tuple[Path, ...]:
         return paths(
-            (("covenant_breached",), "lookup"),
+            (("covenant_breached",), "lookup", stated),
             *_over_ebit(INT, "loan_type", rule=_coverage_rule(compare)),
         )
 
@@ -332,14 +332,14 @@ def renderer() -> Renderer:
                 "Did the company breach its coverage covenant?",
             ),
             lambda r: yes_no(_breached(r)),
-            breach_paths("<"),
+            breach_paths("<", "{covenant_breached}"),
             BREACH_SHOWN,
         ),
         Question(
             "covenant_compliant",
             ("Was the company in compliance with its coverage covenant?",),
             lambda r: yes_no(not _breached(r)),
-            breach_paths(">="),
+            breach_paths(">=", "not {covenant_breached}"),
             BREACH_SHOWN,
         ),
         Question(

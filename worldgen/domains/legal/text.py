@@ -91,7 +91,7 @@ def _bar(compare: str) -> tuple[tuple[object, ...], ...]:
     """Time bar: stated; from dates and the limitation period (one rule); from dates and the
     statute (the limitation table, then the bar: two rules)."""
     return (
-        (("time_barred",), "lookup"),
+        (("time_barred",), "lookup", "{time_barred}" if compare == ">" else "not {time_barred}"),
         ((*DATES, "limitation_years"), "derived", f"{{filing_date}} {compare} {DEADLINE}"),
         (
             (*DATES, *STATUTE),
@@ -149,11 +149,11 @@ LIABILITY_PATHS = (
 )
 
 
-def _ruling_paths(judgment: str) -> tuple[tuple[object, ...], ...]:
-    """Stated; or the liability rule over what is stated, read as ``judgment`` (``{}`` for
-    yes / no, ``liable({})`` for the judgment's words)."""
+def _ruling_paths(judgment: str, stated: str | None = None) -> tuple[tuple[object, ...], ...]:
+    """Stated (a yes / no read off it as ``stated``); or the liability rule over what is
+    stated, read as ``judgment`` (``{}`` for yes / no, ``liable({})`` for the judgment's words)."""
     return (
-        (("ruling",), "lookup"),
+        (("ruling",), "lookup", *([stated] if stated else [])),
         *(
             (needs, kind, judgment.format(_liability(proven, barred)))
             for needs, kind, proven, barred in LIABILITY_PATHS
@@ -372,7 +372,10 @@ def renderer() -> Renderer:
                 "What limitation period applies, in years?",
             ),
             lambda r: str(_limitation(r)),
-            paths((("limitation_years",), "lookup"), (STATUTE, "derived", BY_STATUTE)),
+            paths(
+                (("limitation_years",), "lookup"),
+                (STATUTE, "derived", BY_STATUTE),
+            ),
             PERIOD_SHOWN,
         ),
         Question(
@@ -415,7 +418,10 @@ def renderer() -> Renderer:
                 "Were all required elements established?",
             ),
             flag_field("elements_met"),
-            paths((("elements_met",), "lookup"), (("claim_type", *ELEMENTS), "derived", PROVEN)),
+            paths(
+                (("elements_met",), "lookup", "{elements_met}"),
+                (("claim_type", *ELEMENTS), "derived", PROVEN),
+            ),
             (*SHOWS_LIABLE, _finding_against),
         ),
         Question(
@@ -432,7 +438,7 @@ def renderer() -> Renderer:
             "plaintiff_won",
             ("Did the plaintiff win?",),
             lambda r: yes_no(r["ruling"] == "liable"),
-            paths(*_ruling_paths("{}")),
+            paths(*_ruling_paths("{}", "'{ruling}' == 'liable'")),
             (*SHOWS_LIABLE, *SHOWS_NOT_LIABLE),
         ),
         Question(
