@@ -262,7 +262,9 @@ def renderer() -> Renderer:
         | {DIV: (follows(DIV), *NO_DIVIDEND)},
     )
 
-    def breach_paths(compare: str, stated: str) -> tuple[Path, ...]:
+    def breach_paths(compare: str) -> tuple[Path, ...]:
+        """Breached (``<``) or compliant (``>=``): a stated breach read off, or the rule."""
+        stated = "{covenant_breached}" if compare == "<" else "not {covenant_breached}"
         return paths(
             (("covenant_breached",), "lookup", stated),
             *_over_ebit(INT, "loan_type", rule=_coverage_rule(compare)),
@@ -332,14 +334,14 @@ def renderer() -> Renderer:
                 "Did the company breach its coverage covenant?",
             ),
             lambda r: yes_no(_breached(r)),
-            breach_paths("<", "{covenant_breached}"),
+            breach_paths("<"),
             BREACH_SHOWN,
         ),
         Question(
             "covenant_compliant",
             ("Was the company in compliance with its coverage covenant?",),
             lambda r: yes_no(not _breached(r)),
-            breach_paths(">=", "not {covenant_breached}"),
+            breach_paths(">="),
             BREACH_SHOWN,
         ),
         Question(

@@ -153,7 +153,7 @@ def _ruling_paths(judgment: str, stated: str | None = None) -> tuple[tuple[objec
     """Stated (a yes / no read off it as ``stated``); or the liability rule over what is
     stated, read as ``judgment`` (``{}`` for yes / no, ``liable({})`` for the judgment's words)."""
     return (
-        (("ruling",), "lookup", *([stated] if stated else [])),
+        (("ruling",), "lookup", stated),
         *(
             (needs, kind, judgment.format(_liability(proven, barred)))
             for needs, kind, proven, barred in LIABILITY_PATHS
@@ -372,10 +372,7 @@ def renderer() -> Renderer:
                 "What limitation period applies, in years?",
             ),
             lambda r: str(_limitation(r)),
-            paths(
-                (("limitation_years",), "lookup"),
-                (STATUTE, "derived", BY_STATUTE),
-            ),
+            paths((("limitation_years",), "lookup"), (STATUTE, "derived", BY_STATUTE)),
             PERIOD_SHOWN,
         ),
         Question(
