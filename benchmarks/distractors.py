@@ -32,14 +32,13 @@ from infra.errors import UserError
 from infra.settings import get_settings
 from infra.storage import join
 from models.answer import Answerer
-from models.evaluate import resolve_model
+from models.evaluate import CONFIDENT, resolve_model
 from models.tokenizer import normalize
 from worldgen.dataset import load_table
 from worldgen.domains import domain_names, get_domain
 from worldgen.frames import to_rows
 from worldgen.plan import DISTRACT, decode_plan
 
-CONFIDENT = 0.9
 FIGURE = re.compile(r"-?\d[\d.\-]*\d|\d")  # a number, an amount or a date in a derivation
 
 

@@ -23,10 +23,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from infra.errors import UserError
 from models.answer import UNKNOWN, Answerer
-from models.evaluate import resolve_model
+from models.evaluate import CONFIDENT, resolve_model
 from models.tokenizer import normalize
 
-CONFIDENT = 0.9
 # (domain, document, [(question, the answer the world model gives)])
 CASES: list[tuple[str, str, list[tuple[str, str]]]] = [
     (

@@ -1,6 +1,6 @@
 """Abstention with a guarantee, measured; writes results/risk.json.
 
-    .venv/bin/python benchmarks/risk.py [MODEL DATASET] [--alpha 0.01 --confidence 0.9]
+    .venv/bin/python benchmarks/risk.py [MODEL DATASET] [--risk 0.01 --confidence 0.9]
 
 MODEL is a model folder or an MLflow URI, DATASET an accepted dataset; by default the main
 job's (``make run``): the champion and its dataset. The *trained* model is read (its served
@@ -38,15 +38,13 @@ from flows.params import DEFAULT_N
 from infra.errors import UserError
 from infra.settings import get_settings
 from infra.storage import join
-from models.abstain import selective_outcomes
+from models.abstain import risk_target, selective_outcomes
 from models.answer import NEVER_ABSTAIN, SCORES, Answer, Answerer
 from models.checkpoint import load_model
-from models.evaluate import answer_all, resolve_model
+from models.evaluate import CONFIDENT, answer_all, resolve_model
 from models.guide import Guide
 from models.risk import aurc, certify_risk, realised
 from worldgen.dataset import load_qa
-
-CONFIDENT = 0.9
 
 
 def trained_answerer(model_dir: str) -> Answerer:
@@ -121,14 +119,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("model", nargs="?", default="models:/veracity-apr@champion")
     parser.add_argument("dataset", nargs="?", default=None)
-    parser.add_argument("--alpha", type=float, default=0.01)
-    parser.add_argument("--confidence", type=float, default=0.9)
+    parser.add_argument(
+        "--risk", "--alpha", dest="alpha", type=float, help="target risk (default: the settings')"
+    )
+    parser.add_argument("--confidence", type=float, help="1 - delta (default: the settings')")
     parser.add_argument("--per-domain", type=int, default=1000, help="questions a split/domain")
     parser.add_argument("--resplits", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/results/risk.json")
     args = parser.parse_args()
-    args.delta = 1.0 - args.confidence
+    try:
+        args.alpha, args.delta = risk_target(args.alpha, args.confidence)
+    except UserError as exc:
+        parser.error(str(exc))
     args.dataset = args.dataset or join(get_settings().datasets_root, f"ds-seed0-n{DEFAULT_N}")
     try:
         answerer = trained_answerer(resolve_model(args.model))

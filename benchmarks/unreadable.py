@@ -25,10 +25,9 @@ from infra.errors import UserError
 from infra.settings import get_settings
 from infra.storage import join
 from models.answer import UNKNOWN, Answerer
-from models.evaluate import resolve_model
+from models.evaluate import CONFIDENT, resolve_model
 from worldgen.dataset import load_qa
 
-CONFIDENT = 0.9
 UNREADABLE = {
     "characters": [
         "What is the patient's sex? 😀",

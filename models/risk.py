@@ -31,7 +31,6 @@ from scipy.stats import binom
 from infra.errors import UserError
 
 ANSWER_NOTHING = -1.0  # below every score in [0, 1]: every question is abstained on
-DEFAULT_RISK, DEFAULT_CONFIDENCE = 0.01, 0.9
 GRID_STEP = 0.005  # candidates at least this share of the calibration apart (coverage steps)
 
 
@@ -118,8 +117,8 @@ def certify_risk(
     uncertainty: np.ndarray,
     wrong: np.ndarray,
     attempted: np.ndarray,
-    alpha: float = DEFAULT_RISK,
-    delta: float = 1 - DEFAULT_CONFIDENCE,
+    alpha: float,
+    delta: float,
     score: str = "estimator",
 ) -> RiskCertificate:
     """The largest-coverage threshold whose risk the calibration answers certify (see above).
