@@ -131,6 +131,10 @@ class APRTransformer(nn.Module):
         self.ln_r = nn.LayerNorm(d)  # the refined head: ln_r + lm_head, in fp32
         self.pointer = Pointer(cfg) if cfg.n_slots else None
         self.local = LocalMix(cfg) if cfg.local_window > 1 else None
+        mix = cfg.clause_mix and self.pointer is not None and self.pointer.clause is not None
+        self.clause_in = (
+            nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d, bias=False)) if mix else None
+        )
         # -inf: no quantile seen yet, route everything (the warm-up starts at fraction 1.0)
         self.register_buffer("ema_threshold", torch.tensor(float("-inf")))
         # NaN: not calibrated; inference then falls back to the training EMA threshold
@@ -322,6 +326,8 @@ class APRTransformer(nn.Module):
                 x, recent = self.local(x, None if pcache is None else pcache.recent, lead)
                 if pcache is not None:
                     pcache.recent = recent
+            if self.clause_in is not None and words is not None:
+                x = x + self.clause_input(words, None if real is None else real[:, cols])
             x = self.drop(x + self.wpe(pos))
             h_probe = x
             for i, blk in enumerate(self.blocks):
@@ -335,8 +341,8 @@ class APRTransformer(nn.Module):
     def clause_words(
         self, emb: Tensor, idx: Tensor, real: Tensor | None, pcache: PointerCache | None
     ) -> Tensor | None:
-        """Each position's clause read for the pointer's keys (None without one); a cache
-        carries the open clause to the next pass."""
+        """Each position's clause read for the pointer's keys, and with ``clause_mix`` for every
+        input (None without one); a cache carries the open clause to the next pass."""
         clause = None if self.pointer is None else self.pointer.clause
         if clause is None:
             return None
@@ -344,6 +350,13 @@ class APRTransformer(nn.Module):
         if pcache is not None:
             pcache.clause = carry
         return words
+
+    def clause_input(self, words: Tensor, real: Tensor | None) -> Tensor:
+        """The clause read as an input embedding (``clause_mix``); zero at padding columns,
+        which read as the nothing before a sequence."""
+        assert self.clause_in is not None
+        mixed = cast(Tensor, self.clause_in(words))
+        return mixed if real is None else mixed.masked_fill(~real.unsqueeze(-1), 0.0)
 
     def vocab_head(self, x: Tensor) -> Tensor:
         """Vocabulary logits of (normed) states: the base's head, also the refined tokens'."""
@@ -611,6 +624,8 @@ class APRTransformer(nn.Module):
         pointer = (8 * d * d + 2 * d * ctx) if c.n_slots else 0  # q and k; scores
         if self.pointer is not None and self.pointer.clause is not None:
             pointer += 2 * d * d  # the clause read's key projection, at every position
+        if self.clause_in is not None:
+            pointer += 2 * d * d  # its input projection, at every position
         base = c.n_layer * layer + 2 * d * V + pointer
         h = c.estimator_hidden
         est = 2 * d * h + 2 * h if h else 2 * d

@@ -57,6 +57,9 @@ class APRConfig:
     # (``models.pointer.ClauseRead``); the tokenizer's break ids go in ``clause_breaks``
     clause_read: bool = False
     clause_breaks: list[int] = field(default_factory=list)
+    # True (with clause_read): every position's input embedding also adds its clause read, so the
+    # attention layers and the estimator read a label joined to a value by unseen words too
+    clause_mix: bool = False
     # a Hugging Face base under APR (``models.hf``): its path, architecture and tuning
     base: dict[str, Any] | None = None
 

@@ -19,6 +19,7 @@ MODEL_SIZES: dict[str, dict[str, Any]] = {
         "warmup_steps": 5,
         "local_window": 4,
         "clause_read": True,
+        "clause_mix": True,
     },
     # the CPU default (the main job and the quality benchmark): minutes on 2 cores
     "cpu": {
@@ -30,6 +31,7 @@ MODEL_SIZES: dict[str, dict[str, Any]] = {
         "warmup_steps": 20,
         "local_window": 8,
         "clause_read": True,
+        "clause_mix": True,
     },
     # a GPU-sized stack
     "gpu": {
@@ -41,6 +43,7 @@ MODEL_SIZES: dict[str, dict[str, Any]] = {
         "warmup_steps": 100,
         "local_window": 8,
         "clause_read": True,
+        "clause_mix": True,
     },
 }
 TINY_MODEL = MODEL_SIZES["tiny"]  # what the tests train (which size is the default: TrainConfig)

@@ -31,10 +31,12 @@ POINTER = {"n_slots": 8, "slot_offset": 6, "local_window": 3}
 FULL_KV = {"refine_kv_heads": 2}
 # slot keys that also read their clause: ids 0-13 (markers, slots) and 14-16 break a clause
 CLAUSE = {**POINTER, "clause_read": True, "clause_breaks": list(range(17))}
+# ... and every position's input embedding reads its clause too
+CLAUSE_MIX = {**CLAUSE, "clause_mix": True}
 EXTRAS = pytest.mark.parametrize(
     "extra",
-    [{}, POINTER, {**POINTER, **FULL_KV}, CLAUSE],
-    ids=["vocab", "pointer", "pointer-kv2", "clause"],
+    [{}, POINTER, {**POINTER, **FULL_KV}, CLAUSE, CLAUSE_MIX],
+    ids=["vocab", "pointer", "pointer-kv2", "clause", "clause-mix"],
 )
 
 
@@ -264,8 +266,11 @@ def test_flops_and_config_checks() -> None:
     wide = tiny("apr", refine_kv_heads=2)
     assert wide.flops_per_token(0.25) > apr  # every position's keys/values cost more
     # the clause read's key projection is counted: 2 d^2 a position
-    pointer, clause = (tiny("dense", **x).flops_per_token(0.0) for x in (POINTER, CLAUSE))
+    pointer, clause, mix = (
+        tiny("dense", **x).flops_per_token(0.0) for x in (POINTER, CLAUSE, CLAUSE_MIX)
+    )
     assert clause - pointer == 2 * model.cfg.d_model**2
+    assert mix - clause == 2 * model.cfg.d_model**2  # and its input projection
 
 
 def test_the_mode_is_read_from_the_config_at_each_call() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from models.apr import APRTransformer
 from models.config import APRConfig
 from models.pointer import ClauseRead
 from models.tokenizer import SLOTS, Tokenizer
@@ -82,3 +83,22 @@ def test_the_tokenizer_breaks_clauses_at_values_and_stops_not_where_a_label_join
     assert {tok.index[p] for p in (SLOTS[0], "1", "##2", "##.")} <= breaks
     joins = (":", "##:", ";", "|", "revenue", "$")
     assert not {tok.index[p] for p in joins if p in tok.index} & breaks
+
+
+def test_mixed_into_every_input_the_read_leaves_padding_empty() -> None:
+    cfg = {
+        "d_model": 8,
+        "n_head": 1,
+        "n_layer": 1,
+        "probe_layer": 0,
+        "vocab_size": 20,
+        "n_slots": 2,
+    }
+    mixed = APRTransformer(
+        APRConfig(**cfg, slot_offset=1, clause_read=True, clause_mix=True, clause_breaks=BREAKS)
+    )
+    words, real = torch.randn(1, 3, 8), torch.tensor([[False, True, True]])
+    out = mixed.clause_input(words, real)
+    assert torch.equal(out[0, 0], torch.zeros(8)) and bool(out[0, 1:].abs().sum(-1).gt(0).all())
+    # a clause read only a pointer's keys would have: nothing to mix without one
+    assert APRTransformer(APRConfig(**cfg, clause_mix=True)).clause_in is None
