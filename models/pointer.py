@@ -83,7 +83,8 @@ class ClauseRead(nn.Module):
     value, digit, marker or sentence end), itself not counted: a slot's clause read is the
     words before its value in that clause as a bag, so "Revenue amounted to $ <v1>" and
     "Revenue stood at $ <v1>" give <v1> nearly one key, whichever words join the label to it.
-    Causal, and carried across generation steps like the local mix's window."""
+    Causal, and carried across generation steps like the local mix's window. With
+    ``clause_mix`` every position's input embedding adds it too (``models.apr``)."""
 
     breaks: Tensor  # the ids that end a clause (a buffer: saved with the model)
 
