@@ -317,17 +317,18 @@ class APRTransformer(nn.Module):
             mask = seen.new_zeros(seen.shape, dtype=dtype).masked_fill_(~seen, float("-inf"))
         with torch.autocast(idx.device.type, dtype=torch.bfloat16, enabled=bf16):
             x = self.wte(idx)
-            if real is not None:  # a padding column reads as the nothing before a sequence
-                x = x.masked_fill(~real[:, cols].unsqueeze(-1), 0.0)
-            words = self.clause_words(x, idx, None if real is None else real[:, cols], pcache)
+            here = None if real is None else real[:, cols]  # this pass's columns
+            if here is not None:  # a padding column reads as the nothing before a sequence
+                x = x.masked_fill(~here.unsqueeze(-1), 0.0)
+            words = self.clause_words(x, idx, here, pcache)
             if self.local is not None:
                 # the padding before each row's first token in this pass
-                lead = None if real is None else (real[:, cols].long().cumsum(1) == 0).sum(1)
+                lead = None if here is None else (here.long().cumsum(1) == 0).sum(1)
                 x, recent = self.local(x, None if pcache is None else pcache.recent, lead)
                 if pcache is not None:
                     pcache.recent = recent
             if self.clause_in is not None and words is not None:
-                x = x + self.clause_input(words, None if real is None else real[:, cols])
+                x = x + self.clause_input(words, here)
             x = self.drop(x + self.wpe(pos))
             h_probe = x
             for i, blk in enumerate(self.blocks):
