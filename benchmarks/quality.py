@@ -10,6 +10,8 @@ times; then the issue's targets, each with its measured value and whether it hol
     .venv/bin/python benchmarks/quality.py            # ~30 min on 2 shared cores (1000 questions a domain)
     .venv/bin/python benchmarks/quality.py --steps 50 --n 100 --out /tmp/q.json   # smoke run
     .venv/bin/python benchmarks/quality.py --model n_layer=1 --out /tmp/q.json    # an ablation
+    .venv/bin/python benchmarks/quality.py --modes apr --keep /tmp/k --out /tmp/q.json
+    .venv/bin/python benchmarks/quality.py --modes apr --reuse /tmp/k --out /tmp/r.json  # same weights
 
 On a shared machine the modes can run as three processes (``--modes apr --out part-apr.json``,
 one thread each with ``--threads 1``) and be combined with ``--merge part-*.json``; every part
@@ -45,7 +47,7 @@ from models.checkpoint import load_model  # noqa: E402
 from models.config import TrainConfig  # noqa: E402
 from models.evaluate import evaluate, qa_key  # noqa: E402
 from models.modes import MODE_NAMES  # noqa: E402
-from models.train import train  # noqa: E402
+from models.train import TrainResult, dataset_guide, train  # noqa: E402
 from worldgen.dataset import HELD_OUT, generate, load_qa  # noqa: E402
 from worldgen.domains import domain_names  # noqa: E402
 
@@ -92,7 +94,7 @@ def run_mode(
     )
     load_before = load()
     t0 = time.perf_counter()
-    result = train(uri, config)
+    result = reused(uri, mode, args, config) if args.reuse else train(uri, config)
     train_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     report = evaluate(
@@ -154,6 +156,19 @@ def run_mode(
         "load_avg_before": load_before,
         "load_avg_after": load(),
     }
+
+
+def reused(uri: str, mode: str, args: argparse.Namespace, config: TrainConfig) -> TrainResult:
+    """The model ``--keep`` wrote for this mode and seed, with the guide this code writes for
+    the dataset: answering-side changes measured on the same weights, without training again.
+    Training's metrics and precision are not known here: they read empty."""
+    kept = Path(args.reuse) / f"seed{args.seed}-{mode}"
+    if not (kept / "model.safetensors").is_file():
+        raise SystemExit(f"--reuse {args.reuse}: no model at {kept}; write one with --keep")
+    model_dir = Path(config.out) / "model"
+    shutil.copytree(kept, model_dir)
+    dataset_guide(uri).save(model_dir)
+    return TrainResult(str(model_dir), config.out, 0, uri, "", {}, float("nan"), "as trained")
 
 
 def accuracy_by_key(
@@ -277,6 +292,9 @@ def main(argv: list[str] | None = None) -> None:
         "--model", action="append", default=[], metavar="KEY=VALUE", help="ablate a model field"
     )
     parser.add_argument("--keep", default=None, help="copy each trained model folder here")
+    parser.add_argument(
+        "--reuse", default=None, help="evaluate the folders --keep wrote here instead of training"
+    )
     parser.add_argument("--merge", nargs="*", default=None, help="combine these part files")
     parser.add_argument("--summary", nargs="*", default=None, help="the targets over these runs")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "quality.json"))
@@ -327,6 +345,7 @@ def main(argv: list[str] | None = None) -> None:
             "generate_s": round(gen_s, 1),
         },
         "training": {**asdict(recipe), "mode": "per mode below", "model": args.model},
+        "reused": args.reuse,  # the kept models evaluated, where none was trained
         "modes": results,
         "targets": targets(results),
         "wall_s": round(time.perf_counter() - started, 1),

@@ -21,7 +21,10 @@ age of 0 and an eGFR at 0.97 and more on hand-written notes. Each reads ``unknow
 reason. So does one that puts a figure where training's derivations of that question never put
 one of its shape (``places``): a number with a decimal as the systolic pressure of
 ``26.2 >= 130 or 70 >= 80`` (the BMI read as the pressure, at 0.97), a whole number in a sum of
-amounts in cents (``58175122.60 + 4 + ...``, a count read as an asset).
+amounts in cents (``58175122.60 + 4 + ...``, a count read as an asset), or compares with a literal training's
+never compared with (``constants``): "did the plaintiff win?" is ``'not liable' == 'liable'`` in
+training, and ``'not liable' == 'not liable'``, the judgment copied as the rule's constant, read
+``yes`` at 0.9 and more.
 
 And it holds the word pairs of the training text, so that an answer can say whether the risk
 guarantee reaches it: a question (with its document) is as novel as the share of its word pairs
@@ -57,6 +60,8 @@ _OPERAND = re.compile(r"(?<![\w.])(?:\d{4}-\d{2}-\d{2}|\d+(?:\.\d+)?)(?![\w.])")
 # a derivation's pieces: a date, a number, a rule's name with its bracket, an operator, a label
 _TOKEN = re.compile(r"\d{4}-\d{2}-\d{2}|\d+(?:\.\d+)?|\w+\(?|\*\*|[<>=!]=|'[^']*'|\S")
 START = "^"  # what stands before a derivation's first piece
+# a comparison's constant side: ``== 'liable'`` (a literal reads as its stripped text)
+_CONSTANT = re.compile(r"(==|!=)\s*'([^']*)'")
 _WORD = re.compile(r"[^\W\d_]+")
 _SENTENCE_END = re.compile(r"(?<=[.!])\s+")
 # words, numbers and marks; a number is any number ("#"): values vary, their wording does not
@@ -94,6 +99,9 @@ class Guide:
     # key -> the places training's derivations of it put figures in ("min( 2dp": an amount in
     # cents right after "min("), for keys training answered with derivations
     places: dict[str, list[str]] = field(default_factory=dict)
+    # key -> the literals training's derivations of it compared with ("== 'liable'"), for keys
+    # training answered with derivations (none for most)
+    constants: dict[str, list[str]] = field(default_factory=dict)
     _memo: dict[str, dict[Any, Any]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -105,7 +113,7 @@ class Guide:
             return None
         data = json.loads(path.read_text())  # guides before labels have neither keys nor labels
         shapes = {k: data.get(k, {}) for k in ("keys", "labels", "figures", "dated")}
-        later = {k: data.get(k, {}) for k in ("twice", "places")}
+        later = {k: data.get(k, {}) for k in ("twice", "places", "constants")}
         return cls(data["questions"], data["marks"], **shapes, pairs=data.get("pairs", []), **later)
 
     def save(self, model_dir: Path) -> None:
@@ -119,6 +127,7 @@ class Guide:
             "pairs": self.pairs,
             "twice": self.twice,
             "places": self.places,
+            "constants": self.constants,
         }
         (model_dir / GUIDE).write_text(json.dumps(data, indent=2, sort_keys=True))
 
@@ -220,8 +229,8 @@ class Guide:
     ) -> str | None:
         """Why ``answer`` cannot answer ``question``: a label the question never had, a word
         where it asks a figure, a negative figure where training had none, a ``derivation``
-        that reads one value as two arguments where training's never did, or puts a figure
-        where training's never put one of its shape."""
+        that reads one value as two arguments where training's never did, puts a figure where
+        training's never put one of its shape, or compares with a literal they never did."""
         key = self.asked_key(document, question)
         if key is None or answer == UNKNOWN:
             return None
@@ -238,6 +247,13 @@ class Guide:
                     return (
                         f"{value} is {_described(place)}, where {key}'s derivations in "
                         "training never put one; the model read another value there"
+                    )
+        if derivation and key in self.constants:
+            for constant in comparison_constants(derivation):
+                if constant not in self.constants[key]:
+                    return (
+                        f"{constant} compares with a literal {key}'s derivations in training "
+                        "never compare with; the model copied the stated value as the rule's own"
                     )
         if key in self.labels:
             allowed = self.labels[key]
@@ -309,6 +325,18 @@ def figure_places(derivation: str) -> dict[str, str]:
             out.setdefault(f"{before} {shape}", piece)
         before = shape or piece
     return out
+
+
+def comparison_constants(derivation: str) -> list[str]:
+    """The literals ``derivation`` compares with (``== 'liable'``), as calc reads them:
+    ``'not liable' == ' not liable'`` compares with ``== 'not liable'``."""
+    return [f"{op} '{text.strip()}'" for op, text in _CONSTANT.findall(derivation)]
+
+
+def answer_constants(keys: Iterable[str], derivations: Iterable[str]) -> dict[str, list[str]]:
+    """Per question key answered with derivations in training, the literals they compare with:
+    "did the plaintiff win?" always with ``== 'liable'``, whatever the judgment stated."""
+    return _per_key(keys, derivations, comparison_constants)
 
 
 def _described(place: str) -> str:

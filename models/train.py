@@ -37,6 +37,7 @@ from models.checkpoint import export
 from models.config import TrainConfig, TrainingInputError
 from models.guide import (
     Guide,
+    answer_constants,
     answer_dates,
     answer_figures,
     answer_labels,
@@ -132,6 +133,14 @@ def claim_run_dir(run_dir: Path, config: TrainConfig) -> None:
     record.write_text(json.dumps(wanted, indent=2, sort_keys=True))
 
 
+def dataset_guide(uri: str) -> Guide:
+    """The guide of a model trained on the dataset at ``uri``: its domains, in-family phrasing
+    and training split (``trained_guide``)."""
+    manifest = read_manifest(uri)
+    families = held_out(manifest["seed"]) if "phrasing" in manifest else None
+    return trained_guide(list(manifest["domains"]), families, uri)
+
+
 def trained_guide(
     domains: list[str], families: Families | None = None, uri: str | None = None
 ) -> Guide:
@@ -139,12 +148,12 @@ def trained_guide(
     with their keys, the words marking each one's documents (distinct against every domain the
     world model knows) and, from the training split of ``uri``, what each question's answers
     look like (``answer_labels``, ``answer_figures``, ``answer_dates``, ``answer_twice``,
-    ``answer_places``) and the word pairs its texts write (``word_pairs``: how novel a question
+    ``answer_places``, ``answer_constants``) and the word pairs its texts write (``word_pairs``: how novel a question
     is)."""
     marks = domain_marks({d: document_texts(d) for d in domain_names()})
     forms = {d: question_forms(d, families) for d in domains}
     keys = {d: question_keys(d, families) for d in domains}
-    labels, figures, dated, pairs, twice, places = {}, {}, {}, [], {}, {}
+    labels, figures, dated, pairs, twice, places, constants = {}, {}, {}, [], {}, {}, {}
     if uri is not None:
         train = load_qa(uri, "train", domains)
         labels = answer_labels(train["key"], train["answer"])
@@ -156,7 +165,8 @@ def trained_guide(
             derivations = train["derivation"].fillna("")
             twice = answer_twice(train["key"], derivations)
             places = answer_places(train["key"], derivations)
-    shapes = (labels, figures, dated, pairs, twice, places)
+            constants = answer_constants(train["key"], derivations)
+    shapes = (labels, figures, dated, pairs, twice, places, constants)
     return Guide(forms, {d: marks[d] for d in domains}, keys, *shapes)
 
 
@@ -300,9 +310,7 @@ def _fit(uri: str, digest: str, config: TrainConfig, run_dir: Path) -> TrainResu
         return worker
     model = module.model.cpu().eval()
     threshold = calibrate(model, tok, data)
-    manifest = read_manifest(uri)
-    families = held_out(manifest["seed"]) if "phrasing" in manifest else None
-    guide = trained_guide(list(manifest["domains"]), families, uri)
+    guide = dataset_guide(uri)
     model_dir = export(model, tok, run_dir / "model", threshold, uri, digest, config, guide)
     base = base_precision(device_type)
     result = TrainResult(

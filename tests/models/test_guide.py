@@ -12,11 +12,13 @@ from models.guide import (
     ARITHMETIC,
     GUIDE,
     Guide,
+    answer_constants,
     answer_dates,
     answer_figures,
     answer_labels,
     answer_places,
     answer_twice,
+    comparison_constants,
     figure_places,
     word_pairs,
 )
@@ -279,3 +281,33 @@ def test_a_figure_where_training_never_put_one_of_its_shape_is_refused(tmp_path:
         before.why_not_answer(books, "What were total assets?", "58175126.60", "58175122.60 + 4")
         is None
     )
+
+
+def test_a_comparison_with_a_literal_training_never_compared_with_is_refused(
+    tmp_path: Path,
+) -> None:
+    """ "Did the plaintiff win?" compares the stated judgment with ``'liable'`` in training; the
+    judgment copied as the constant too (``'not liable' == ' not liable'``, yes at 0.9 and more on
+    seed 0) is refused, the read-off of either judgment let be, and so is everything under a
+    guide written before constants were kept."""
+    keys = ["plaintiff_won", "plaintiff_won", "total_assets"]
+    derivations = ["'liable' == 'liable'", "'not liable' == 'liable'", "12.00 + 3.00"]
+    constants = answer_constants(keys, derivations)
+    assert constants == {"plaintiff_won": ["== 'liable'"], "total_assets": []}
+    assert comparison_constants("' not liable' == ' not liable'") == ["== 'not liable'"]
+    guide = Guide(
+        questions={"legal": ["Did the plaintiff win?"]},
+        marks={"legal": ["plaintiff"]},
+        keys={"legal": ["plaintiff_won"]},
+        constants=constants,
+    )
+    doc = "Roe v. Acme. Judgment: the defendant is not liable. The plaintiff appealed."
+    asked = "Did the plaintiff win?"
+    reason = guide.why_not_answer(doc, asked, "yes", "' not liable' == ' not liable'")
+    assert reason is not None and "== 'not liable' compares with a literal" in reason
+    for read_off, answer in (("' not liable' == 'liable'", "no"), ("'liable' == ' liable'", "yes")):
+        assert guide.why_not_answer(doc, asked, answer, read_off) is None
+    guide.save(tmp_path)
+    assert Guide.load(tmp_path) == guide
+    before = replace(guide, constants={})  # a guide written before constants were kept
+    assert before.why_not_answer(doc, asked, "yes", "' not liable' == ' not liable'") is None

@@ -198,3 +198,32 @@ def test_accuracy_by_key_groups_outcomes_by_domain_kind_and_question(tmp_path: P
         assert value["accuracy"] == (1.0 if key == first else 0.0)
         shown = [] if key == first else [wrong]
         assert value["mistakes"] == shown * min(value["n"], q.MISTAKES_SHOWN)
+
+
+def test_reuse_evaluates_a_kept_model_with_this_code_s_guide(tmp_path: Path) -> None:
+    """``--reuse`` copies the folder ``--keep`` wrote and writes the guide this code builds for
+    the dataset over the one it was trained with; a missing folder is one line, no traceback."""
+    import argparse
+
+    import pytest
+
+    from models.config import TrainConfig
+    from models.guide import GUIDE, Guide
+    from worldgen.dataset import generate
+
+    q = quality()
+    uri = str(tmp_path / "data")
+    generate(["legal"], 60, 0, uri)
+    kept = tmp_path / "kept" / "seed0-apr"
+    kept.mkdir(parents=True)
+    (kept / "model.safetensors").write_bytes(b"weights")
+    (kept / GUIDE).write_text(json.dumps({"questions": {}, "marks": {}}))  # an older guide
+    args = argparse.Namespace(reuse=str(tmp_path / "kept"), seed=0)
+    config = TrainConfig(out=str(tmp_path / "run-apr"))
+    result = q.reused(uri, "apr", args, config)
+    model_dir = Path(result.model_dir)
+    assert (model_dir / "model.safetensors").read_bytes() == b"weights"
+    guide = Guide.load(model_dir)
+    assert guide is not None and guide.constants["plaintiff_won"] == ["== 'liable'"]
+    with pytest.raises(SystemExit, match=r"no model at .*seed1-apr; write one with --keep"):
+        q.reused(uri, "apr", argparse.Namespace(reuse=args.reuse, seed=1), config)
