@@ -45,7 +45,7 @@ from flows.params import DEFAULT_N  # noqa: E402
 from models.apr import APRConfig  # noqa: E402
 from models.checkpoint import load_model  # noqa: E402
 from models.config import TrainConfig  # noqa: E402
-from models.evaluate import evaluate, qa_key  # noqa: E402
+from models.evaluate import CONFIDENT, UNKNOWN, evaluate, qa_key  # noqa: E402
 from models.modes import MODE_NAMES  # noqa: E402
 from models.train import TrainResult, dataset_guide, train  # noqa: E402
 from worldgen.dataset import HELD_OUT, generate, load_qa  # noqa: E402
@@ -138,8 +138,15 @@ def run_mode(
         "guaranteed_risk": report.guaranteed_risk,
         # the same test entities written only in held-out phrasing (issue 29), same policy
         "heldout_phrasing": {
-            k: v for k, v in report.heldout.items() if k not in ("outcomes", "dataset_uri")
+            **{
+                k: v
+                for k, v in report.heldout.items()
+                if k not in ("outcomes", "dataset_uri", "mistakes")
+            },
+            "confident_mistakes": confident_mistakes(report.heldout["mistakes"]),
         },
+        # every confident hallucination, to read: the worst outcome there is
+        "confident_mistakes": confident_mistakes(report.mistakes),
         "routed_per_answer": report.routed_per_answer,
         "flops_per_token": model.flops_per_token(routed),
         "flops_per_answer": report.flops_per_answer,
@@ -171,6 +178,16 @@ def reused(uri: str, mode: str, args: argparse.Namespace, config: TrainConfig) -
     return TrainResult(str(model_dir), config.out, 0, uri, "", {}, float("nan"), "as trained")
 
 
+def confident_mistakes(mistakes: dict[str, dict[str, str]]) -> list[dict[str, str]]:
+    """The wrong answers given, not abstained, at ``CONFIDENT`` or more: each confident
+    hallucination, by domain/qa_id."""
+    return [
+        {"qa": qa, **m}
+        for qa, m in mistakes.items()
+        if m["said"] != UNKNOWN and float(m["confidence"]) >= CONFIDENT
+    ]
+
+
 def accuracy_by_key(
     uri: str, per_domain: int, outcomes: dict[str, str], mistakes: dict[str, dict[str, str]]
 ) -> dict[str, Any]:
@@ -186,7 +203,8 @@ def accuracy_by_key(
             "accuracy": round(float(group["correct"].mean()), 4),
             "n": len(group),
             "mistakes": [
-                {k: v for k, v in m.items() if k != "question"} for m in wrong[:MISTAKES_SHOWN]
+                {k: v for k, v in m.items() if k not in ("question", "key")}
+                for m in wrong[:MISTAKES_SHOWN]
             ],
         }
     return out

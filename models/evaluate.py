@@ -166,6 +166,7 @@ HELD_OUT_FIGURES = (
     "dataset_uri",
     "dataset_digest",
     "outcomes",
+    "mistakes",
 )
 
 
@@ -431,14 +432,22 @@ def curves(raw: list[Answer], wrong: np.ndarray, attempted: np.ndarray) -> dict[
 def mistakes(
     frame: pd.DataFrame, raw: list[Answer], answers: list[str], outcomes: np.ndarray
 ) -> dict[str, dict[str, str]]:
-    """Each answer that was not correct, by "domain/qa_id": the question, what was said and
-    derived, and the world model's answer and derivation."""
-    rows = frame.assign(said=answers, wrote=[a.derivation for a in raw], outcome=outcomes)
+    """Each answer that was not correct, by "domain/qa_id": the question and its key, what was
+    said and derived at what confidence, and the world model's answer and derivation."""
+    rows = frame.assign(
+        said=answers,
+        wrote=[a.derivation for a in raw],
+        # cut, not rounded: it reads CONFIDENT or more only where it is
+        confidence=[f"{math.floor((1.0 - a.uncertainty) * 1000) / 1000:.3f}" for a in raw],
+        outcome=outcomes,
+    )
     return {
         qa_key(r.domain, r.qa_id): {
             "question": r.question,
+            "key": r.key,
             "said": r.said,
             "derivation": r.wrote,
+            "confidence": r.confidence,
             "truth": r.answer,
             "truth_derivation": r.derivation,
         }

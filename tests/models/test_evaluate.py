@@ -27,6 +27,7 @@ from models.answer import (
 from models.certify import CertificateMismatch, certify
 from models.config import TrainConfig
 from models.evaluate import (
+    CONFIDENT,
     EvalReport,
     calibration,
     composite_interval,
@@ -98,6 +99,15 @@ def test_report_covers_every_question_and_metric(trained: tuple[str, str]) -> No
         qa_key(d, q): a for d, q, a in zip(qa["domain"], qa["qa_id"], qa["answer"], strict=True)
     }
     assert all(m["truth"] == truth[k] for k, m in report.mistakes.items())
+    keys = {qa_key(d, q): k for d, q, k in zip(qa["domain"], qa["qa_id"], qa["key"], strict=True)}
+    assert all(m["key"] == keys[k] for k, m in report.mistakes.items())
+    # with its confidence: the confident hallucinations are the mistakes said at CONFIDENT+
+    confident = [
+        m
+        for m in report.mistakes.values()
+        if m["said"] != "unknown" and float(m["confidence"]) >= CONFIDENT
+    ]
+    assert len(confident) == round(report.confident_hallucination * report.n)
     assert EvalReport.from_dict(json.loads(json.dumps(report.to_dict()))) == report
     low, high = report.accuracy_ci95
     assert low <= report.accuracy <= high and high - low > 0.01
