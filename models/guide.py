@@ -24,7 +24,9 @@ one of its shape (``places``): a number with a decimal as the systolic pressure 
 amounts in cents (``58175122.60 + 4 + ...``, a count read as an asset), or compares with a literal training's
 never compared with (``constants``): "did the plaintiff win?" is ``'not liable' == 'liable'`` in
 training, and ``'not liable' == 'not liable'``, the judgment copied as the rule's constant, read
-``yes`` at 0.9 and more.
+``yes`` at 0.9 and more; or computes a number with decimals training's derivations of that
+question never had (``decimals``): an interest coverage written ``round(..., 3)`` or ``round(...,
+4)`` where training always rounds to 2 gave 2.515 and 11.4433 at 0.94 and more.
 
 And it holds the word pairs of the training text, so that an answer can say whether the risk
 guarantee reaches it: a question (with its document) is as novel as the share of its word pairs
@@ -53,6 +55,7 @@ MEMO_SIZE = 4096  # documents, and (domains, question) pairs, the guide remember
 LABELS_AT_MOST = 64  # a question with more distinct answers than this is not asked for a label
 FIGURE = re.compile(r"-?\d+(\.\d+)?|\d{4}-\d{2}-\d{2}")  # a canonical number, amount or date
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+NUMBER = re.compile(r"-?\d+(\.\d+)?")
 CALL = re.compile(r"(\w+)\(([^(),]+), ([^(),]+)\)")  # a rule of two plain arguments: age(a, b)
 UNSTATED = "unstated"  # a derivation's mark of a value the document does not state
 ARITHMETIC = "arithmetic"  # a figure a derivation uses twice outside a rule's two arguments
@@ -102,6 +105,9 @@ class Guide:
     # key -> the literals training's derivations of it compared with ("== 'liable'"), for keys
     # training answered with derivations (none for most)
     constants: dict[str, list[str]] = field(default_factory=dict)
+    # key -> the decimals of the numbers training's derivations of it computed ("2": a ratio
+    # rounded to cents), for keys training answered with derived numbers
+    decimals: dict[str, list[int]] = field(default_factory=dict)
     _memo: dict[str, dict[Any, Any]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -113,7 +119,7 @@ class Guide:
             return None
         data = json.loads(path.read_text())  # guides before labels have neither keys nor labels
         shapes = {k: data.get(k, {}) for k in ("keys", "labels", "figures", "dated")}
-        later = {k: data.get(k, {}) for k in ("twice", "places", "constants")}
+        later = {k: data.get(k, {}) for k in ("twice", "places", "constants", "decimals")}
         return cls(data["questions"], data["marks"], **shapes, pairs=data.get("pairs", []), **later)
 
     def save(self, model_dir: Path) -> None:
@@ -128,6 +134,7 @@ class Guide:
             "twice": self.twice,
             "places": self.places,
             "constants": self.constants,
+            "decimals": self.decimals,
         }
         (model_dir / GUIDE).write_text(json.dumps(data, indent=2, sort_keys=True))
 
@@ -230,7 +237,8 @@ class Guide:
         """Why ``answer`` cannot answer ``question``: a label the question never had, a word
         where it asks a figure, a negative figure where training had none, a ``derivation``
         that reads one value as two arguments where training's never did, puts a figure where
-        training's never put one of its shape, or compares with a literal they never did."""
+        training's never put one of its shape, compares with a literal they never did, or
+        computes a number with decimals they never had."""
         key = self.asked_key(document, question)
         if key is None or answer == UNKNOWN:
             return None
@@ -255,6 +263,14 @@ class Guide:
                         f"{constant} compares with a literal {key}'s derivations in training "
                         "never compare with; the model copied the stated value as the rule's own"
                     )
+        wrote = _decimals(answer) if derivation and NUMBER.fullmatch(answer) else None
+        if wrote is not None and wrote not in self.decimals.get(key, [wrote]):
+            shown = " or ".join(map(str, self.decimals[key]))
+            return (
+                f"{answer!r} has {wrote} decimal{'' if wrote == 1 else 's'}, and {key}'s "
+                "derivations in training "
+                f"compute {shown}; the model wrote the rule with another rounding"
+            )
         if key in self.labels:
             allowed = self.labels[key]
             if answer.lower() in allowed:
@@ -337,6 +353,24 @@ def answer_constants(keys: Iterable[str], derivations: Iterable[str]) -> dict[st
     """Per question key answered with derivations in training, the literals they compare with:
     "did the plaintiff win?" always with ``== 'liable'``, whatever the judgment stated."""
     return _per_key(keys, derivations, comparison_constants)
+
+
+def _decimals(number: str) -> int:
+    return len(number.partition(".")[2])
+
+
+def answer_decimals(
+    keys: Iterable[str], answers: Iterable[str], derivations: Iterable[str]
+) -> dict[str, list[int]]:
+    """Per question key whose derivations in training compute numbers (not dates, not labels),
+    the decimals of those numbers: an interest coverage always 2 (``round(..., 2)``), an eGFR
+    0. The decimals of a stated figure answered as stated are the document's, and not kept."""
+    out: dict[str, set[int]] = {}
+    for key, answer, derivation in zip(keys, answers, derivations, strict=True):
+        if derivation and answer != UNKNOWN:
+            out.setdefault(key, set()).add(_decimals(answer) if NUMBER.fullmatch(answer) else -1)
+    # a key whose derivations compute anything else (a label, a date) has no decimals to keep
+    return {key: sorted(found) for key, found in sorted(out.items()) if -1 not in found}
 
 
 def _described(place: str) -> str:

@@ -39,6 +39,7 @@ from models.guide import (
     Guide,
     answer_constants,
     answer_dates,
+    answer_decimals,
     answer_figures,
     answer_labels,
     answer_places,
@@ -148,12 +149,13 @@ def trained_guide(
     with their keys, the words marking each one's documents (distinct against every domain the
     world model knows) and, from the training split of ``uri``, what each question's answers
     look like (``answer_labels``, ``answer_figures``, ``answer_dates``, ``answer_twice``,
-    ``answer_places``, ``answer_constants``) and the word pairs its texts write (``word_pairs``: how novel a question
+    ``answer_places``, ``answer_constants``, ``answer_decimals``) and the word pairs its texts write (``word_pairs``: how novel a question
     is)."""
     marks = domain_marks({d: document_texts(d) for d in domain_names()})
     forms = {d: question_forms(d, families) for d in domains}
     keys = {d: question_keys(d, families) for d in domains}
-    labels, figures, dated, pairs, twice, places, constants = {}, {}, {}, [], {}, {}, {}
+    labels, figures, dated, pairs = {}, {}, {}, []
+    twice, places, constants, decimals = {}, {}, {}, {}
     if uri is not None:
         train = load_qa(uri, "train", domains)
         labels = answer_labels(train["key"], train["answer"])
@@ -166,7 +168,8 @@ def trained_guide(
             twice = answer_twice(train["key"], derivations)
             places = answer_places(train["key"], derivations)
             constants = answer_constants(train["key"], derivations)
-    shapes = (labels, figures, dated, pairs, twice, places, constants)
+            decimals = answer_decimals(train["key"], train["answer"], derivations)
+    shapes = (labels, figures, dated, pairs, twice, places, constants, decimals)
     return Guide(forms, {d: marks[d] for d in domains}, keys, *shapes)
 
 

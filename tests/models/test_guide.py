@@ -14,6 +14,7 @@ from models.guide import (
     Guide,
     answer_constants,
     answer_dates,
+    answer_decimals,
     answer_figures,
     answer_labels,
     answer_places,
@@ -311,3 +312,42 @@ def test_a_comparison_with_a_literal_training_never_compared_with_is_refused(
     assert Guide.load(tmp_path) == guide
     before = replace(guide, constants={})  # a guide written before constants were kept
     assert before.why_not_answer(doc, asked, "yes", "' not liable' == ' not liable'") is None
+
+
+def test_a_number_computed_with_decimals_training_never_computed_is_refused(
+    tmp_path: Path,
+) -> None:
+    """An interest coverage written ``round(..., 3)`` (2.515 at 0.97 on seed 0) or ``round(...,
+    1)`` where training always rounds to 2: refused; its training rounding let be, and so is a
+    figure stated and answered as the document writes it (no derivation), and everything under
+    a guide written before decimals were kept. Keys whose derivations compute labels or dates
+    keep none."""
+    keys = ["interest_coverage", "interest_coverage", "ruling", "lookup_bmi", "filing_deadline"]
+    answers = ["11.20", "unknown", "liable", "31.4", "2020-04-12"]
+    derivations = [
+        "round(1120.00 / 100.00, 2)",
+        "round(unstated / 100.00, 2)",
+        "liable(yes and not no)",
+        "",
+        "add_years(2018-04-12, 2)",
+    ]
+    decimals = answer_decimals(keys, answers, derivations)
+    assert decimals == {"interest_coverage": [2]}
+    guide = Guide(
+        questions={"financial": ["What was the interest coverage?"]},
+        marks={"financial": ["revenue"]},
+        keys={"financial": ["interest_coverage"]},
+        decimals=decimals,
+    )
+    books = "Revenue $15.8M. Operating income $7.2M. Interest expense $2.9M."
+    asked = "What was the interest coverage?"
+    three = guide.why_not_answer(books, asked, "2.515", "round(7207826.15 / 2866482.16, 3)")
+    assert three is not None and "'2.515' has 3 decimals" in three and "compute 2" in three
+    one = guide.why_not_answer(books, asked, "2.5", "round(7207826.15 / 2866482.16, 1)")
+    assert one is not None and "'2.5' has 1 decimal," in one
+    assert guide.why_not_answer(books, asked, "2.51", "round(7207826.15 / 2866482.16, 2)") is None
+    assert guide.why_not_answer(books, asked, "2.515", "") is None  # stated, as written
+    guide.save(tmp_path)
+    assert Guide.load(tmp_path) == guide
+    before = replace(guide, decimals={})  # a guide written before decimals were kept
+    assert before.why_not_answer(books, asked, "2.515", "round(7.2 / 2.86, 3)") is None
