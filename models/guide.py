@@ -21,12 +21,13 @@ age of 0 and an eGFR at 0.97 and more on hand-written notes. Each reads ``unknow
 reason. So does one that puts a figure where training's derivations of that question never put
 one of its shape (``places``): a number with a decimal as the systolic pressure of
 ``26.2 >= 130 or 70 >= 80`` (the BMI read as the pressure, at 0.97), a whole number in a sum of
-amounts in cents (``58175122.60 + 4 + ...``, a count read as an asset), or compares with a literal training's
-never compared with (``constants``): "did the plaintiff win?" is ``'not liable' == 'liable'`` in
-training, and ``'not liable' == 'not liable'``, the judgment copied as the rule's constant, read
-``yes`` at 0.9 and more; or computes a number with decimals training's derivations of that
-question never had (``decimals``): an interest coverage written ``round(..., 3)`` or ``round(...,
-4)`` where training always rounds to 2 gave 2.515 and 11.4433 at 0.94 and more.
+amounts in cents (``58175122.60 + 4 + ...``, a count read as an asset). So does one that compares
+with a literal training's never compared with (``constants``): "did the plaintiff win?" is
+``'not liable' == 'liable'`` in training, and ``'not liable' == 'not liable'``, the judgment copied
+as the rule's constant, read ``yes``. And one that computes a number with decimals training's
+derivations of that question never had (``decimals``): an interest coverage written
+``round(..., 3)`` or ``round(..., 4)``, where training always rounds to 2, gave 2.515 and 11.4433
+at 0.94 and more.
 
 And it holds the word pairs of the training text, so that an answer can say whether the risk
 guarantee reaches it: a question (with its document) is as novel as the share of its word pairs
@@ -263,13 +264,14 @@ class Guide:
                         f"{constant} compares with a literal {key}'s derivations in training "
                         "never compare with; the model copied the stated value as the rule's own"
                     )
+        # a derived number, of a key whose training derivations computed numbers
         wrote = _decimals(answer) if derivation and NUMBER.fullmatch(answer) else None
         if wrote is not None and wrote not in self.decimals.get(key, [wrote]):
             shown = " or ".join(map(str, self.decimals[key]))
             return (
                 f"{answer!r} has {wrote} decimal{'' if wrote == 1 else 's'}, and {key}'s "
-                "derivations in training "
-                f"compute {shown}; the model wrote the rule with another rounding"
+                f"derivations in training compute {shown}; the model wrote the rule with "
+                "another rounding"
             )
         if key in self.labels:
             allowed = self.labels[key]

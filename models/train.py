@@ -149,8 +149,8 @@ def trained_guide(
     with their keys, the words marking each one's documents (distinct against every domain the
     world model knows) and, from the training split of ``uri``, what each question's answers
     look like (``answer_labels``, ``answer_figures``, ``answer_dates``, ``answer_twice``,
-    ``answer_places``, ``answer_constants``, ``answer_decimals``) and the word pairs its texts write (``word_pairs``: how novel a question
-    is)."""
+    ``answer_places``, ``answer_constants``, ``answer_decimals``) and the word pairs its texts
+    write (``word_pairs``: how novel a question is)."""
     marks = domain_marks({d: document_texts(d) for d in domain_names()})
     forms = {d: question_forms(d, families) for d in domains}
     keys = {d: question_keys(d, families) for d in domains}
