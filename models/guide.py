@@ -54,9 +54,9 @@ GUIDE = "guide.json"
 CLOSE = 0.75  # word-set overlap (Jaccard) with a trained question form that counts as asking it
 MEMO_SIZE = 4096  # documents, and (domains, question) pairs, the guide remembers
 LABELS_AT_MOST = 64  # a question with more distinct answers than this is not asked for a label
-FIGURE = re.compile(r"-?\d+(\.\d+)?|\d{4}-\d{2}-\d{2}")  # a canonical number, amount or date
-DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 NUMBER = re.compile(r"-?\d+(\.\d+)?")
+DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+FIGURE = re.compile(f"{NUMBER.pattern}|{DATE.pattern}")  # a canonical number, amount or date
 CALL = re.compile(r"(\w+)\(([^(),]+), ([^(),]+)\)")  # a rule of two plain arguments: age(a, b)
 UNSTATED = "unstated"  # a derivation's mark of a value the document does not state
 ARITHMETIC = "arithmetic"  # a figure a derivation uses twice outside a rule's two arguments
@@ -329,7 +329,7 @@ def _per_key(
 
 def _shape(figure: str) -> str:
     """``date``, or a number's decimals: ``0dp`` (a count, a pressure), ``2dp`` (cents)."""
-    return "date" if DATE.fullmatch(figure) else f"{len(figure.partition('.')[2])}dp"
+    return "date" if DATE.fullmatch(figure) else f"{_decimals(figure)}dp"
 
 
 def figure_places(derivation: str) -> dict[str, str]:
