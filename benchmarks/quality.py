@@ -45,7 +45,7 @@ from flows.params import DEFAULT_N  # noqa: E402
 from models.apr import APRConfig  # noqa: E402
 from models.checkpoint import load_model  # noqa: E402
 from models.config import TrainConfig  # noqa: E402
-from models.evaluate import CONFIDENT, UNKNOWN, evaluate, qa_key  # noqa: E402
+from models.evaluate import confident_mistakes, evaluate, qa_key  # noqa: E402
 from models.modes import MODE_NAMES  # noqa: E402
 from models.train import TrainResult, dataset_guide, train  # noqa: E402
 from worldgen.dataset import HELD_OUT, generate, load_qa  # noqa: E402
@@ -176,16 +176,6 @@ def reused(uri: str, mode: str, args: argparse.Namespace, config: TrainConfig) -
     shutil.copytree(kept, model_dir)
     dataset_guide(uri).save(model_dir)
     return TrainResult(str(model_dir), config.out, 0, uri, "", {}, float("nan"), "as trained")
-
-
-def confident_mistakes(mistakes: dict[str, dict[str, str]]) -> list[dict[str, str]]:
-    """The wrong answers given, not abstained, at ``CONFIDENT`` or more: each confident
-    hallucination, by domain/qa_id."""
-    return [
-        {"qa": qa, **m}
-        for qa, m in mistakes.items()
-        if m["said"] != UNKNOWN and float(m["confidence"]) >= CONFIDENT
-    ]
 
 
 def accuracy_by_key(

@@ -455,6 +455,16 @@ def mistakes(
     }
 
 
+def confident_mistakes(mistakes: dict[str, dict[str, str]]) -> list[dict[str, str]]:
+    """The ``mistakes`` given, not abstained, at ``CONFIDENT`` or more, each with its
+    "domain/qa_id": every confident hallucination, to read."""
+    return [
+        {"qa": qa, **m}
+        for qa, m in mistakes.items()
+        if m["said"] != UNKNOWN and float(m["confidence"]) >= CONFIDENT
+    ]
+
+
 class ModelNotFound(UserError):
     """What was named as a model holds none."""
 

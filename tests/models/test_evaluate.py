@@ -31,6 +31,7 @@ from models.evaluate import (
     EvalReport,
     calibration,
     composite_interval,
+    confident_mistakes,
     evaluate,
     outcome,
     qa_key,
@@ -102,11 +103,8 @@ def test_report_covers_every_question_and_metric(trained: tuple[str, str]) -> No
     keys = {qa_key(d, q): k for d, q, k in zip(qa["domain"], qa["qa_id"], qa["key"], strict=True)}
     assert all(m["key"] == keys[k] for k, m in report.mistakes.items())
     # with its confidence: the confident hallucinations are the mistakes said at CONFIDENT+
-    confident = [
-        m
-        for m in report.mistakes.values()
-        if m["said"] != "unknown" and float(m["confidence"]) >= CONFIDENT
-    ]
+    confident = confident_mistakes(report.mistakes)
+    assert all(m["said"] != "unknown" and float(m["confidence"]) >= CONFIDENT for m in confident)
     assert len(confident) == round(report.confident_hallucination * report.n)
     assert EvalReport.from_dict(json.loads(json.dumps(report.to_dict()))) == report
     low, high = report.accuracy_ci95
