@@ -121,6 +121,36 @@ def test_a_guide_answers_the_same_after_its_memo_is_emptied(
     )
 
 
+def test_a_lead_in_training_never_wrote_does_not_hide_a_trained_question() -> None:
+    guide = Guide(
+        questions={
+            "legal": [
+                "What is the cause of action?",
+                "According to the document, what is the cause of action?",
+                "What was the balance owed, in dollars?",
+                "According to the document, what was the balance owed, in dollars?",
+                "Which law governs the case?",
+                "According to the document, which law governs the case?",
+            ]
+        },
+        marks={"legal": ["plaintiff"]},
+        keys={"legal": ["claim_type"] * 2 + ["balance"] * 2 + ["jurisdiction"] * 2},
+    )
+    for lead_in in ("From the record:", "Reading the file,", "Per the docket."):
+        asked = f"{lead_in} What was the balance owed, in dollars?"
+        assert guide.core(("legal",), asked) == "What was the balance owed, in dollars?"
+        assert guide.why_not(DOC, asked) is None
+        assert guide.asked_key(DOC, asked) == "balance"
+    # a lead-in that names what is asked stays, and so does a question training never asked
+    assert guide.why_not(DOC, "For the law firm, what was the balance owed?") is not None
+    assert guide.why_not(DOC, "From the record: what was the plaintiff's age?") is not None
+    # a guide without question keys cannot tell what names a question: read as written
+    unkeyed = Guide(GUIDE_.questions, GUIDE_.marks)
+    assert unkeyed.core(("legal",), "From the record: Which law governs the case?") == (
+        "From the record: Which law governs the case?"
+    )
+
+
 @pytest.mark.parametrize(
     ("asked", "read"),
     [
