@@ -55,15 +55,13 @@ class OneFamily:
     def choices(
         self, forms: tuple[surface.Form, ...], unit: str, families: Any, heldout: bool
     ) -> tuple[int, ...]:
-        inside: set[str] = set()
-        for f in forms:
-            if not self.holders(f):
-                inside |= surface.probe_sentences(f, unit)
-        trained = tuple(i for i, f in enumerate(forms) if not self.holders(f))
+        held = [self.holders(f) for f in forms]
+        trained = tuple(i for i, h in enumerate(held) if not h)
+        inside = set().union(*(surface.probe_sentences(forms[i], unit) for i in trained))
         alone = tuple(
             i
-            for i, f in enumerate(forms)
-            if self.holders(f) == {self.probe} and not surface.probe_sentences(f, unit) & inside
+            for i, h in enumerate(held)
+            if h == {self.probe} and not surface.probe_sentences(forms[i], unit) & inside
         )
         return alone or trained
 

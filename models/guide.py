@@ -214,9 +214,8 @@ class Guide:
         """Per domain, the words that say which question is asked (``ASKING_SHARE``)."""
         out = {}
         for domain, keys in self.keys.items():
-            by_key: dict[str, set[str]] = {}
-            for key, form in zip(keys, self._forms.get(domain, []), strict=False):
-                by_key.setdefault(key, set()).update(form)
+            # a guide keys its first len(keys) forms (as ``_walk`` reads them)
+            by_key = _per_key(keys, self.questions[domain][: len(keys)], words)
             count = Counter(w for asked in by_key.values() for w in asked)
             out[domain] = frozenset(w for w, n in count.items() if n < ASKING_SHARE * len(by_key))
         return out
@@ -239,8 +238,10 @@ class Guide:
     def _read(self, kinds: tuple[str, ...], question: str) -> tuple[bool, str | None]:
         """``_walk`` of the question as written, else of its ``core``."""
         found = self._walk(kinds, question)
+        if found[0]:
+            return found
         core = self.core(kinds, question)
-        return found if found[0] or core == question else self._walk(kinds, core)
+        return found if core == question else self._walk(kinds, core)
 
     def _walk(self, kinds: tuple[str, ...], question: str) -> tuple[bool, str | None]:
         """One walk over the domains' forms -> (is a form close to ``question``, the key of
@@ -353,13 +354,14 @@ def answer_twice(keys: Iterable[str], derivations: Iterable[str]) -> dict[str, l
 
 
 def _per_key(
-    keys: Iterable[str], derivations: Iterable[str], read: Callable[[str], Iterable[str]]
+    keys: Iterable[str], texts: Iterable[str], read: Callable[[str], Iterable[str]]
 ) -> dict[str, list[str]]:
-    """Per question key, everything ``read`` finds in its non-empty derivations, sorted."""
+    """Per question key, everything ``read`` finds in its non-empty texts (derivations,
+    question forms), sorted."""
     out: dict[str, set[str]] = {}
-    for key, derivation in zip(keys, derivations, strict=True):
-        if derivation:
-            out.setdefault(key, set()).update(read(derivation))
+    for key, text in zip(keys, texts, strict=True):
+        if text:
+            out.setdefault(key, set()).update(read(text))
     return {key: sorted(found) for key, found in sorted(out.items())}
 
 
